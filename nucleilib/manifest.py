@@ -1,0 +1,203 @@
+"""Per-image manifest (modality, nuclei count, density) and stratified splits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import Sample
+
+MODALITIES = ("fluorescence", "brightfield", "stained tissue")
+DENSITY_BINS = ("sparse", "medium", "dense")
+
+#: Mean absolute difference between neighbouring colour channels (0-1 scale) above
+#: which an image counts as colour. Grey DSB images store three equal channels (0.0);
+#: the stained-tissue images measure 0.06 and more.
+COLOUR_THRESHOLD = 0.02
+#: Median grey level (0-1) above which a grey image has a bright background.
+BRIGHT_BACKGROUND = 0.5
+
+#: Split sizes of the seed paper, as (train, val, test) counts of its 740 images.
+#: They are scaled to the size of the data set at hand by :func:`split_sizes`.
+PAPER_SPLITS: dict[str, tuple[int, int, int]] = {
+    "original": (670, 10, 60),
+    "80-10-10": (592, 74, 74),
+    "70-20-10": (518, 148, 74),
+}
+SPLIT_NAMES = tuple(PAPER_SPLITS)
+
+
+def classify_modality(image: np.ndarray) -> str:
+    """Classify an RGB image as fluorescence, brightfield or stained tissue.
+
+    Colour images are stained tissue; grey images with a bright background are
+    brightfield; grey images with a dark background are fluorescence.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+
+    Returns
+    -------
+    str
+        One of :data:`MODALITIES`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> classify_modality(np.zeros((8, 8, 3), np.uint8))
+    'fluorescence'
+    """
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
+    rgb = image.astype(np.float32) / 255.0
+    colourfulness = float(
+        np.abs(rgb[..., 0] - rgb[..., 1]).mean() + np.abs(rgb[..., 1] - rgb[..., 2]).mean()
+    )
+    if colourfulness > COLOUR_THRESHOLD:
+        return "stained tissue"
+    if float(np.median(rgb.mean(axis=-1))) > BRIGHT_BACKGROUND:
+        return "brightfield"
+    return "fluorescence"
+
+
+def density_bins(counts: Sequence[int] | np.ndarray) -> list[str]:
+    """Bin nuclei counts into terciles of the given counts (sparse / medium / dense)."""
+    counts = np.asarray(counts, dtype=float)
+    if counts.size == 0:
+        return []
+    edges = np.quantile(counts, [1 / 3, 2 / 3])
+    index = np.searchsorted(edges, counts, side="right")
+    return [DENSITY_BINS[min(i, 2)] for i in index]
+
+
+def build_manifest(samples: Sequence[Sample]) -> pd.DataFrame:
+    """One row per image: id, height, width, channels, modality, nuclei, density bin.
+
+    ``channels`` counts the distinct colour channels (1 for grey stored as RGB).
+    """
+    rows = []
+    for sample in samples:
+        image = sample.image
+        grey = bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+        rows.append(
+            {
+                "image_id": sample.image_id,
+                "height": image.shape[0],
+                "width": image.shape[1],
+                "channels": 1 if grey else 3,
+                "modality": classify_modality(image),
+                "nuclei": sample.n_nuclei,
+            }
+        )
+    manifest = pd.DataFrame(rows)
+    manifest["density"] = density_bins(manifest["nuclei"]) if len(manifest) else []
+    return manifest
+
+
+def split_sizes(n_images: int, split: str) -> tuple[int, int, int]:
+    """Scale one of the paper's (train, val, test) splits to ``n_images`` images.
+
+    Examples
+    --------
+    >>> split_sizes(664, "original")
+    (601, 9, 54)
+    >>> split_sizes(740, "80-10-10")
+    (592, 74, 74)
+    """
+    if split not in PAPER_SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {', '.join(PAPER_SPLITS)}")
+    train, val, test = PAPER_SPLITS[split]
+    total = train + val + test
+    n_val = max(1, round(n_images * val / total))
+    n_test = max(1, round(n_images * test / total))
+    n_train = n_images - n_val - n_test
+    if n_train < 1:
+        raise ValueError(f"{n_images} images are too few for the {split} split")
+    return n_train, n_val, n_test
+
+
+def _systematic_pick(order: list[str], n: int, rng: np.random.Generator) -> list[str]:
+    """Pick ``n`` evenly spaced items of ``order`` with a random start.
+
+    With ``order`` grouped by stratum this is proportional stratified sampling.
+    """
+    if n <= 0:
+        return []
+    step = len(order) / n
+    start = rng.uniform(0, step)
+    return [order[int(start + k * step)] for k in range(n)]
+
+
+def stratified_split(
+    manifest: pd.DataFrame,
+    split: str = "original",
+    *,
+    seed: int = 42,
+    strata: Sequence[str] = ("modality", "density"),
+) -> pd.DataFrame:
+    """Assign each image to train, val or test, stratified by modality x density.
+
+    Images are shuffled within their stratum (by ``seed``), strata are laid end to
+    end, and test then validation images are drawn at evenly spaced positions, so
+    each stratum contributes in proportion to its size.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        As made by :func:`build_manifest`.
+    split : str
+        One of :data:`SPLIT_NAMES`; sizes are scaled by :func:`split_sizes`.
+    seed : int
+        Seed of the shuffle: the same seed gives the same split.
+    strata : sequence of str
+        Manifest columns to stratify by.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``image_id``, ``subset`` (train / val / test) and the strata, in
+        the manifest's order.
+    """
+    n_train, n_val, n_test = split_sizes(len(manifest), split)
+    rng = np.random.default_rng(seed)
+    table = manifest[["image_id", *strata]].copy()
+    table["_key"] = rng.random(len(table))
+    ordered = table.sort_values([*strata, "_key"])["image_id"].tolist()
+    test = set(_systematic_pick(ordered, n_test, rng))
+    remaining = [i for i in ordered if i not in test]
+    val = set(_systematic_pick(remaining, n_val, rng))
+    table["subset"] = [
+        "test" if i in test else "val" if i in val else "train" for i in table["image_id"]
+    ]
+    result = table.drop(columns="_key")[["image_id", "subset", *strata]]
+    counts = result["subset"].value_counts()
+    assert (counts.get("train", 0), counts.get("val", 0), counts.get("test", 0)) == (n_train, n_val, n_test)
+    return result.reset_index(drop=True)
+
+
+def save_splits(
+    manifest: pd.DataFrame, folder: str | os.PathLike[str], *, seed: int = 42
+) -> dict[str, Path]:
+    """Write one CSV per paper split (``split-<name>.csv``) and return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in SPLIT_NAMES:
+        path = folder / f"split-{name}.csv"
+        stratified_split(manifest, name, seed=seed).to_csv(path, index=False)
+        paths[name] = path
+    return paths
+
+
+def load_split(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Read a split CSV into ``{"train": [...], "val": [...], "test": [...]}``."""
+    table = pd.read_csv(path)
+    missing = {"image_id", "subset"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: split file lacks column(s) {', '.join(sorted(missing))}")
+    return {name: table.loc[table["subset"] == name, "image_id"].tolist() for name in ("train", "val", "test")}
