@@ -1,0 +1,57 @@
+"""Compute profiles: one set of notebook parameters per hardware budget.
+
+``smoke`` is for CI (minutes, a small subset), ``cpu`` is the default run on a
+laptop (2 cores), ``gpu`` is the seed paper's full setting. The same notebooks run
+under all three; only these parameters differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILES = ("smoke", "cpu", "gpu")
+DEFAULT_PROFILE = "cpu"
+
+#: The study's notebooks, in the order they run (file stems under ``notebooks/``).
+NOTEBOOKS = ("01_eda",)
+
+_COMMON: dict[str, dict[str, Any]] = {
+    "smoke": {"seed": 42, "max_images": 48},
+    "cpu": {"seed": 42, "max_images": None},
+    "gpu": {"seed": 42, "max_images": None},
+}
+
+_PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
+    "01_eda": {
+        "smoke": {"measure_load_time": False},
+        "cpu": {"measure_load_time": True},
+        "gpu": {"measure_load_time": True},
+    },
+}
+
+
+def check_profile(profile: str) -> str:
+    """Return ``profile`` if it is known, else raise a ValueError listing the choices."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+def notebook_parameters(notebook: str, profile: str) -> dict[str, Any]:
+    """Papermill parameters of one notebook under one profile.
+
+    Every notebook receives ``profile``, ``artefacts`` (its profile's artefact
+    folder, relative to the project root) and the profile's common settings.
+
+    Examples
+    --------
+    >>> notebook_parameters("01_eda", "smoke")["max_images"]
+    48
+    """
+    check_profile(profile)
+    if notebook not in NOTEBOOKS:
+        raise ValueError(f"unknown notebook {notebook!r}; the study has {', '.join(NOTEBOOKS)}")
+    params: dict[str, Any] = {"profile": profile, "artefacts": f"artefacts/{profile}"}
+    params.update(_COMMON[profile])
+    params.update(_PER_NOTEBOOK.get(notebook, {}).get(profile, {}))
+    return params
