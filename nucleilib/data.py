@@ -71,11 +71,15 @@ class Sample:
         RGB image (alpha dropped, grey expanded to three channels).
     labels : ndarray of uint16, shape (H, W)
         Instance label image: 0 is background, nucleus ``k`` has value ``k``.
+    overlapping_masks : int
+        How many nucleus masks overlap an earlier one (their shared pixels keep
+        the earlier label).
     """
 
     image_id: str
     image: np.ndarray
     labels: np.ndarray
+    overlapping_masks: int = 0
 
     @property
     def mask(self) -> np.ndarray:
@@ -240,7 +244,7 @@ def read_sample(folder: str | os.PathLike[str]) -> Sample:
             UserWarning,
             stacklevel=2,
         )
-    return Sample(image_id=image_id, image=image, labels=labels)
+    return Sample(image_id=image_id, image=image, labels=labels, overlapping_masks=len(overlapping))
 
 
 def sample_folders(root: str | os.PathLike[str]) -> list[Path]:
@@ -296,12 +300,15 @@ def _cached_sample(folder: Path, store: Path | None) -> Sample:
         try:
             with np.load(target) as cached:
                 if str(cached["key"]) == key:
-                    return Sample(folder.name, cached["image"], cached["labels"])
+                    return Sample(folder.name, cached["image"], cached["labels"], int(cached["overlaps"]))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache entry is rebuilt below
     sample = read_sample(folder)
     partial = target.with_suffix(".tmp.npz")
-    np.savez(partial, key=np.array(key), image=sample.image, labels=sample.labels)
+    np.savez(
+        partial, key=np.array(key), image=sample.image, labels=sample.labels,
+        overlaps=np.array(sample.overlapping_masks),
+    )
     os.replace(partial, target)
     return sample
 
@@ -343,6 +350,11 @@ def load_dataset(
     Returns
     -------
     list of Sample
+
+    Warns
+    -----
+    UserWarning
+        Once, naming the samples whose nucleus masks overlap.
     """
     root_path = Path(root) if root is not None else data_root()
     folders = sample_folders(root_path)
@@ -370,14 +382,28 @@ def load_dataset(
 
         results = tqdm(results, total=len(jobs), desc="loading samples", unit="img")
     try:
-        return list(results)
+        samples = list(results)
     finally:
         if pool is not None:
             pool.shutdown()
+    overlapping = [s.image_id for s in samples if s.overlapping_masks]
+    if overlapping:
+        warnings.warn(
+            f"{root_path}: {len(overlapping)} sample(s) have overlapping masks "
+            f"({', '.join(overlapping[:3])}{', ...' if len(overlapping) > 3 else ''}); "
+            "overlapping pixels keep the earlier label",
+            UserWarning,
+            stacklevel=2,
+        )
+    return samples
 
 
 def _cached_sample_job(job: tuple[Path, Path | None]) -> Sample:
-    return _cached_sample(*job)
+    # Per-sample warnings would come from worker processes and vanish on cache
+    # hits; load_dataset reports overlaps once, from the samples themselves.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _cached_sample(*job)
 
 
 def time_loading(root: str | os.PathLike[str] | None = None, **kwargs: object) -> dict[str, float]:

@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make book` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= cpu
+
+.PHONY: venv test data study book clean help
+
+help:
+	@echo "make book [PROFILE=smoke|cpu|gpu]  venv, data, every notebook, HTML book (default PROFILE=cpu)"
+	@echo "make test                          run the test suite"
+	@echo "make study [PROFILE=...]           execute the notebooks only"
+	@echo "make data                          download and verify the data (or use \$$NUCLEI_DATA_DIR)"
+	@echo "make clean                         remove built HTML (keeps the venv and executed notebooks)"
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml requirements-lock.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements-lock.txt -e '.[test]'
+	touch $@
+
+test: venv
+	$(BIN)/pytest
+
+data: venv
+	$(BIN)/nuclei fetch
+
+study: data
+	$(BIN)/nuclei study --profile $(PROFILE)
+
+book: study
+	$(BIN)/nuclei book --profile $(PROFILE)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,186 @@
+"""The study runner, profiles and the command line, on a tiny project built in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nucleilib import cli, profiles, study
+
+NOTEBOOK = '''# %% tags=["parameters"]
+profile = "cpu"
+artefacts = "artefacts/cpu"
+seed = 0
+max_images = None
+measure_load_time = True
+
+# %%
+from pathlib import Path
+Path(artefacts).mkdir(parents=True, exist_ok=True)
+(Path(artefacts) / "ran.txt").open("a").write(f"{profile} {max_images}\\n")
+print(f"profile={profile} max_images={max_images}")
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_config.yml").write_text("title: test\n")
+    (tmp_path / "_toc.yml").write_text("root: book/intro\nchapters:\n  - file: book/cpu/01_eda\n")
+    (tmp_path / "notebooks" / "01_eda.py").write_text(NOTEBOOK)
+    return tmp_path
+
+
+def run(project: Path, **kwargs):
+    lines: list[str] = []
+    runs = study.run_study("smoke", root=project, log=lines.append, progress_bar=False, **kwargs)
+    return runs, lines
+
+
+def times_ran(project: Path) -> int:
+    marker = project / "artefacts" / "smoke" / "ran.txt"
+    return len(marker.read_text().splitlines()) if marker.exists() else 0
+
+
+@pytest.mark.slow
+def test_runner_injects_profile_parameters_and_writes_into_the_book(project: Path) -> None:
+    runs, lines = run(project)
+    assert [r.status for r in runs] == ["ran"]
+    output = project / "book" / "smoke" / "01_eda.ipynb"
+    assert runs[0].output == output
+    notebook = nbformat.read(output, as_version=4)
+    printed = "".join(
+        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+    expected = profiles.notebook_parameters("01_eda", "smoke")
+    assert f"profile=smoke max_images={expected['max_images']}" in printed
+    assert any("done in" in line for line in lines)
+    state = json.loads((project / "artefacts" / "smoke" / study.STATE_FILE).read_text())
+    assert state["01_eda"]["parameters"] == expected
+    assert not list((project / "book" / "smoke").glob(".*input*")), "staged input notebook left behind"
+
+
+@pytest.mark.slow
+def test_unchanged_notebook_is_skipped_changed_or_forced_runs_again(project: Path) -> None:
+    run(project)
+    runs, lines = run(project)
+    assert [r.status for r in runs] == ["skipped"] and "skipped" in lines[0]
+    assert times_ran(project) == 1
+    source = project / "notebooks" / "01_eda.py"
+    source.write_text(source.read_text() + "\n# %%\nprint('changed')\n")
+    runs, _ = run(project)
+    assert [r.status for r in runs] == ["ran"] and times_ran(project) == 2
+    runs, _ = run(project, force=True)
+    assert [r.status for r in runs] == ["ran"] and times_ran(project) == 3
+
+
+@pytest.mark.slow
+def test_missing_output_notebook_is_run_again(project: Path) -> None:
+    run(project)
+    (project / "book" / "smoke" / "01_eda.ipynb").unlink()
+    runs, _ = run(project)
+    assert [r.status for r in runs] == ["ran"]
+
+
+@pytest.mark.slow
+def test_failing_notebook_names_itself_and_is_not_recorded(project: Path) -> None:
+    source = project / "notebooks" / "01_eda.py"
+    source.write_text(NOTEBOOK + "\n# %%\nraise RuntimeError('deliberate failure')\n")
+    with pytest.raises(study.StudyError, match=r"notebook 01_eda failed.*RuntimeError.*deliberate failure"):
+        run(project)
+    state_path = project / "artefacts" / "smoke" / study.STATE_FILE
+    assert "01_eda" not in json.loads(state_path.read_text())
+
+
+def test_missing_notebook_source_is_a_clear_error(project: Path) -> None:
+    (project / "notebooks" / "01_eda.py").unlink()
+    with pytest.raises(study.StudyError, match=r"01_eda\.py: notebook source is missing"):
+        run(project)
+
+
+def test_project_root_is_found_from_a_subfolder(project: Path) -> None:
+    sub = project / "book" / "cpu"
+    sub.mkdir(parents=True)
+    assert study.project_root(sub) == project.resolve()
+
+
+def test_outside_the_project_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(study.StudyError, match="not inside the nuclei project"):
+        study.project_root(tmp_path)
+
+
+def test_toc_for_other_profiles_points_at_their_notebooks(project: Path) -> None:
+    toc = study.toc_for_profile("smoke", project).read_text()
+    assert "book/smoke/01_eda" in toc and "book/cpu/" not in toc
+
+
+def test_book_refuses_a_profile_that_has_not_run(project: Path) -> None:
+    with pytest.raises(study.StudyError, match=r"book/gpu: no executed notebook for 01_eda"):
+        study.build_book("gpu", root=project)
+
+
+@pytest.mark.parametrize("profile", profiles.PROFILES)
+def test_every_profile_gives_every_notebook_its_parameters(profile: str) -> None:
+    for name in profiles.NOTEBOOKS:
+        params = profiles.notebook_parameters(name, profile)
+        assert params["profile"] == profile
+        assert params["artefacts"] == f"artefacts/{profile}"
+
+
+def test_profile_parameters_match_the_notebook_parameter_cells() -> None:
+    """Papermill silently adds unknown parameters; catch a misspelt one here."""
+    import jupytext
+
+    root = Path(__file__).resolve().parents[1]
+    for name in profiles.NOTEBOOKS:
+        notebook = jupytext.read(root / "notebooks" / f"{name}.py")
+        cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(cells) == 1, f"{name}: needs exactly one parameters cell"
+        declared = {line.split("=")[0].strip() for line in cells[0].source.splitlines() if "=" in line}
+        for profile in profiles.PROFILES:
+            assert set(profiles.notebook_parameters(name, profile)) <= declared, (name, profile)
+
+
+def test_smoke_is_smaller_than_cpu() -> None:
+    smoke = profiles.notebook_parameters("01_eda", "smoke")
+    cpu = profiles.notebook_parameters("01_eda", "cpu")
+    assert smoke["max_images"] is not None and cpu["max_images"] is None
+
+
+@pytest.mark.parametrize("bad", [("nope", "01_eda"), ("smoke", "99_missing")])
+def test_unknown_profile_or_notebook_is_refused(bad: tuple[str, str]) -> None:
+    profile, name = bad
+    with pytest.raises(ValueError, match="unknown"):
+        profiles.notebook_parameters(name, profile)
+
+
+def test_run_info_states_profile_hardware_versions_and_commit() -> None:
+    info = study.run_info("smoke")
+    assert info["profile"] == "smoke"
+    for key in ("CPU", "CPU cores", "GPU", "Python", "tensorflow", "git commit"):
+        assert info[key], key
+
+
+def test_cli_reports_a_missing_data_folder_in_one_line(monkeypatch, capsys, tmp_path: Path) -> None:
+    monkeypatch.setenv("NUCLEI_DATA_DIR", str(tmp_path / "absent"))
+    assert cli.main(["fetch"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nuclei: error:") and "absent" in err and "\n" not in err
+
+
+def test_cli_rejects_an_unknown_profile(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["study", "--profile", "huge"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("nuclei")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("nuclei ")
