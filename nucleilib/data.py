@@ -499,23 +499,25 @@ def install_archive(archive: Path, name: str = DEFAULT_DATASET) -> Path:
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(staging)
-    except zipfile.BadZipFile:
-        raise DatasetError(f"{archive}: downloaded file is not a zip archive") from None
-    found = [p for p in staging.rglob(str(entry["subdir"])) if p.is_dir()]
-    if not found:
-        raise DatasetError(f"{archive}: archive holds no {entry['subdir']} folder")
-    fingerprint = content_fingerprint(found[0])
-    if fingerprint != entry["content_sha256"]:
-        raise DatasetError(
-            f"{archive}: content fingerprint {fingerprint} does not match the registry "
-            f"({entry['content_sha256']}); the download is incomplete or a different version"
-        )
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    shutil.move(str(found[0]), target / str(entry["subdir"]))
-    shutil.rmtree(staging, ignore_errors=True)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(staging)
+        except zipfile.BadZipFile:
+            raise DatasetError(f"{archive}: downloaded file is not a zip archive") from None
+        found = [p for p in staging.rglob(str(entry["subdir"])) if p.is_dir()]
+        if not found:
+            raise DatasetError(f"{archive}: archive holds no {entry['subdir']} folder")
+        fingerprint = content_fingerprint(found[0])
+        if fingerprint != entry["content_sha256"]:
+            raise DatasetError(
+                f"{archive}: content fingerprint {fingerprint} does not match the registry "
+                f"({entry['content_sha256']}); the download is incomplete or a different version"
+            )
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        shutil.move(str(found[0]), target / str(entry["subdir"]))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     (target / ".verified").write_text(fingerprint + "\n")
     return target / str(entry["subdir"])
 

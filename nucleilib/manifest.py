@@ -166,7 +166,11 @@ def stratified_split(
     n_train, n_val, n_test = split_sizes(len(manifest), split)
     rng = np.random.default_rng(seed)
     table = manifest[["image_id", *strata]].copy()
-    table["_key"] = rng.random(len(table))
+    # Keys are drawn in id order, so the split does not depend on the row order.
+    order = np.argsort(table["image_id"].to_numpy(), kind="stable")
+    keys = np.empty(len(table))
+    keys[order] = rng.random(len(table))
+    table["_key"] = keys
     ordered = table.sort_values([*strata, "_key"])["image_id"].tolist()
     test = set(_systematic_pick(ordered, n_test, rng))
     remaining = [i for i in ordered if i not in test]

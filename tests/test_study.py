@@ -38,7 +38,7 @@ def project(tmp_path: Path) -> Path:
 
 def run(project: Path, **kwargs):
     lines: list[str] = []
-    runs = study.run_study("smoke", root=project, log=lines.append, progress_bar=False, **kwargs)
+    runs = study.run_study("smoke", root=project, only=["01_eda"], log=lines.append, progress_bar=False, **kwargs)
     return runs, lines
 
 
