@@ -29,14 +29,16 @@ max_images = None  # None: the whole set; a number: a random subset of that size
 measure_load_time = True
 
 # %%
-import json
 import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook check, noise here
+
+import json
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from IPython.display import Markdown, display
 from myst_nb import glue
 from skimage.segmentation import find_boundaries
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    import numpy as np
 from .data import DATA_ENV, DEFAULT_DATASET, DatasetError, content_fingerprint, data_root
 from .profiles import DEFAULT_PROFILE, NOTEBOOKS, PROFILES
 from .study import StudyError, build_book, run_study
@@ -35,7 +41,211 @@ def _parser() -> argparse.ArgumentParser:
         "fetch", help=f"download and verify the data set (or check the local copy named by ${DATA_ENV})"
     )
     fetch.add_argument("--verify", action="store_true", help="also check the content fingerprint of a local copy")
+
+    predict = commands.add_parser(
+        "predict", help="segment your own images with a trained model",
+        description="Segment images (PNG, TIFF, JPEG; 8- or 16-bit; grey, RGB or RGBA; any size) and write one "
+                    "uint16 label image per input, a per-image summary.csv and a per-nucleus nuclei.csv.",
+    )
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    predict.add_argument("-o", "--output", required=True, help="output folder (never an input folder)")
+    predict.add_argument("--model", default="unet-dsb2018", help="shipped model name or model folder (default: %(default)s)")
+    predict.add_argument("--format", choices=("png", "tif"), default="png", help="label image format (default: %(default)s)")
+    predict.add_argument("--overlay", action="store_true", help="also write the image with nucleus outlines")
+    predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    predict.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")
+    predict.add_argument("--tile", type=int, default=512, help="tile size for large images (default: %(default)s)")
+    predict.add_argument("--separation", choices=("components", "watershed", "borders"),
+                         help="instance separation method (default: the model's)")
+    predict.add_argument("--threshold", type=float, help="foreground probability threshold (default: the model's)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score label images against DSB-layout annotations",
+        description="Compare label images in PRED (named <id>.png, <id>_labels.png or .tif) with the "
+                    "annotations of a DSB-layout folder GT (<id>/masks/*.png).",
+    )
+    evaluate.add_argument("pred", metavar="PRED", help="folder of predicted label images")
+    evaluate.add_argument("gt", metavar="GT", help="DSB-layout folder of annotated samples")
+    evaluate.add_argument("--csv", help="write the per-image metrics to this CSV file")
     return parser
+
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+def _error(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"nuclei: error: {message}", file=sys.stderr)
+
+
+def _collect_images(inputs: Sequence[str], recursive: bool) -> tuple[list[Path], list[Path], list[str]]:
+    """Image files named or found in ``inputs``; the folders they come from; problems."""
+    files: list[Path] = []
+    folders: list[Path] = []
+    problems: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            folders.append(path.resolve())
+            pattern = path.rglob("*") if recursive else path.iterdir()
+            found = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            files.extend(found)
+        elif path.is_file():
+            folders.append(path.resolve().parent)
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return files, folders, problems
+
+
+def _output_names(files: Sequence[Path]) -> list[str]:
+    """One output stem per input; repeated stems get -2, -3, ... appended."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in files:
+        count = seen.get(path.stem, 0) + 1
+        seen[path.stem] = count
+        names.append(path.stem if count == 1 else f"{path.stem}-{count}")
+    return names
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+    from tqdm import tqdm
+
+    from .data import read_image
+    from .inference import object_table
+
+    files, folders, problems = _collect_images(args.inputs, args.recursive)
+    for problem in problems:
+        _error(problem)
+    if not files:
+        _error("nothing to segment")
+        return 1
+    out = Path(args.output).resolve()
+    for folder in folders:
+        if out == folder or folder in out.parents:
+            _error(f"{args.output}: the output folder is, or is inside, the input folder {folder}; choose another")
+            return 2
+    names = _output_names(files)
+    targets = []
+    for name in names:
+        targets.append(out / f"{name}_labels.{args.format}")
+        if args.overlay:
+            targets.append(out / f"{name}_overlay.png")
+    targets += [out / "summary.csv", out / "nuclei.csv"]
+    existing = [t for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        _error(f"{existing[0]}: exists ({len(existing)} output file(s) would be replaced); use --overwrite to replace them")
+        return 1
+    from .models import load_model
+    from .segmentation import keras_predict_fn, labels_from_probabilities, predict_probabilities
+
+    model, config = load_model(args.model)
+    if args.threshold is not None:
+        if not 0 < args.threshold < 1:
+            raise ValueError(f"--threshold must be between 0 and 1, got {args.threshold}")
+        config = dataclasses.replace(config, threshold=args.threshold)
+    predict_fn = keras_predict_fn(model)
+    out.mkdir(parents=True, exist_ok=True)
+    summary, nuclei = [], []
+    for path, name in zip(tqdm(files, desc="segmenting", unit="img"), names):
+        try:
+            image = read_image(path)
+            probs = predict_probabilities(model, config, image, tile=args.tile, predict_fn=predict_fn)
+            labels = labels_from_probabilities(probs, config, args.separation)
+        except DatasetError as err:
+            _error(str(err))
+            summary.append({"image": str(path), "output": "", "nuclei": None, "status": f"error: {err}"})
+            continue
+        if labels.max() > np.iinfo(np.uint16).max:
+            _error(f"{path}: {labels.max()} nuclei do not fit a uint16 label image")
+            summary.append({"image": str(path), "output": "", "nuclei": int(labels.max()), "status": "error: too many nuclei"})
+            continue
+        label_path = out / f"{name}_labels.{args.format}"
+        labels16 = labels.astype(np.uint16)
+        if args.format == "png":
+            Image.fromarray(labels16).save(label_path)
+        else:
+            import tifffile
+
+            tifffile.imwrite(label_path, labels16, compression="zlib")
+        if args.overlay:
+            from skimage.segmentation import find_boundaries
+
+            overlay = image.copy()
+            overlay[find_boundaries(labels, mode="inner")] = (255, 255, 0)
+            Image.fromarray(overlay).save(out / f"{name}_overlay.png")
+        table = object_table(labels)
+        table.insert(0, "image", str(path))
+        nuclei.append(table)
+        summary.append({"image": str(path), "output": label_path.name, "nuclei": int(len(table)), "status": "ok"})
+    pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)
+    columns = ["image", "label", "area", "centroid_y", "centroid_x"]
+    (pd.concat(nuclei, ignore_index=True)[columns] if nuclei else pd.DataFrame(columns=columns)).to_csv(
+        out / "nuclei.csv", index=False)
+    failed = sum(row["status"] != "ok" for row in summary) + len(problems)
+    print(f"{len(summary) - sum(row['status'] != 'ok' for row in summary)} image(s) segmented, {failed} problem(s); "
+          f"results in {out}")
+    return 1 if failed else 0
+
+
+def _read_label_image(path: Path) -> np.ndarray:
+    import numpy as np
+
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        return np.asarray(tifffile.imread(path))
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .data import read_sample, sample_folders
+    from .evaluation import evaluate_pairs, summarise
+
+    pred_dir = Path(args.pred)
+    if not pred_dir.is_dir():
+        raise DatasetError(f"{pred_dir}: prediction folder not found")
+    predictions = {}
+    for path in sorted(pred_dir.iterdir()):
+        if path.suffix.lower() in (".png", ".tif", ".tiff"):
+            stem = path.stem[: -len("_labels")] if path.stem.endswith("_labels") else path.stem
+            predictions[stem] = path
+    truths, preds, ids = [], [], []
+    missing = 0
+    for folder in sample_folders(args.gt):
+        if folder.name not in predictions:
+            missing += 1
+            continue
+        sample = read_sample(folder)
+        pred = _read_label_image(predictions[folder.name])
+        if pred.ndim != 2 or pred.shape != sample.labels.shape:
+            _error(f"{predictions[folder.name]}: label image of shape {pred.shape} does not match "
+                   f"the annotation's {sample.labels.shape}")
+            continue
+        truths.append(sample.labels)
+        preds.append(pred)
+        ids.append(folder.name)
+    if not ids:
+        raise DatasetError(f"{pred_dir}: no label image matches a sample of {args.gt}")
+    frame = evaluate_pairs(truths, preds, ids=ids)
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(summarise(frame).round(4).to_string())
+    print(f"{len(ids)} image(s) evaluated; {missing} annotated sample(s) without a prediction")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"content fingerprint {found} {verdict} the registry")
                 if found != expected:
                     return 1
+        elif args.command == "predict":
+            return run_predict(args)
+        elif args.command == "evaluate":
+            return run_evaluate(args)
         return 0
     except (DatasetError, StudyError, ValueError) as err:
         print(f"nuclei: error: {err}", file=sys.stderr)

@@ -13,7 +13,7 @@ PROFILES = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
 
 #: The study's notebooks, in the order they run (file stems under ``notebooks/``).
-NOTEBOOKS = ("01_eda",)
+NOTEBOOKS = ("01_eda", "02_unet")
 
 _COMMON: dict[str, dict[str, Any]] = {
     "smoke": {"seed": 42, "max_images": 48},
@@ -26,6 +26,15 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {"measure_load_time": False},
         "cpu": {"measure_load_time": True},
         "gpu": {"measure_load_time": True},
+    },
+    # cpu: about 27 min for the main training on 2 cores plus 2 x 6 min of ablation.
+    "02_unet": {
+        "smoke": {"crop": 64, "batch_size": 4, "epochs": 2, "steps_per_epoch": 5, "patience": 2,
+                  "max_minutes": 2.0, "ablation_minutes": 0.5, "ablation_steps": 3, "ship_model": False},
+        "cpu": {"crop": 128, "batch_size": 8, "epochs": 60, "steps_per_epoch": 100, "patience": 12,
+                "max_minutes": 27.0, "ablation_minutes": 6.0, "ablation_steps": 60, "ship_model": True},
+        "gpu": {"crop": 256, "batch_size": 16, "epochs": 100, "steps_per_epoch": 200, "patience": 15,
+                "max_minutes": 150.0, "ablation_minutes": 20.0, "ablation_steps": 100, "ship_model": True},
     },
 }
 

@@ -116,6 +116,8 @@ def run_study(
         raise StudyError(f"unknown notebook(s) {', '.join(unknown)}; the study has {', '.join(NOTEBOOKS)}")
     out_dir = project / "book" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The kernels inherit this: TensorFlow's C++ start-up chatter would fill the book.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     state_path = project / "artefacts" / profile / STATE_FILE
     state = _read_state(state_path)
     runs = []

@@ -1,0 +1,262 @@
+"""Training a segmentation network on DSB samples, with a cache of trained models.
+
+A trained model is stored under a folder named by a digest of its training
+configuration and the ids of its training and validation images, so rebuilding
+the book reuses it instead of training again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import Sample
+from .models import ModelConfig, bce_dice_loss, build_unet, foreground_accuracy, foreground_iou, load_model_folder, save_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; the defaults follow the seed paper where it states them.
+
+    Attributes
+    ----------
+    model : ModelConfig
+        Architecture, preprocessing and post-processing of the network.
+    crop : int
+        Side of the random training crops (taken from full-resolution images).
+    batch_size, epochs, steps_per_epoch : int
+        One epoch is ``steps_per_epoch`` batches of random crops.
+    learning_rate : float
+        Adam's initial learning rate (the paper: 1e-3).
+    patience : int
+        Early stopping after this many epochs without a better validation IoU.
+    reduce_lr_patience, reduce_lr_factor : int, float
+        Learning-rate reduction on a validation-loss plateau.
+    border_width : int
+        Width of the touching-border target in pixels.
+    border_weight : float
+        Weight of the border channel in the loss.
+    max_minutes : float or None
+        Stop after this wall time (the best weights are kept).
+    seed : int
+        Seeds Python, NumPy and TensorFlow.
+    mixed_precision : str
+        ``"auto"`` (float16 on a GPU, float32 on the CPU), ``"off"``,
+        ``"float16"`` or ``"bfloat16"``.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    crop: int = 128
+    batch_size: int = 8
+    epochs: int = 100
+    steps_per_epoch: int = 100
+    learning_rate: float = 1e-3
+    patience: int = 10
+    reduce_lr_patience: int = 4
+    reduce_lr_factor: float = 0.5
+    border_width: int = 2
+    border_weight: float = 1.0
+    val_tile: int = 256
+    max_minutes: float | None = None
+    seed: int = 42
+    mixed_precision: str = "auto"
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["model"] = json.loads(self.model.to_json())
+        return values
+
+
+@dataclass
+class TrainResult:
+    """A trained (or reloaded) model with its history."""
+
+    model: Any
+    config: TrainConfig
+    history: pd.DataFrame
+    folder: Path
+    reused: bool
+    seconds: float
+
+
+def training_digest(config: TrainConfig, train_ids: Sequence[str], val_ids: Sequence[str]) -> str:
+    """Digest of a training configuration and its data; names the cached model."""
+    payload = json.dumps(
+        {"config": config.as_dict(), "train": sorted(train_ids), "val": sorted(val_ids)}, sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def set_seeds(seed: int) -> None:
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+
+
+def _strategy() -> Any:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _set_precision(mode: str) -> str:
+    import tensorflow as tf
+
+    if mode == "auto":
+        mode = "float16" if tf.config.list_physical_devices("GPU") else "off"
+    policy = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}.get(mode)
+    if policy is None:
+        raise ValueError(f"unknown mixed_precision {mode!r}; use auto, off, float16 or bfloat16")
+    tf.keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+class _TimeLimit:
+    """Keras callback that stops training after a wall-time budget."""
+
+    def __new__(cls, minutes: float) -> Any:
+        import tensorflow as tf
+
+        class TimeLimit(tf.keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.deadline = time.monotonic() + minutes * 60
+                self.stopped_by_time = False
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                if time.monotonic() > self.deadline:
+                    self.stopped_by_time = True
+                    self.model.stop_training = True
+
+        return TimeLimit()
+
+
+def prepare_arrays(samples: Sequence[Sample], config: TrainConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Preprocessed images and training targets for a list of samples."""
+    from .transforms import make_targets, preprocess
+
+    model = config.model
+    images = [
+        preprocess(s.image, sigma=model.sigma, invert_bright=model.invert_bright, grey=model.in_channels == 1)
+        for s in samples
+    ]
+    targets = [make_targets(s.labels, border_width=config.border_width)[..., : len(model.outputs)] for s in samples]
+    return images, targets
+
+
+def train(
+    config: TrainConfig,
+    train_samples: Sequence[Sample],
+    val_samples: Sequence[Sample],
+    cache_root: str | os.PathLike[str],
+    *,
+    name: str = "unet",
+    retrain: bool = False,
+    verbose: int = 2,
+) -> TrainResult:
+    """Train a network, or reload the one trained before with the same settings.
+
+    The model is saved to ``<cache_root>/<name>-<digest>/`` with its weights,
+    configuration, training configuration and history (``history.csv``).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    train_samples, val_samples : sequence of Sample
+    cache_root : path-like
+        Folder of trained models (one sub-folder per configuration).
+    name : str
+        Prefix of the model folder.
+    retrain : bool
+        Train even when a cached model exists.
+    verbose : int
+        Keras verbosity (2: one line per epoch).
+    """
+    import tensorflow as tf
+
+    from .transforms import training_dataset, validation_tiles
+
+    digest = training_digest(config, [s.image_id for s in train_samples], [s.image_id for s in val_samples])
+    folder = Path(cache_root) / f"{name}-{digest}"
+    done = folder / "train-config.json"
+    if done.is_file() and not retrain:
+        model, _ = load_model_folder(folder)
+        history = pd.read_csv(folder / "history.csv")
+        info = json.loads(done.read_text())
+        return TrainResult(model, config, history, folder, True, float(info.get("seconds", 0.0)))
+    set_seeds(config.seed)
+    policy = _set_precision(config.mixed_precision)
+    images, targets = prepare_arrays(train_samples, config)
+    val_images, val_targets = prepare_arrays(val_samples, config)
+    x_val, y_val = validation_tiles(val_images, val_targets, tile=config.val_tile)
+    dataset = training_dataset(
+        images, targets, crop=config.crop, batch_size=config.batch_size, seed=config.seed
+    )
+    with _strategy().scope():
+        model = build_unet(config.model)
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(config.learning_rate),
+            loss=bce_dice_loss(config.border_weight),
+            metrics=[foreground_accuracy, foreground_iou],
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    best = folder / "best.weights.h5"
+    callbacks = [
+        tf.keras.callbacks.ModelCheckpoint(str(best), monitor="val_iou", mode="max", save_best_only=True,
+                                           save_weights_only=True),
+        tf.keras.callbacks.EarlyStopping(monitor="val_iou", mode="max", patience=config.patience),
+        tf.keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr_factor,
+                                             patience=config.reduce_lr_patience, min_lr=1e-5),
+    ]
+    time_limit = _TimeLimit(config.max_minutes) if config.max_minutes else None
+    if time_limit is not None:
+        callbacks.append(time_limit)
+    start = time.perf_counter()
+    fit = model.fit(
+        dataset,
+        steps_per_epoch=config.steps_per_epoch,
+        epochs=config.epochs,
+        validation_data=(x_val, y_val),
+        validation_batch_size=config.batch_size,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    model.load_weights(str(best))
+    history = pd.DataFrame(fit.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    tf.keras.mixed_precision.set_global_policy("float32")
+    # Re-create in float32 so the saved and shipped model does not depend on the policy.
+    final = build_unet(config.model)
+    final.set_weights(model.get_weights())
+    save_model(final, config.model, folder, float16=False)
+    history.to_csv(folder / "history.csv", index=False)
+    best.unlink(missing_ok=True)
+    done.write_text(json.dumps({
+        "config": config.as_dict(),
+        "seconds": round(seconds, 1),
+        "epochs_run": len(history),
+        "best_epoch": int(history["val_iou"].idxmax()) + 1,
+        "stopped_by_time": bool(getattr(time_limit, "stopped_by_time", False)),
+        "precision_policy": policy,
+        "train_images": len(train_samples),
+        "train_crops_per_s": round(len(history) * config.steps_per_epoch * config.batch_size / seconds, 1),
+    }, indent=2) + "\n")
+    return TrainResult(final, config, history, folder, False, seconds)
+
+
+def with_model(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of ``config`` with fields of its :class:`ModelConfig` changed."""
+    return replace(config, model=replace(config.model, **changes))

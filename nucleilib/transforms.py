@@ -1,0 +1,800 @@
+"""Preprocessing, training targets and the augmented ``tf.data`` training pipeline.
+
+Two halves:
+
+* NumPy preprocessing, shared by training and inference and therefore pure and
+  deterministic: :func:`percentile_normalise`, :func:`is_bright_background`,
+  :func:`preprocess`, :func:`make_targets` and :func:`make_distance_target`.
+* The TensorFlow training pipeline: :func:`context_size`, :func:`augment_pair`,
+  :func:`random_windows`, :func:`training_dataset` and, for validation during
+  training, :func:`validation_tiles`.
+
+TensorFlow is imported inside the functions that need it, so that importing this
+module (as inference code does for :func:`preprocess`) stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import ndimage
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
+
+#: Half-width of the uniform brightness jitter (added to the image, scale 0-1).
+BRIGHTNESS_DELTA = 0.1
+#: Range of the uniform contrast jitter factor (applied around each channel's mean).
+CONTRAST_RANGE = (0.8, 1.2)
+#: How :func:`random_windows` may weight the choice of image.
+WEIGHTINGS = ("sqrt_area", "uniform", "area")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_hwc(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """``image`` as a float32 (H, W, C) array with C in {1, 3}; raises ValueError otherwise."""
+    array = np.asarray(image)
+    if not (array.dtype in (np.uint8, np.uint16) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{name}: expected a uint8, uint16 or floating array, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3):
+        raise ValueError(f"{name}: expected shape (H, W), (H, W, 1) or (H, W, 3), got {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name}: empty image of shape {array.shape}")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return array
+
+
+def _as_labels(labels: np.ndarray) -> np.ndarray:
+    array = np.asarray(labels)
+    if array.ndim != 2:
+        raise ValueError(f"labels: expected a 2-D label image, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
+        raise ValueError(f"labels: expected an integer label image, got dtype {array.dtype}")
+    if array.size and array.min() < 0:
+        raise ValueError("labels: negative labels are not allowed (0 is background)")
+    return array.astype(np.int64)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _pairs(
+    images: Sequence[np.ndarray], targets: Sequence[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Validated float32 (H, W, C) images and (H, W, K) targets with matching sizes."""
+    if len(images) != len(targets):
+        raise ValueError(f"got {len(images)} images but {len(targets)} targets")
+    if len(images) == 0:
+        raise ValueError("no images given")
+    out_images, out_targets = [], []
+    for i, (image, target) in enumerate(zip(images, targets)):
+        image = np.asarray(image, dtype=np.float32)
+        target = np.asarray(target, dtype=np.float32)
+        if image.ndim != 3 or target.ndim != 3:
+            raise ValueError(
+                f"item {i}: expected (H, W, C) image and (H, W, K) target, got {image.shape} and {target.shape}"
+            )
+        if image.shape[:2] != target.shape[:2]:
+            raise ValueError(f"item {i}: image {image.shape} and target {target.shape} differ in size")
+        if 0 in image.shape:
+            raise ValueError(f"item {i}: empty image of shape {image.shape}")
+        if out_images and image.shape[-1] != out_images[0].shape[-1]:
+            raise ValueError(f"item {i}: {image.shape[-1]} image channels, item 0 has {out_images[0].shape[-1]}")
+        if out_targets and target.shape[-1] != out_targets[0].shape[-1]:
+            raise ValueError(f"item {i}: {target.shape[-1]} target channels, item 0 has {out_targets[0].shape[-1]}")
+        out_images.append(image)
+        out_targets.append(target)
+    return out_images, out_targets
+
+
+def _reflect_index(indices: np.ndarray, n: int) -> np.ndarray:
+    """Indices into an axis of length ``n`` with out-of-range ones mirrored.
+
+    The mirror excludes the edge pixel (NumPy's ``"reflect"`` mode: ``... 2 1 | 0 1 2 ... n-1 | n-2 ...``)
+    and repeats as often as needed, so any padding width works.
+    """
+    if n == 1:
+        return np.zeros_like(indices)
+    period = 2 * (n - 1)
+    folded = np.mod(indices, period)
+    return np.where(folded >= n, period - folded, folded)
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def percentile_normalise(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Scale an image so its ``low`` and ``high`` percentiles become 0 and 1.
+
+    The percentiles are taken over all pixels and channels together (one linear
+    map for the whole image, so colours keep their ratios), and the result is
+    clipped to [0, 1]. When the two percentiles coincide (a flat image, or one
+    whose few bright pixels are rarer than ``100 - high`` percent) the minimum
+    and maximum are used instead; a single-valued image gives zeros.
+
+    Parameters
+    ----------
+    image : ndarray
+        Any shape; uint8, uint16 or floating (finite) values.
+    low, high : float
+        Percentiles, ``0 <= low < high <= 100``.
+
+    Returns
+    -------
+    ndarray of float32
+        Same shape as ``image``, values in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the percentiles are out of order or range, or the image is empty,
+        of another dtype or not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = percentile_normalise(np.arange(101, dtype=np.uint8), low=10, high=90)
+    >>> float(x[10]), float(x[50]), float(x[90]), float(x[100])
+    (0.0, 0.5, 1.0, 1.0)
+    >>> float(percentile_normalise(np.full((4, 4), 7, np.uint8)).max())
+    0.0
+    """
+    if not 0.0 <= low < high <= 100.0:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low}, high={high}")
+    array = np.asarray(image)
+    if not (array.dtype in (np.uint8, np.uint16) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"image: expected a uint8, uint16 or floating array, got dtype {array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"image: empty array of shape {array.shape}")
+    x = array.astype(np.float32)  # always a copy: the input is never modified
+    if not np.isfinite(x).all():
+        raise ValueError("image: contains NaN or infinite values")
+    lo, hi = (float(v) for v in np.percentile(x, [low, high]))
+    if hi <= lo:
+        lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return np.zeros(x.shape, dtype=np.float32)
+    x -= lo
+    x /= hi - lo
+    np.clip(x, 0.0, 1.0, out=x)
+    return x
+
+
+def is_bright_background(image: np.ndarray) -> bool:
+    """Whether an image has a bright background (bright field, stained tissue).
+
+    The test is on the *percentile-normalised* scale (see
+    :func:`percentile_normalise`, so dim and bright exposures are judged alike):
+    the image is normalised, averaged over its channels to a grey level, and its
+    median grey level compared with 0.5. Nuclei cover well under half of a
+    typical DSB image, so the median is a background pixel.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W), (H, W, 1) or (H, W, 3)
+        uint8, uint16 or floating values.
+
+    Returns
+    -------
+    bool
+        ``True`` when the median normalised grey level exceeds 0.5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dark = np.full((32, 32), 10, np.uint8); dark[8:16, 8:16] = 200
+    >>> is_bright_background(dark), is_bright_background(255 - dark)
+    (False, True)
+    """
+    x = percentile_normalise(_as_hwc(image))
+    return bool(np.median(x.mean(axis=-1)) > 0.5)
+
+
+def preprocess(
+    image: np.ndarray,
+    *,
+    sigma: float = 0.0,
+    invert_bright: bool = True,
+    grey: bool = False,
+) -> np.ndarray:
+    """Turn a raw image into network input (used for training and inference alike).
+
+    In order:
+
+    1. grey conversion (channel mean) when ``grey`` is set; it comes first so
+       that the single channel spans the full [0, 1] range after step 3;
+    2. a Gaussian filter of standard deviation ``sigma`` pixels over the two
+       spatial axes only (never across channels; ``mode="reflect"``), skipped
+       when ``sigma`` is 0 (the seed paper uses 1.5);
+    3. :func:`percentile_normalise` with its default 1st/99.8th percentiles;
+    4. inversion ``1 - x`` when ``invert_bright`` is set and
+       :func:`is_bright_background` is true *of the input image*, so nuclei are
+       bright on a dark background in every modality. The decision does not
+       depend on ``sigma`` or ``grey``;
+    5. grey input is repeated to three channels unless ``grey`` is set.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W), (H, W, 1) or (H, W, 3)
+        uint8 or uint16 (floating input is accepted too); the scale does not
+        matter because of the normalisation.
+    sigma : float
+        Gaussian standard deviation in pixels, ``>= 0``.
+    invert_bright : bool
+        Invert bright-background images.
+    grey : bool
+        Return one grey channel instead of three.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W, 1) if ``grey`` else (H, W, 3)
+        Values in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        For another shape or dtype, non-finite values or a negative ``sigma``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bright_field = np.full((32, 32, 3), 200, np.uint8); bright_field[8:16, 8:16] = 60
+    >>> x = preprocess(bright_field)
+    >>> x.shape, x.dtype.name, float(x[10, 10, 0]), float(x[0, 0, 0])
+    ((32, 32, 3), 'float32', 1.0, 0.0)
+    >>> preprocess(bright_field, grey=True, sigma=1.5).shape
+    (32, 32, 1)
+    """
+    if not np.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    x = _as_hwc(image)
+    channels = x.shape[-1]
+    bright = invert_bright and is_bright_background(x)
+    if grey and channels == 3:
+        x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+    if sigma > 0:
+        x = ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0.0), mode="reflect")
+    x = percentile_normalise(x)
+    if bright:
+        x = np.subtract(1.0, x, dtype=np.float32)
+    if not grey and x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def make_targets(labels: np.ndarray, *, border_width: int = 2) -> np.ndarray:
+    """Foreground and touching-border targets of an instance label image.
+
+    * Channel 0, foreground: ``labels > 0``.
+    * Channel 1, touching border: the pixels ``p`` of a nucleus (``labels[p] > 0``)
+      that have a pixel of a *different* nucleus within Chebyshev distance
+      ``border_width``, i.e. inside the ``(2 w + 1) x (2 w + 1)`` square centred on
+      ``p``. It is computed exactly with a grey dilation (maximum filter) of the
+      labels and a grey erosion (minimum filter) of the labels with background
+      set above every label: ``p`` is a border pixel when either differs from
+      ``labels[p]``. Pixels outside the image count as background.
+
+    With ``border_width=1`` a nucleus has border pixels exactly when it touches
+    another one in the sense of :func:`nucleilib.morphology.touching_labels`
+    (8-neighbours); with the default 2, nuclei separated by a one-pixel gap get a
+    border too. Background pixels and lone nuclei never do, so the channel is the
+    network's signal for separating touching nuclei. ``border_width=0`` gives an
+    empty border channel.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Instance labels, 0 for background (e.g. :attr:`nucleilib.data.Sample.labels`).
+    border_width : int
+        Reach of the border in pixels, ``>= 0``.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W, 2)
+        Values in {0, 1}; the border channel is a subset of the foreground.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is not a 2-D non-negative integer array or ``border_width``
+        is negative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[0, 1, 1, 2, 2, 0, 3]], np.uint16)
+    >>> make_targets(labels, border_width=1)[0, :, 1]
+    array([0., 0., 1., 1., 0., 0., 0.], dtype=float32)
+    """
+    if isinstance(border_width, bool) or not isinstance(border_width, (int, np.integer)) or border_width < 0:
+        raise ValueError(f"border_width must be an integer >= 0, got {border_width!r}")
+    lab = _as_labels(labels)
+    targets = np.zeros((*lab.shape, 2), dtype=np.float32)
+    foreground = lab > 0
+    targets[..., 0] = foreground
+    if border_width > 0 and foreground.any():
+        size = 2 * int(border_width) + 1
+        sentinel = int(lab.max()) + 1  # above every label (a huge int64 does not survive ndimage's cval)
+        highest = ndimage.maximum_filter(lab, size=size, mode="constant", cval=0)
+        lowest = ndimage.minimum_filter(np.where(foreground, lab, sentinel), size=size, mode="constant", cval=sentinel)
+        targets[..., 1] = foreground & ((highest != lab) | (lowest != lab))
+    return targets
+
+
+def make_distance_target(labels: np.ndarray) -> np.ndarray:
+    """Per-nucleus normalised distance transform.
+
+    Inside each nucleus: the Euclidean distance to the nearest pixel that is not
+    part of that nucleus (background, another nucleus, or outside the image),
+    divided by the nucleus's largest such distance. So every nucleus peaks at 1
+    in its centre and touching nuclei are separated by low values.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Instance labels, 0 for background.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        0 on the background, in (0, 1] inside nuclei.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((7, 7), np.uint16); labels[1:6, 1:6] = 1
+    >>> d = make_distance_target(labels)
+    >>> float(d[3, 3]), float(d[1, 1]), float(d[0, 0])
+    (1.0, 0.3333333432674408, 0.0)
+    """
+    lab = _as_labels(labels)
+    out = np.zeros(lab.shape, dtype=np.float32)
+    height, width = lab.shape
+    for index, box in enumerate(ndimage.find_objects(lab), start=1):
+        if box is None:
+            continue
+        # The 1-pixel ring around the bounding box holds no pixel of this nucleus, so
+        # the nearest non-nucleus pixel of any inner pixel lies within the window.
+        y0, y1 = max(box[0].start - 1, 0), min(box[0].stop + 1, height)
+        x0, x1 = max(box[1].start - 1, 0), min(box[1].stop + 1, width)
+        inside = np.pad(lab[y0:y1, x0:x1] == index, 1)  # outside the image counts as boundary
+        distance = ndimage.distance_transform_edt(inside)[1:-1, 1:-1]
+        window = out[y0:y1, x0:x1]
+        mask = inside[1:-1, 1:-1]
+        window[mask] = distance[mask] / distance.max()
+    return out
+
+
+# --------------------------------------------------------------------------- augmentation (TensorFlow)
+
+
+def context_size(crop: int) -> int:
+    """Side of the window to rotate so that a centred ``crop`` x ``crop`` square stays inside.
+
+    ``ceil(crop * sqrt(2))`` rounded up to an even number: a square rotated by any
+    angle about the window centre fits in the window, so the crop never shows
+    empty corners.
+
+    Examples
+    --------
+    >>> context_size(128), context_size(64), context_size(32)
+    (182, 92, 46)
+    """
+    crop = _positive_int(crop, "crop")
+    side = math.ceil(crop * math.sqrt(2))
+    return side + side % 2
+
+
+def _crop_rotation(angle: tf.Tensor, height: tf.Tensor, width: tf.Tensor, crop: int) -> tf.Tensor:
+    """The (1, 8) projective transform mapping crop pixels to window pixels.
+
+    Output pixel ``(x, y)`` of the crop is read at the window point obtained by
+    rotating it by ``angle`` about the crop centre and shifting it by the
+    integer offset of the centre crop, so an angle of 0 is an exact centre crop.
+    """
+    import tensorflow as tf
+
+    centre = (crop - 1) / 2.0
+    cx = tf.cast((width - crop) // 2, tf.float32) + centre
+    cy = tf.cast((height - crop) // 2, tf.float32) + centre
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # x_in = cos (x - c) - sin (y - c) + cx ;  y_in = sin (x - c) + cos (y - c) + cy
+    zero = tf.zeros_like(cos)
+    return tf.reshape(
+        tf.stack([
+            cos, -sin, cx - cos * centre + sin * centre,
+            sin, cos, cy - sin * centre - cos * centre,
+            zero, zero,
+        ]),
+        (1, 8),
+    )
+
+
+def augment_pair(
+    image: tf.Tensor | np.ndarray,
+    target: tf.Tensor | np.ndarray,
+    *,
+    crop: int,
+    rotate: bool = True,
+    flip: bool = True,
+    jitter: bool = True,
+    seed: tf.Tensor | Sequence[int] | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Randomly rotate, crop, flip and jitter an image window and its target alike.
+
+    Works eagerly and inside :func:`tf.function` / ``tf.data`` maps. Steps:
+
+    1. ``rotate``: a random angle, uniform in [0, 2 pi), about the centre of the
+       crop. The rotation and the centre crop to ``crop`` x ``crop`` are one
+       projective transform (``tf.raw_ops.ImageProjectiveTransformV3``), computed
+       once and applied to the image with ``"BILINEAR"`` and to the target with
+       ``"NEAREST"`` interpolation (so target values stay exactly those of the
+       input), ``fill_mode="REFLECT"``. A window of :func:`context_size` (crop)
+       has no empty corners anyway. Without ``rotate``, a plain centre crop.
+    2. ``flip``: a left-right and an up-down flip, each with probability 1/2,
+       applied to image and target together.
+    3. ``jitter`` (image only): add a brightness offset uniform in
+       [-:data:`BRIGHTNESS_DELTA`, +:data:`BRIGHTNESS_DELTA`], then scale each
+       channel about its mean by a contrast factor uniform in
+       :data:`CONTRAST_RANGE`, then clip to [0, 1].
+
+    Randomness comes only from stateless random ops keyed by ``seed``, so the
+    same seed always gives the same result; the draws of one step do not
+    depend on whether the other steps are enabled.
+
+    Parameters
+    ----------
+    image : tensor or ndarray, shape (H0, W0, C)
+        Window of the preprocessed image, values in [0, 1].
+    target : tensor or ndarray, shape (H0, W0, K)
+        The matching window of the targets.
+    crop : int
+        Side of the output; ``H0, W0 >= context_size(crop)`` when ``rotate`` (checked
+        when the shapes are known statically), ``>= crop`` otherwise.
+    rotate, flip, jitter : bool
+        Which augmentations to apply.
+    seed : tensor or pair of int, optional
+        Shape-(2,) integer seed of the stateless random ops. ``None`` draws one
+        from ``tf.random.uniform`` (which follows the global TensorFlow seed).
+
+    Returns
+    -------
+    image : tensor of float32, shape (crop, crop, C)
+    target : tensor of float32, shape (crop, crop, K)
+
+    Raises
+    ------
+    ValueError
+        If ``crop`` is not a positive integer, or the static shapes are not
+        3-D, differ in size, or are too small.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> window = np.random.default_rng(0).random((46, 46, 3), dtype=np.float32)
+    >>> image, target = augment_pair(window, window[..., :1] > 0.5, crop=32, seed=(1, 2))  # doctest: +SKIP
+    >>> tuple(image.shape), tuple(target.shape)  # doctest: +SKIP
+    ((32, 32, 3), (32, 32, 1))
+    """
+    import tensorflow as tf
+
+    crop = _positive_int(crop, "crop")
+    image = tf.convert_to_tensor(image)
+    target = tf.convert_to_tensor(target)
+    image = tf.cast(image, tf.float32)
+    target = tf.cast(target, tf.float32)
+    if image.shape.rank is not None and image.shape.rank != 3:
+        raise ValueError(f"image: expected shape (H0, W0, C), got {image.shape}")
+    if target.shape.rank is not None and target.shape.rank != 3:
+        raise ValueError(f"target: expected shape (H0, W0, K), got {target.shape}")
+    needed = context_size(crop) if rotate else crop
+    for axis, name in ((0, "height"), (1, "width")):
+        size, other = image.shape[axis], target.shape[axis]
+        if size is not None and other is not None and size != other:
+            raise ValueError(f"image and target differ in {name}: {size} != {other}")
+        if size is not None and size < needed:
+            raise ValueError(
+                f"window {name} {size} is smaller than {needed} "
+                f"({'context_size(crop)' if rotate else 'crop'} for crop={crop})"
+            )
+    channels = image.shape[-1]
+    target_channels = target.shape[-1]
+
+    if seed is None:
+        seed = tf.random.uniform([2], maxval=np.iinfo(np.int64).max, dtype=tf.int64)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=5)
+
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    if rotate:
+        angle = tf.random.stateless_uniform([], seeds[0], 0.0, 2.0 * math.pi)
+        transform = _crop_rotation(angle, height, width, crop)
+        output_shape = tf.constant([crop, crop], tf.int32)
+        fill = tf.constant(0.0, tf.float32)
+
+        def warp(x: tf.Tensor, interpolation: str) -> tf.Tensor:
+            return tf.raw_ops.ImageProjectiveTransformV3(
+                images=x[None], transforms=transform, output_shape=output_shape, fill_value=fill,
+                interpolation=interpolation, fill_mode="REFLECT",
+            )[0]
+
+        image = warp(image, "BILINEAR")
+        target = warp(target, "NEAREST")
+    else:
+        top, left = (height - crop) // 2, (width - crop) // 2
+        image = image[top : top + crop, left : left + crop]
+        target = target[top : top + crop, left : left + crop]
+
+    if flip:
+        both = tf.concat([image, target], axis=-1)
+        for axis, key in ((1, seeds[1]), (0, seeds[2])):
+            flipped = tf.random.stateless_uniform([], key) < 0.5
+            both = tf.cond(flipped, lambda b=both, a=axis: tf.reverse(b, [a]), lambda b=both: b)
+        n = channels if channels is not None else tf.shape(image)[-1]
+        image, target = both[..., :n], both[..., n:]
+
+    if jitter:
+        delta = tf.random.stateless_uniform([], seeds[3], -BRIGHTNESS_DELTA, BRIGHTNESS_DELTA)
+        factor = tf.random.stateless_uniform([], seeds[4], CONTRAST_RANGE[0], CONTRAST_RANGE[1])
+        image = image + delta
+        mean = tf.reduce_mean(image, axis=(0, 1), keepdims=True)
+        image = tf.clip_by_value((image - mean) * factor + mean, 0.0, 1.0)
+
+    image = tf.ensure_shape(image, (crop, crop, channels))
+    target = tf.ensure_shape(target, (crop, crop, target_channels))
+    return image, target
+
+
+# --------------------------------------------------------------------------- data sets
+
+
+def random_windows(
+    images: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    size: int,
+    rng: np.random.Generator | int | None,
+    *,
+    margin: int = 0,
+    weighting: str = "sqrt_area",
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless random ``size`` x ``size`` windows of images and their targets.
+
+    Each step picks an image at random, with probability proportional to the
+    square root of its area by default (a compromise between every image
+    counting alike, ``"uniform"``, and every pixel counting alike, ``"area"``,
+    which would let the few very large DSB images dominate), then a window
+    position uniformly among those that fit. The image is first thought of as
+    reflect-padded by ``margin`` pixels on every side, and further (evenly on
+    both sides) where it is still smaller than ``size``; the padding is
+    NumPy's ``"reflect"`` mode and is applied identically to image and target,
+    only to the windows that need it.
+
+    Parameters
+    ----------
+    images : sequence of ndarray, shape (H, W, C)
+        Preprocessed images (see :func:`preprocess`), any sizes, same C.
+    targets : sequence of ndarray, shape (H, W, K)
+        The matching targets (see :func:`make_targets`), same K.
+    size : int
+        Side of the windows.
+    rng : numpy Generator, int or None
+        Source of randomness (an int or None seeds :func:`numpy.random.default_rng`).
+    margin : int
+        Reflect padding around every image, ``>= 0``. :func:`training_dataset`
+        uses ``(size - crop) // 2`` so that the centre crop can reach the image
+        edges.
+    weighting : {"sqrt_area", "uniform", "area"}
+        How images are weighted.
+
+    Yields
+    ------
+    image : ndarray of float32, shape (size, size, C)
+    target : ndarray of float32, shape (size, size, K)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> windows = random_windows([np.zeros((20, 30, 3))], [np.zeros((20, 30, 2))], 16, rng=0)
+    >>> image, target = next(windows)
+    >>> image.shape, target.shape
+    ((16, 16, 3), (16, 16, 2))
+    """
+    size = _positive_int(size, "size")
+    if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
+        raise ValueError(f"margin must be an integer >= 0, got {margin!r}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {weighting!r}; choose from {', '.join(WEIGHTINGS)}")
+    images, targets = _pairs(images, targets)
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    areas = np.array([float(im.shape[0] * im.shape[1]) for im in images])
+    weights = {"sqrt_area": np.sqrt(areas), "uniform": np.ones_like(areas), "area": areas}[weighting]
+    probabilities = weights / weights.sum()
+    return _windows(images, targets, size, int(margin), probabilities, rng)
+
+
+def _windows(
+    images: list[np.ndarray],
+    targets: list[np.ndarray],
+    size: int,
+    margin: int,
+    probabilities: np.ndarray,
+    rng: np.random.Generator,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    while True:
+        k = int(rng.choice(len(images), p=probabilities))
+        image, target = images[k], targets[k]
+        starts = []
+        for n in image.shape[:2]:
+            padded = max(n + 2 * margin, size)
+            before = margin + (padded - n - 2 * margin) // 2
+            starts.append(int(rng.integers(0, padded - size + 1)) - before)
+        (y, x), (height, width) = starts, image.shape[:2]
+        if 0 <= y and y + size <= height and 0 <= x and x + size <= width:
+            index: Any = (slice(y, y + size), slice(x, x + size))
+        else:
+            rows = _reflect_index(np.arange(y, y + size), height)
+            cols = _reflect_index(np.arange(x, x + size), width)
+            index = np.ix_(rows, cols)
+        yield np.ascontiguousarray(image[index]), np.ascontiguousarray(target[index])
+
+
+def training_dataset(
+    images: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    *,
+    crop: int = 128,
+    batch_size: int = 8,
+    steps_per_epoch: int | None = None,
+    seed: int = 0,
+    augment: bool = True,
+) -> tf.data.Dataset:
+    """An endless, augmented ``tf.data`` stream of training batches.
+
+    Pipeline: a Python generator of :func:`random_windows` (seeded with
+    ``seed``) of side ``context_size(crop)`` with a margin of
+    ``(context_size(crop) - crop) // 2`` (so crops reach the image edges),
+    numbered by ``enumerate``, then ``.map`` of :func:`augment_pair` with the
+    element seed ``(seed, index)`` and ``num_parallel_calls=AUTOTUNE``
+    (order-preserving), ``.batch(batch_size, drop_remainder=True)`` and
+    ``.prefetch(AUTOTUNE)``. Without ``augment`` the windows are ``crop`` x
+    ``crop`` and taken as they are.
+
+    The generator never ends, so the data set is infinite (no ``.repeat`` is
+    needed): give Keras ``fit(..., steps_per_epoch=n)``. Every new iterator
+    restarts the same stream, so the same ``seed`` yields the same batches.
+
+    Parameters
+    ----------
+    images : sequence of ndarray, shape (H, W, C)
+        Preprocessed float32 images (:func:`preprocess`), any sizes.
+    targets : sequence of ndarray, shape (H, W, K)
+        Matching targets (:func:`make_targets`, possibly fewer channels).
+    crop : int
+        Side of the training crops.
+    batch_size : int
+        Crops per batch.
+    steps_per_epoch : int, optional
+        ``None`` (default): infinite. An integer makes the data set finite with
+        that many batches; each iteration then repeats the *same* batches, which
+        suits benchmarks and fixed evaluation sets, not multi-epoch training.
+    seed : int
+        Seed of the window choice and of the augmentation, ``>= 0``.
+    augment : bool
+        Apply :func:`augment_pair` (rotation, flips and jitter).
+
+    Returns
+    -------
+    tf.data.Dataset
+        Elements ``(x, y)``: float32 tensors of shape ``(batch_size, crop, crop, C)``
+        and ``(batch_size, crop, crop, K)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> images = [rng.random((100, 120, 3), dtype=np.float32)]
+    >>> targets = [np.zeros((100, 120, 2), np.float32)]
+    >>> x, y = next(iter(training_dataset(images, targets, crop=32, batch_size=4)))  # doctest: +SKIP
+    >>> tuple(x.shape), tuple(y.shape)  # doctest: +SKIP
+    ((4, 32, 32, 3), (4, 32, 32, 2))
+    """
+    import tensorflow as tf
+
+    crop = _positive_int(crop, "crop")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if steps_per_epoch is not None:
+        steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = int(seed)
+    images, targets = _pairs(images, targets)
+    size = context_size(crop) if augment else crop
+    margin = (size - crop) // 2
+    # Validate the arguments now rather than on the first draw.
+    random_windows(images, targets, size, 0, margin=margin)
+    channels, target_channels = images[0].shape[-1], targets[0].shape[-1]
+
+    def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        yield from random_windows(images, targets, size, np.random.default_rng(seed), margin=margin)
+
+    dataset = tf.data.Dataset.from_generator(
+        generate,
+        output_signature=(
+            tf.TensorSpec((size, size, channels), tf.float32),
+            tf.TensorSpec((size, size, target_channels), tf.float32),
+        ),
+    )
+    if augment:
+        key = tf.constant(seed, tf.int64)
+
+        def augment_element(index: tf.Tensor, pair: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+            return augment_pair(pair[0], pair[1], crop=crop, seed=tf.stack([key, index]))
+
+        dataset = dataset.enumerate().map(
+            augment_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if steps_per_epoch is not None:
+        dataset = dataset.take(steps_per_epoch)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def validation_tiles(
+    images: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    tile: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut images and targets into non-overlapping tiles for validation.
+
+    Each image is reflect-padded at its bottom and right edges (NumPy's
+    ``"reflect"`` mode, the same for image and target, so the padded parts stay
+    consistent) up to a multiple of ``tile`` and cut into a grid of tiles, row
+    by row, images in order. Deterministic.
+
+    Parameters
+    ----------
+    images : sequence of ndarray, shape (H, W, C)
+        Preprocessed images.
+    targets : sequence of ndarray, shape (H, W, K)
+        Matching targets.
+    tile : int
+        Side of the tiles.
+
+    Returns
+    -------
+    x : ndarray of float32, shape (N, tile, tile, C)
+    y : ndarray of float32, shape (N, tile, tile, K)
+        ``N`` is the sum over images of ``ceil(H / tile) * ceil(W / tile)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, y = validation_tiles([np.zeros((300, 520, 3))], [np.zeros((300, 520, 2))], tile=256)
+    >>> x.shape, y.shape
+    ((6, 256, 256, 3), (6, 256, 256, 2))
+    """
+    tile = _positive_int(tile, "tile")
+    images, targets = _pairs(images, targets)
+    xs, ys = [], []
+    for image, target in zip(images, targets):
+        height, width = image.shape[:2]
+        rows_n, cols_n = -(-height // tile), -(-width // tile)
+        index = np.ix_(_reflect_index(np.arange(rows_n * tile), height), _reflect_index(np.arange(cols_n * tile), width))
+        for array, out in ((image, xs), (target, ys)):
+            grid = array[index].reshape(rows_n, tile, cols_n, tile, array.shape[-1]).swapaxes(1, 2)
+            out.append(grid.reshape(-1, tile, tile, array.shape[-1]))
+    return np.concatenate(xs).astype(np.float32, copy=False), np.concatenate(ys).astype(np.float32, copy=False)

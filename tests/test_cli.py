@@ -1,0 +1,191 @@
+"""`nuclei predict` and `nuclei evaluate` on images the tests make, with a tiny untrained model."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nucleilib import cli, models
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = models.ModelConfig(base_filters=2, depth=2, outputs=("foreground", "border"), min_size=1)
+    folder = tmp_path_factory.mktemp("model")
+    models.save_model(models.build_unet(config), config, folder)
+    return folder
+
+
+def disc_image(size: tuple[int, int] = (64, 80), bits: int = 8, channels: int = 3) -> np.ndarray:
+    yy, xx = np.mgrid[: size[0], : size[1]]
+    mask = (yy - size[0] / 2) ** 2 + (xx - size[1] / 2) ** 2 < (min(size) / 4) ** 2
+    top = 255 if bits == 8 else 65535
+    grey = np.where(mask, top, top // 10).astype(np.uint8 if bits == 8 else np.uint16)
+    if channels == 1:
+        return grey
+    stacked = np.stack([grey] * 3, axis=-1)
+    if channels == 4:
+        stacked = np.concatenate([stacked, np.full(size + (1,), top, stacked.dtype)], axis=-1)
+    return stacked
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(disc_image()).save(folder / "rgb.png")
+    Image.fromarray(disc_image(channels=4)).save(folder / "rgba.png")
+    Image.fromarray(disc_image(channels=1)).save(folder / "grey.jpg")
+    import tifffile
+
+    tifffile.imwrite(folder / "deep.tif", disc_image(bits=16, channels=1))
+    return folder
+
+
+def tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        digest.update(str(path.relative_to(folder)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def predict(*args: str) -> int:
+    return cli.main(["predict", *args])
+
+
+def test_predict_writes_labels_csvs_and_overlays_without_touching_the_inputs(
+    inputs: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    before = tree_digest(inputs)
+    out = tmp_path / "out"
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model), "--overlay", "--threshold", "0.5") == 0
+    assert tree_digest(inputs) == before
+    for stem in ("rgb", "rgba", "grey", "deep"):
+        labels = np.asarray(Image.open(out / f"{stem}_labels.png"))
+        assert labels.dtype == np.uint16 and labels.shape == (64, 80)
+        assert (out / f"{stem}_overlay.png").is_file()
+    import pandas as pd
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["output"]) == sorted(f"{s}_labels.png" for s in ("rgb", "rgba", "grey", "deep"))
+    assert (summary["status"] == "ok").all()
+    nuclei = pd.read_csv(out / "nuclei.csv")
+    assert list(nuclei.columns) == ["image", "label", "area", "centroid_y", "centroid_x"]
+    assert len(nuclei) == summary["nuclei"].sum()
+
+
+def test_predict_tiff_output_and_a_large_image_is_tiled(tmp_path: Path, tiny_model: Path) -> None:
+    big = tmp_path / "in" / "big.png"
+    big.parent.mkdir()
+    Image.fromarray(disc_image((300, 410))).save(big)
+    out = tmp_path / "out"
+    assert predict(str(big), "-o", str(out), "--model", str(tiny_model), "--format", "tif", "--tile", "128") == 0
+    import tifffile
+
+    labels = tifffile.imread(out / "big_labels.tif")
+    assert labels.shape == (300, 410) and labels.dtype == np.uint16
+
+
+def test_predict_refuses_to_overwrite_and_keeps_existing_files(inputs: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    precious = out / "rgb_labels.png"
+    precious.write_bytes(b"do not lose me")
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 1
+    err = capsys.readouterr().err
+    assert "rgb_labels.png" in err and "--overwrite" in err
+    assert precious.read_bytes() == b"do not lose me"
+    assert not (out / "summary.csv").exists()
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model), "--overwrite") == 0
+    assert precious.read_bytes() != b"do not lose me"
+
+
+@pytest.mark.parametrize("inside", ["same", "sub"])
+def test_predict_never_writes_into_an_input_folder(inputs: Path, tiny_model: Path, capsys, inside: str) -> None:
+    out = inputs if inside == "same" else inputs / "results"
+    before = tree_digest(inputs)
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 2
+    assert "input folder" in capsys.readouterr().err
+    assert tree_digest(inputs) == before
+
+
+def test_a_bad_file_gets_one_line_and_the_others_go_on(inputs: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    good = inputs / "rgb.png"
+    truncated = inputs / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    out = tmp_path / "out"
+    assert predict(str(inputs), str(tmp_path / "missing.png"), "-o", str(out), "--model", str(tiny_model)) == 1
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("nuclei: error:")]
+    assert any("broken.png" in line for line in err_lines)
+    assert any("truncated.png" in line for line in err_lines)
+    assert any("missing.png" in line and "no such file" in line for line in err_lines)
+    assert (out / "rgb_labels.png").is_file() and (out / "deep_labels.png").is_file()
+    import pandas as pd
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary["status"] == "ok").sum() == 4
+    assert summary.loc[summary["image"].str.endswith("broken.png"), "status"].str.startswith("error").all()
+
+
+def test_repeated_names_from_two_folders_do_not_collide(tmp_path: Path, tiny_model: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(disc_image()).save(tmp_path / sub / "cells.png")
+    out = tmp_path / "out"
+    assert predict(str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out), "--model", str(tiny_model)) == 0
+    assert (out / "cells_labels.png").is_file() and (out / "cells-2_labels.png").is_file()
+
+
+def test_unknown_model_is_a_one_line_error(inputs: Path, tmp_path: Path, capsys) -> None:
+    assert predict(str(inputs), "-o", str(tmp_path / "out"), "--model", "no-such-model") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nuclei: error:") and "no-such-model" in err and "\n" not in err
+
+
+def test_evaluate_scores_a_perfect_prediction_as_one(tmp_path: Path, capsys) -> None:
+    gt = tmp_path / "gt"
+    labels = np.zeros((40, 50), np.uint16)
+    labels[5:15, 5:15] = 1
+    labels[20:35, 25:45] = 2
+    for sample in ("s1", "s2"):
+        (gt / sample / "images").mkdir(parents=True)
+        (gt / sample / "masks").mkdir()
+        Image.fromarray(np.stack([(labels > 0).astype(np.uint8) * 200] * 3, -1)).save(gt / sample / "images" / f"{sample}.png")
+        for k in (1, 2):
+            Image.fromarray(((labels == k) * 255).astype(np.uint8)).save(gt / sample / "masks" / f"m{k}.png")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    Image.fromarray(labels).save(pred / "s1_labels.png")
+    shuffled = np.where(labels == 1, 7, np.where(labels == 2, 3, 0)).astype(np.uint16)
+    Image.fromarray(shuffled).save(pred / "s2.png")
+    csv = tmp_path / "metrics.csv"
+    assert cli.main(["evaluate", str(pred), str(gt), "--csv", str(csv)]) == 0
+    import pandas as pd
+
+    frame = pd.read_csv(csv)
+    assert len(frame) == 2
+    assert np.allclose(frame["dsb_score"], 1.0) and np.allclose(frame["iou"], 1.0)
+    assert "2 image(s) evaluated" in capsys.readouterr().out
+
+
+def test_shipped_model_loads_by_name_and_segments_a_disc() -> None:
+    if "unet-dsb2018" not in models.available_models():
+        pytest.skip("no shipped model in this checkout yet")
+    from nucleilib.segmentation import labels_from_probabilities, predict_probabilities
+
+    model, config = models.load_model("unet-dsb2018")
+    card = models.model_card("unet-dsb2018")
+    assert card["parameters"] == model.count_params()
+    image = np.zeros((128, 128, 3), np.uint8)
+    yy, xx = np.mgrid[:128, :128]
+    image[(yy - 64) ** 2 + (xx - 64) ** 2 < 15**2] = 220
+    labels = labels_from_probabilities(predict_probabilities(model, config, image), config)
+    assert labels.max() == 1
+    assert labels[64, 64] == 1 and labels[5, 5] == 0

@@ -1,0 +1,577 @@
+"""Preprocessing, targets and the augmented training pipeline (nucleilib.transforms)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from nucleilib.morphology import touching_labels
+from nucleilib.transforms import (
+    augment_pair,
+    context_size,
+    is_bright_background,
+    make_distance_target,
+    make_targets,
+    percentile_normalise,
+    preprocess,
+    random_windows,
+    training_dataset,
+    validation_tiles,
+)
+
+tf = pytest.importorskip("tensorflow")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def two_squares(gap: int, side: int = 10, shape: tuple[int, int] = (30, 40)) -> np.ndarray:
+    """Labels 1 and 2: side x side squares on the same rows, ``gap`` background columns apart."""
+    labels = np.zeros(shape, np.uint16)
+    labels[10 : 10 + side, 5 : 5 + side] = 1
+    left = 5 + side + gap
+    labels[10 : 10 + side, left : left + side] = 2
+    return labels
+
+
+def l_shape(size: int) -> np.ndarray:
+    """A float32 L-shaped mask, off-centre and without any symmetry."""
+    fg = np.zeros((size, size), np.float32)
+    c = size // 2
+    fg[c - 12 : c + 10, c - 10 : c - 4] = 1  # long vertical bar
+    fg[c + 4 : c + 10, c - 10 : c + 8] = 1  # foot pointing right
+    fg[c - 12 : c - 8, c + 2 : c + 6] = 1  # a separate blob, top right
+    return fg
+
+
+def encode(fg: np.ndarray) -> np.ndarray:
+    """An image whose value exceeds 0.5 exactly on ``fg``, plus a smooth ramp (3 channels)."""
+    yy, xx = np.mgrid[: fg.shape[0], : fg.shape[1]] / max(fg.shape)
+    ramp = np.stack([yy, xx, (yy + xx) / 2], axis=-1)
+    return (0.25 + 0.5 * fg[..., None] + 0.1 * (ramp - 0.5)).astype(np.float32)
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Pixels on either side of a change in ``mask`` (4-neighbourhood)."""
+    return ndimage.binary_dilation(mask) ^ ndimage.binary_erosion(mask, border_value=1)
+
+
+def misalignment(image_channel: np.ndarray, fg: np.ndarray) -> tuple[float, bool]:
+    """How far ``image_channel > 0.5`` is from ``fg``.
+
+    Returns the number of disagreeing pixels as a fraction of the outline pixels
+    of ``fg``, and whether any disagreement lies more than one pixel away from the
+    outline. Bilinear vs nearest interpolation of an aligned pair gives a few
+    percent on the outline and nothing away from it; a one-pixel shift gives
+    about a third.
+    """
+    edge = outline(fg)
+    band = ndimage.binary_dilation(edge, structure=np.ones((3, 3), bool))
+    wrong = (image_channel > 0.5) != fg
+    return wrong.sum() / max(edge.sum(), 1), bool(np.any(wrong & ~band))
+
+
+def dihedral(array: np.ndarray) -> list[np.ndarray]:
+    """The 8 right-angle rotations and mirror images of a 2-D array."""
+    out = []
+    for a in (array, array.T):
+        for k in range(4):
+            out.append(np.rot90(a, k))
+    return out
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def test_percentile_normalise_maps_percentiles_to_zero_and_one():
+    rng = np.random.default_rng(0)
+    image = rng.integers(20, 230, size=(64, 64, 3), dtype=np.uint8)
+    x = percentile_normalise(image, low=1, high=99)
+    assert x.dtype == np.float32 and x.shape == image.shape
+    assert x.min() == 0.0 and x.max() == 1.0
+    lo, hi = np.percentile(image, [1, 99])
+    inside = (image > lo) & (image < hi)
+    np.testing.assert_allclose(x[inside], (image[inside] - lo) / (hi - lo), rtol=1e-5)
+    # Clipped beyond the percentiles, and the input is untouched.
+    assert np.all(x[image <= lo] == 0) and np.all(x[image >= hi] == 1)
+    assert image.dtype == np.uint8
+
+
+def test_percentile_normalise_is_scale_invariant():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, size=(32, 32), dtype=np.uint8)
+    np.testing.assert_allclose(
+        percentile_normalise(image), percentile_normalise(image.astype(np.uint16) * 257), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("value", [0, 7, 255])
+def test_percentile_normalise_flat_image_gives_zeros(value):
+    x = percentile_normalise(np.full((16, 16, 3), value, np.uint8))
+    assert x.dtype == np.float32 and not x.any()
+
+
+def test_percentile_normalise_sparse_bright_pixels_fall_back_to_min_max():
+    image = np.zeros((100, 100), np.uint8)
+    image[0, :5] = 200  # 0.05 % of the pixels, rarer than 100 - 99.8 %
+    x = percentile_normalise(image)
+    assert x[0, 0] == 1.0 and x[50, 50] == 0.0
+
+
+@pytest.mark.parametrize(("low", "high"), [(50, 50), (60, 40), (-1, 99), (1, 101)])
+def test_percentile_normalise_rejects_bad_percentiles(low, high):
+    with pytest.raises(ValueError, match="percentiles"):
+        percentile_normalise(np.zeros((4, 4), np.uint8), low=low, high=high)
+
+
+def test_percentile_normalise_rejects_nan_and_bool():
+    with pytest.raises(ValueError, match="NaN"):
+        percentile_normalise(np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="dtype"):
+        percentile_normalise(np.zeros((4, 4), bool))
+
+
+# --------------------------------------------------------------------------- preprocess
+
+
+@pytest.mark.parametrize(("kind", "bright"), [("fluorescence", False), ("brightfield", True), ("stained", True)])
+def test_is_bright_background(dsb, kind, bright):
+    assert is_bright_background(dsb.draw_rgb(kind)) is bright
+
+
+@pytest.mark.parametrize("kind", ["fluorescence", "brightfield", "stained"])
+def test_preprocess_makes_nuclei_bright_in_every_modality(dsb, kind):
+    image = dsb.draw_rgb(kind, discs=((32, 32, 10),), noise=0)
+    x = preprocess(image)
+    assert x.shape == (64, 64, 3) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    nucleus, background = x[32, 32].mean(), x[2, 2].mean()
+    assert nucleus > 0.5 > background
+
+
+def test_preprocess_inverts_bright_images_only(dsb):
+    dark = dsb.draw_rgb("fluorescence", discs=((32, 32, 10),), noise=0)
+    bright = dsb.draw_rgb("brightfield", discs=((32, 32, 10),), noise=0)
+    np.testing.assert_allclose(preprocess(dark), percentile_normalise(dark), atol=1e-6)
+    np.testing.assert_allclose(preprocess(bright), 1 - percentile_normalise(bright), atol=1e-6)
+    # invert_bright=False leaves the bright background bright.
+    assert preprocess(bright, invert_bright=False)[2, 2, 0] == pytest.approx(1.0)
+
+
+def test_preprocess_sigma_smooths_spatially_but_not_across_channels():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    image[..., 2] = 0  # a blank channel must stay blank: no mixing across channels
+    raw = preprocess(image, invert_bright=False)
+    smooth = preprocess(image, sigma=1.5, invert_bright=False)
+    assert smooth.shape == raw.shape == (64, 64, 3)
+    assert smooth[..., 0].var() < 0.5 * raw[..., 0].var()
+    assert not smooth[..., 2].any()
+    np.testing.assert_array_equal(preprocess(image, sigma=0.0, invert_bright=False), raw)
+
+
+def test_preprocess_grey_gives_one_channel_spanning_zero_to_one(dsb):
+    image = dsb.draw_rgb("stained")
+    x = preprocess(image, grey=True)
+    assert x.shape == (64, 64, 1) and x.dtype == np.float32
+    assert x.min() == 0.0 and x.max() == 1.0
+
+
+@pytest.mark.parametrize("shape", [(40, 50), (40, 50, 1), (40, 50, 3)])
+def test_preprocess_accepts_uint16_and_grey_shapes(shape):
+    rng = np.random.default_rng(3)
+    image8 = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    image16 = image8.astype(np.uint16) * 257
+    x16 = preprocess(image16)
+    assert x16.shape == (40, 50, 3) and x16.dtype == np.float32
+    np.testing.assert_allclose(x16, preprocess(image8), atol=1e-5)
+    if len(shape) < 3 or shape[-1] == 1:  # grey input is repeated to three equal channels
+        np.testing.assert_array_equal(x16[..., 0], x16[..., 2])
+
+
+def test_preprocess_is_deterministic_and_pure(dsb):
+    image = dsb.draw_rgb("brightfield")
+    before = image.copy()
+    np.testing.assert_array_equal(preprocess(image, sigma=1.5), preprocess(image, sigma=1.5))
+    np.testing.assert_array_equal(image, before)
+
+
+@pytest.mark.parametrize(
+    ("image", "kwargs", "match"),
+    [
+        (np.zeros((8, 8, 4), np.uint8), {}, "shape"),
+        (np.zeros((8,), np.uint8), {}, "shape"),
+        (np.zeros((8, 8), np.int64), {}, "dtype"),
+        (np.zeros((8, 8), np.uint8), {"sigma": -1.0}, "sigma"),
+    ],
+)
+def test_preprocess_rejects_bad_input(image, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        preprocess(image, **kwargs)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def test_make_targets_touching_squares_have_a_border_exactly_at_the_contact():
+    labels = two_squares(gap=0)  # label 1 columns 5..14, label 2 columns 15..24, rows 10..19
+    targets = make_targets(labels, border_width=2)
+    assert targets.shape == (30, 40, 2) and targets.dtype == np.float32
+    np.testing.assert_array_equal(targets[..., 0], labels > 0)
+    expected = np.zeros(labels.shape, bool)
+    expected[10:20, 13:17] = True  # two columns on each side of the contact
+    np.testing.assert_array_equal(targets[..., 1], expected)
+
+
+def test_make_targets_separated_squares_have_no_border():
+    targets = make_targets(two_squares(gap=5), border_width=2)
+    assert targets[..., 0].sum() == 200
+    assert not targets[..., 1].any()
+
+
+def test_make_targets_border_width_sets_the_reach():
+    one_pixel_gap = two_squares(gap=1)
+    assert not make_targets(one_pixel_gap, border_width=1)[..., 1].any()
+    border = make_targets(one_pixel_gap, border_width=2)[..., 1]
+    assert border.sum() == 2 * 10 * 1  # columns 14 and 16: the gap column is background
+    wide = make_targets(two_squares(gap=0), border_width=3)[..., 1]
+    assert wide.sum() == 2 * 10 * 3
+    assert not make_targets(two_squares(gap=0), border_width=0)[..., 1].any()
+
+
+def test_make_targets_lone_nucleus_and_image_edges_give_no_border():
+    labels = np.zeros((20, 20), np.uint16)
+    labels[:8, :8] = 1  # touches the image corner
+    labels[12:18, 12:18] = 7
+    targets = make_targets(labels)
+    assert targets[..., 0].sum() == 64 + 36
+    assert not targets[..., 1].any()
+    assert not make_targets(np.zeros((5, 5), np.uint16))[..., 1].any()
+
+
+def test_make_targets_width_one_matches_touching_labels():
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        labels = rng.integers(0, 6, size=(12, 12)).astype(np.uint16)
+        labels[rng.random((12, 12)) < 0.5] = 0
+        border = make_targets(labels, border_width=1)[..., 1] > 0
+        assert set(np.unique(labels[border]).tolist()) == touching_labels(labels)
+        assert np.all(labels[border] > 0)
+
+
+def test_make_targets_rejects_bad_input():
+    with pytest.raises(ValueError, match="2-D"):
+        make_targets(np.zeros((4, 4, 1), np.uint16))
+    with pytest.raises(ValueError, match="integer"):
+        make_targets(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="border_width"):
+        make_targets(np.zeros((4, 4), np.uint16), border_width=-1)
+
+
+def test_make_distance_target_peaks_at_one_in_each_nucleus():
+    labels = two_squares(gap=0, side=9)
+    distance = make_distance_target(labels)
+    assert distance.dtype == np.float32 and distance.shape == labels.shape
+    assert not distance[labels == 0].any()
+    for k in (1, 2):
+        assert distance[labels == k].max() == pytest.approx(1.0)
+        assert distance[labels == k].min() > 0
+    # The contact of the touching squares is low: they are separated.
+    assert distance[14, 13] < 0.3 and distance[14, 14] < 0.3
+    assert distance[14, 9] == pytest.approx(1.0) and distance[14, 18] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- augment_pair
+
+
+def test_context_size():
+    assert [context_size(c) for c in (1, 32, 64, 128, 256)] == [2, 46, 92, 182, 364]
+    for crop in range(1, 200):
+        side = context_size(crop)
+        assert side % 2 == 0 and side >= crop * np.sqrt(2) and side - crop * np.sqrt(2) < 2
+    with pytest.raises(ValueError, match="crop"):
+        context_size(0)
+
+
+CROP = 48
+
+
+@pytest.fixture(scope="module")
+def l_window() -> tuple[np.ndarray, np.ndarray]:
+    size = context_size(CROP)
+    fg = l_shape(size)
+    return encode(fg), np.stack([fg, 1 - fg], axis=-1)
+
+
+def test_augment_pair_keeps_target_aligned_with_image(l_window):
+    image, target = l_window
+    augment = tf.function(lambda s: augment_pair(image, target, crop=CROP, jitter=False, seed=s))
+    fractions = []
+    for s in range(40):
+        x, y = (a.numpy() for a in augment(tf.constant([s, 7], tf.int64)))
+        assert x.shape == (CROP, CROP, 3) and y.shape == (CROP, CROP, 2)
+        assert set(np.unique(y).tolist()) <= {0.0, 1.0}  # nearest interpolation: no new values
+        np.testing.assert_array_equal(y[..., 0] + y[..., 1], 1.0)
+        fg = y[..., 0] > 0.5
+        assert fg.any() and not fg.all()
+        assert np.mean((x[..., 0] > 0.5) != fg) < 0.01  # nearly all pixels agree
+        for channel in range(3):
+            fraction, away = misalignment(x[..., channel], fg)
+            assert not away, f"seed {s}: image and target disagree away from the outline"
+            fractions.append(fraction)
+    assert max(fractions) < 0.12
+    assert np.mean(fractions) < 0.05
+
+
+def test_alignment_check_detects_a_one_pixel_shift(l_window):
+    # The criterion above would catch an off-by-one between image and target.
+    image, target = l_window
+    fractions = []
+    for s in range(10):
+        x, y = (a.numpy() for a in augment_pair(image, target, crop=CROP, jitter=False, seed=(s, 7)))
+        for axis in (0, 1):
+            fraction, away = misalignment(x[..., 0], np.roll(y[..., 0], 1, axis=axis) > 0.5)
+            fractions.append(fraction if not away else 1.0)
+    assert min(fractions) > 0.12
+
+
+def test_augment_pair_rotates_by_arbitrary_angles(l_window):
+    image, target = l_window
+    start = (context_size(CROP) - CROP) // 2
+    plain = target[start : start + CROP, start : start + CROP, 0]
+    right_angles = dihedral(plain)
+    outcomes = set()
+    rotated = 0
+    for s in range(12):
+        _, y = augment_pair(image, target, crop=CROP, flip=False, jitter=False, seed=(s, 1))
+        fg = y.numpy()[..., 0]
+        outcomes.add(fg.tobytes())
+        if not any(np.array_equal(fg, r) for r in right_angles):
+            rotated += 1
+        # Rotation is about the centre: the foreground area is (nearly) preserved.
+        assert abs(fg.sum() - plain.sum()) <= 0.1 * plain.sum()
+    assert rotated >= 10
+    assert len(outcomes) == 12
+    # The image is interpolated (bilinear), not just resampled like the target.
+    x, _ = augment_pair(image, target, crop=CROP, flip=False, jitter=False, seed=(0, 1))
+    assert np.isin(x.numpy(), image).mean() < 0.5
+
+
+def test_augment_pair_rotates_about_the_crop_centre():
+    size = context_size(32)
+    fg = np.zeros((size, size), np.float32)
+    c = size // 2
+    fg[c - 3 : c + 3, c - 3 : c + 3] = 1  # centred square
+    for s in range(5):
+        _, y = augment_pair(encode(fg), fg[..., None], crop=32, jitter=False, seed=(s, 3))
+        cy, cx = ndimage.center_of_mass(y.numpy()[..., 0])
+        assert abs(cy - 15.5) <= 0.6 and abs(cx - 15.5) <= 0.6
+
+
+def test_augment_pair_without_rotation_is_an_exact_crop_and_flip(l_window):
+    image, target = l_window
+    start = (context_size(CROP) - CROP) // 2
+    crop_x = image[start : start + CROP, start : start + CROP]
+    crop_y = target[start : start + CROP, start : start + CROP]
+    x, y = augment_pair(image, target, crop=CROP, rotate=False, flip=False, jitter=False, seed=(0, 0))
+    np.testing.assert_array_equal(x.numpy(), crop_x)
+    np.testing.assert_array_equal(y.numpy(), crop_y)
+    seen = set()
+    for s in range(16):
+        x, y = (a.numpy() for a in augment_pair(image, target, crop=CROP, rotate=False, jitter=False, seed=(s, 0)))
+        matches = [
+            (lr, ud)
+            for lr in (False, True)
+            for ud in (False, True)
+            if np.array_equal(y, crop_y[::-1 if ud else 1, ::-1 if lr else 1])
+            and np.array_equal(x, crop_x[::-1 if ud else 1, ::-1 if lr else 1])
+        ]
+        assert len(matches) == 1  # image and target got the same flips
+        seen.add(matches[0])
+    assert len(seen) == 4
+
+
+def test_augment_pair_jitter_changes_the_image_only(l_window):
+    image, target = l_window
+    base_x, base_y = augment_pair(image, target, crop=CROP, jitter=False, seed=(5, 5))
+    x, y = augment_pair(image, target, crop=CROP, jitter=True, seed=(5, 5))
+    np.testing.assert_array_equal(y.numpy(), base_y.numpy())  # same geometry, target untouched
+    x = x.numpy()
+    assert not np.allclose(x, base_x.numpy())
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    # Brightness and contrast are affine per channel: still perfectly correlated.
+    assert np.corrcoef(x[..., 0].ravel(), base_x.numpy()[..., 0].ravel())[0, 1] > 0.999
+    extreme = np.ones_like(image)
+    bright, _ = augment_pair(extreme, target, crop=CROP, seed=(1, 1))
+    assert float(tf.reduce_max(bright)) <= 1.0
+
+
+def test_augment_pair_is_deterministic_by_seed(l_window):
+    image, target = l_window
+    a = augment_pair(image, target, crop=CROP, seed=(3, 4))
+    b = augment_pair(image, target, crop=CROP, seed=(3, 4))
+    c = augment_pair(image, target, crop=CROP, seed=(4, 3))
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u.numpy(), v.numpy())
+    assert not np.array_equal(a[0].numpy(), c[0].numpy())
+
+
+def test_augment_pair_rejects_small_or_mismatched_windows():
+    with pytest.raises(ValueError, match="smaller"):
+        augment_pair(np.zeros((40, 40, 3)), np.zeros((40, 40, 2)), crop=32)
+    with pytest.raises(ValueError, match="differ"):
+        augment_pair(np.zeros((46, 46, 3)), np.zeros((48, 46, 2)), crop=32)
+    with pytest.raises(ValueError, match="crop"):
+        augment_pair(np.zeros((46, 46, 3)), np.zeros((46, 46, 2)), crop=0)
+    # Without rotation a crop-sized window is enough.
+    x, _ = augment_pair(np.zeros((32, 32, 3)), np.zeros((32, 32, 2)), crop=32, rotate=False)
+    assert tuple(x.shape) == (32, 32, 3)
+
+
+# --------------------------------------------------------------------------- windows and data sets
+
+
+def _arrays(shapes, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Random images and binary targets whose channel 0 equals the image's channel 0 > 0.5."""
+    rng = np.random.default_rng(seed)
+    images, targets = [], []
+    for shape in shapes:
+        image = rng.random((*shape, 3), dtype=np.float32)
+        fg = (image[..., 0] > 0.5).astype(np.float32)
+        images.append(image)
+        targets.append(np.stack([fg, 1 - fg], axis=-1))
+    return images, targets
+
+
+def test_random_windows_shapes_alignment_and_padding():
+    images, targets = _arrays([(20, 30), (70, 90)])
+    windows = random_windows(images, targets, 40, np.random.default_rng(0), margin=5)
+    for _ in range(30):
+        x, y = next(windows)
+        assert x.shape == (40, 40, 3) and y.shape == (40, 40, 2)
+        assert x.dtype == np.float32 and y.dtype == np.float32
+        np.testing.assert_array_equal(y[..., 0], x[..., 0] > 0.5)  # same pixels in both
+    # The small image is reflect-padded: its window is made of its own rows and columns.
+    small = random_windows(images[:1], targets[:1], 40, 0)
+    x, _ = next(small)
+    assert set(np.unique(x).tolist()) <= set(np.unique(images[0]).tolist())
+
+
+def test_random_windows_weighting():
+    images, targets = _arrays([(10, 10), (40, 40)])
+    marks = [np.full_like(t, k) for k, t in enumerate(targets)]
+
+    def share_of_large(weighting: str) -> float:
+        windows = random_windows(images, marks, 8, 1, weighting=weighting)
+        return float(np.mean([next(windows)[1][0, 0, 0] for _ in range(2000)]))
+
+    assert share_of_large("uniform") == pytest.approx(0.5, abs=0.05)
+    assert share_of_large("sqrt_area") == pytest.approx(0.8, abs=0.05)
+    assert share_of_large("area") == pytest.approx(16 / 17, abs=0.03)
+    with pytest.raises(ValueError, match="weighting"):
+        random_windows(images, targets, 8, 0, weighting="pixels")
+
+
+def test_random_windows_rejects_mismatched_inputs():
+    images, targets = _arrays([(20, 30)])
+    with pytest.raises(ValueError, match="targets"):
+        random_windows(images, [], 8, 0)
+    with pytest.raises(ValueError, match="differ in size"):
+        random_windows(images, [np.zeros((20, 31, 2))], 8, 0)
+    with pytest.raises(ValueError, match="no images"):
+        random_windows([], [], 8, 0)
+
+
+@pytest.fixture(scope="module")
+def dataset_arrays() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return _arrays([(60, 80), (100, 70), (30, 40)], seed=5)
+
+
+def _first_batches(dataset, n: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(x.numpy(), y.numpy()) for x, y in dataset.take(n)]
+
+
+def test_training_dataset_shapes_dtypes_and_values(dataset_arrays):
+    images, targets = dataset_arrays
+    dataset = training_dataset(images, targets, crop=32, batch_size=4, seed=1)
+    assert dataset.element_spec[0].shape == (4, 32, 32, 3)
+    assert dataset.element_spec[1].shape == (4, 32, 32, 2)
+    for x, y in _first_batches(dataset, 3):
+        assert x.shape == (4, 32, 32, 3) and y.shape == (4, 32, 32, 2)
+        assert x.dtype == np.float32 and y.dtype == np.float32
+        assert x.min() >= 0.0 and x.max() <= 1.0
+        assert set(np.unique(y).tolist()) <= {0.0, 1.0}
+        np.testing.assert_array_equal(y[..., 0] + y[..., 1], 1.0)
+
+
+def test_training_dataset_is_deterministic_by_seed(dataset_arrays):
+    images, targets = dataset_arrays
+    first = _first_batches(training_dataset(images, targets, crop=32, batch_size=4, seed=3))
+    again = _first_batches(training_dataset(images, targets, crop=32, batch_size=4, seed=3))
+    other = _first_batches(training_dataset(images, targets, crop=32, batch_size=4, seed=4))
+    for (x1, y1), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(first[0][0], other[0][0])
+    assert not np.array_equal(first[0][0], first[1][0])  # batches differ within a stream
+
+
+def test_training_dataset_augmentation_depends_on_the_seed():
+    # A 32 x 32 image padded by the margin fills the 46 x 46 window exactly: every
+    # seed draws the same window, so differences come from the augmentation alone.
+    images, targets = _arrays([(32, 32)], seed=6)
+    one = _first_batches(training_dataset(images, targets, crop=32, batch_size=4, seed=1), 1)[0]
+    two = _first_batches(training_dataset(images, targets, crop=32, batch_size=4, seed=2), 1)[0]
+    assert not np.array_equal(one[1], two[1])
+    assert len({y.tobytes() for y in one[1]}) == 4  # each element has its own seed
+    for x, y in (one, two):
+        assert set(np.unique(x[..., 0] > 0.5).tolist()) == {False, True}
+        assert y[..., 0].mean() == pytest.approx(targets[0][..., 0].mean(), abs=0.1)
+
+
+def test_training_dataset_crops_reach_the_image_edges():
+    # With the reflect margin, about two thirds of the 32 px crops of a 60 px image touch
+    # its 2 px edge band. Without it, the rotated crop's centre would stay >= 22.5 px from
+    # the edges and only a crop turned by nearly 45 degrees could reach the band (~10 %).
+    images, _ = _arrays([(60, 60)], seed=7)
+    band = np.ones((60, 60, 1), np.float32)
+    band[2:-2, 2:-2] = 0
+    dataset = training_dataset(images, [band], crop=32, batch_size=8, steps_per_epoch=25, seed=0)
+    hits = sum(int((y.reshape(len(y), -1).max(axis=1) > 0).sum()) for _, y in _first_batches(dataset, 25))
+    assert hits >= 100
+
+
+def test_training_dataset_steps_and_no_augmentation(dataset_arrays):
+    images, targets = dataset_arrays
+    dataset = training_dataset(images, targets, crop=24, batch_size=2, steps_per_epoch=3, augment=False)
+    batches = _first_batches(dataset, 10)
+    assert len(batches) == 3
+    for x, y in batches:
+        assert x.shape == (2, 24, 24, 3)
+        np.testing.assert_array_equal(y[..., 0], x[..., 0] > 0.5)  # unaugmented windows stay exact
+
+
+def test_training_dataset_rejects_bad_arguments(dataset_arrays):
+    images, targets = dataset_arrays
+    with pytest.raises(ValueError, match="batch_size"):
+        training_dataset(images, targets, batch_size=0)
+    with pytest.raises(ValueError, match="seed"):
+        training_dataset(images, targets, seed=-1)
+    with pytest.raises(ValueError, match="channels"):
+        training_dataset([images[0], images[1][..., :1]], targets[:2])
+
+
+def test_validation_tiles_shapes_and_content():
+    images, targets = _arrays([(300, 520), (40, 50)])
+    x, y = validation_tiles(images, targets, tile=256)
+    assert x.shape == (2 * 3 + 1, 256, 256, 3) and y.shape == (7, 256, 256, 2)
+    assert x.dtype == np.float32 and y.dtype == np.float32
+    np.testing.assert_array_equal(x[0], images[0][:256, :256])
+    np.testing.assert_array_equal(x[1], images[0][:256, 256:512])
+    np.testing.assert_array_equal(x[3, :44], images[0][256:300, :256])
+    np.testing.assert_array_equal(x[3, 44:50], images[0][298:292:-1, :256])  # reflected, edge excluded
+    np.testing.assert_array_equal(x[6, :40, :50], images[1])
+    np.testing.assert_array_equal(y[..., 0], x[..., 0] > 0.5)  # padded identically
+    again = validation_tiles(images, targets, tile=256)
+    np.testing.assert_array_equal(again[0], x)
