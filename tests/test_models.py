@@ -1,0 +1,141 @@
+"""The U-Net builder, its loss and metrics, saving and loading, and the training cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nucleilib import models, training
+
+
+def test_plain_unet_has_the_paper_parameter_count() -> None:
+    # The Keras starter for this competition (and the paper's "1.94 M").
+    plain = models.ModelConfig(residual=False, batch_norm=False, outputs=("foreground",))
+    assert models.build_unet(plain).count_params() == 1_941_105
+
+
+def test_residual_bn_unet_is_about_2_03_million() -> None:
+    count = models.build_unet(models.ModelConfig()).count_params()
+    assert 2_000_000 < count < 2_060_000
+
+
+@pytest.mark.parametrize("shape", [(32, 48), (64, 64)])
+def test_output_has_input_size_and_one_channel_per_output(shape: tuple[int, int]) -> None:
+    config = models.ModelConfig(base_filters=4, depth=3, outputs=("foreground", "border"))
+    model = models.build_unet(config)
+    x = np.random.default_rng(0).random((2, *shape, 3), dtype=np.float32)
+    y = model(x, training=False).numpy()
+    assert y.shape == (2, *shape, 2)
+    assert (y >= 0).all() and (y <= 1).all()
+
+
+def test_grey_input_model_takes_one_channel() -> None:
+    model = models.build_unet(models.ModelConfig(base_filters=4, depth=2, in_channels=1))
+    assert model.input_shape == (None, None, None, 1)
+
+
+def test_bad_config_is_refused() -> None:
+    with pytest.raises(ValueError, match="architecture"):
+        models.build_unet(models.ModelConfig(architecture="transformer"))
+    with pytest.raises(ValueError, match="positive"):
+        models.build_unet(models.ModelConfig(depth=0))
+
+
+def test_loss_is_small_for_a_perfect_prediction_and_large_for_the_inverse() -> None:
+    import tensorflow as tf
+
+    loss = models.bce_dice_loss()
+    truth = np.zeros((1, 16, 16, 2), np.float32)
+    truth[0, 4:12, 4:12, 0] = 1
+    truth[0, 4:12, 4, 1] = 1
+    perfect = float(loss(tf.constant(truth), tf.constant(truth)))
+    inverse = float(loss(tf.constant(truth), tf.constant(1 - truth)))
+    assert perfect < 0.01
+    assert inverse > 10
+
+
+def test_border_weight_scales_only_the_second_channel() -> None:
+    import tensorflow as tf
+
+    truth = np.zeros((1, 8, 8, 2), np.float32)
+    truth[0, 2:6, 2:6, 0] = 1
+    pred = np.full_like(truth, 0.5)
+    pred[..., 0] = truth[..., 0]  # foreground perfect, border uninformative
+    base = float(models.bce_dice_loss(1.0)(tf.constant(truth), tf.constant(pred)))
+    double = float(models.bce_dice_loss(2.0)(tf.constant(truth), tf.constant(pred)))
+    foreground_only = float(models.bce_dice_loss(0.0)(tf.constant(truth), tf.constant(pred)))
+    assert double - base == pytest.approx(base - foreground_only, rel=1e-4)
+    assert base > foreground_only
+
+
+def test_metrics_on_a_known_batch() -> None:
+    import tensorflow as tf
+
+    truth = np.zeros((1, 4, 4, 1), np.float32)
+    truth[0, :2, :2] = 1  # 4 pixels
+    pred = np.zeros_like(truth)
+    pred[0, :2, :3] = 0.9  # 6 pixels, 4 of them right
+    assert float(models.foreground_iou(tf.constant(truth), tf.constant(pred))) == pytest.approx(4 / 6)
+    assert float(models.foreground_accuracy(tf.constant(truth), tf.constant(pred))) == pytest.approx(14 / 16)
+
+
+def test_save_and_load_round_trip_float16(tmp_path: Path) -> None:
+    config = models.ModelConfig(base_filters=4, depth=2, threshold=0.4, separation="watershed")
+    model = models.build_unet(config)
+    folder = models.save_model(model, config, tmp_path / "m", card={"profile": "test"})
+    loaded, loaded_config = models.load_model(folder)
+    assert loaded_config == config
+    x = np.random.default_rng(1).random((1, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=2e-2)
+    assert json.loads((folder / "card.json").read_text())["profile"] == "test"
+
+
+def test_unknown_model_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        models.load_model("nope")
+
+
+def test_loading_a_folder_with_missing_weights_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(models.ModelConfig().to_json())
+    with pytest.raises(FileNotFoundError, match="weights.npz"):
+        models.load_model_folder(tmp_path)
+
+
+def test_training_digest_depends_on_config_and_data() -> None:
+    config = training.TrainConfig()
+    base = training.training_digest(config, ["a", "b"], ["c"])
+    assert base == training.training_digest(config, ["b", "a"], ["c"])
+    assert base != training.training_digest(config, ["a"], ["c"])
+    assert base != training.training_digest(training.with_model(config, sigma=1.5), ["a", "b"], ["c"])
+    assert base != training.training_digest(training.TrainConfig(crop=64), ["a", "b"], ["c"])
+
+
+@pytest.mark.slow
+def test_training_runs_saves_and_is_reused(tmp_path: Path) -> None:
+    from nucleilib.data import Sample
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for k in range(4):
+        labels = np.zeros((48, 56), np.uint16)
+        for j, (y, x) in enumerate(rng.integers(8, 40, size=(3, 2)), start=1):
+            yy, xx = np.mgrid[:48, :56]
+            labels[((yy - y) ** 2 + (xx - x) ** 2 < 25) & (labels == 0)] = j
+        image = np.where(labels[..., None] > 0, 200, 20).astype(np.uint8).repeat(3, axis=-1)
+        samples.append(Sample(f"s{k}", image, labels))
+    config = training.TrainConfig(
+        model=models.ModelConfig(base_filters=4, depth=2), crop=32, batch_size=2, epochs=2,
+        steps_per_epoch=2, val_tile=32, patience=2,
+    )
+    first = training.train(config, samples[:3], samples[3:], tmp_path, verbose=0)
+    assert not first.reused and len(first.history) == 2
+    assert {"loss", "val_loss", "iou", "val_iou", "accuracy", "val_accuracy"} <= set(first.history.columns)
+    info = json.loads((first.folder / "train-config.json").read_text())
+    assert info["epochs_run"] == 2 and info["precision_policy"] == "float32"
+    second = training.train(config, samples[:3], samples[3:], tmp_path, verbose=0)
+    assert second.reused and second.folder == first.folder
+    x = np.random.default_rng(2).random((1, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(second.model(x).numpy(), first.model(x).numpy(), atol=1e-6)
