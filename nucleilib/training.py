@@ -38,7 +38,11 @@ class TrainConfig:
     learning_rate : float
         Adam's initial learning rate (the paper: 1e-3).
     patience : int
-        Early stopping after this many epochs without a better validation IoU.
+        Early stopping after this many epochs without a better ``monitor``.
+    monitor : str
+        Validation quantity that picks the kept epoch and stops training:
+        ``"val_loss"`` (smooth, the default) or ``"val_iou"`` (the target metric,
+        but noisy on a validation split of a few images).
     reduce_lr_patience, reduce_lr_factor : int, float
         Learning-rate reduction on a validation-loss plateau.
     border_width : int
@@ -61,6 +65,7 @@ class TrainConfig:
     steps_per_epoch: int = 100
     learning_rate: float = 1e-3
     patience: int = 10
+    monitor: str = "val_loss"
     reduce_lr_patience: int = 4
     reduce_lr_factor: float = 0.5
     border_width: int = 2
@@ -188,6 +193,9 @@ def train(
 
     from .transforms import training_dataset, validation_tiles
 
+    if config.monitor not in ("val_loss", "val_iou"):
+        raise ValueError(f"monitor must be val_loss or val_iou, got {config.monitor!r}")
+    mode = "min" if config.monitor == "val_loss" else "max"
     digest = training_digest(config, [s.image_id for s in train_samples], [s.image_id for s in val_samples])
     folder = Path(cache_root) / f"{name}-{digest}"
     done = folder / "train-config.json"
@@ -214,9 +222,9 @@ def train(
     folder.mkdir(parents=True, exist_ok=True)
     best = folder / "best.weights.h5"
     callbacks = [
-        tf.keras.callbacks.ModelCheckpoint(str(best), monitor="val_iou", mode="max", save_best_only=True,
+        tf.keras.callbacks.ModelCheckpoint(str(best), monitor=config.monitor, mode=mode, save_best_only=True,
                                            save_weights_only=True),
-        tf.keras.callbacks.EarlyStopping(monitor="val_iou", mode="max", patience=config.patience),
+        tf.keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience),
         tf.keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr_factor,
                                              patience=config.reduce_lr_patience, min_lr=1e-5),
     ]
@@ -248,7 +256,8 @@ def train(
         "config": config.as_dict(),
         "seconds": round(seconds, 1),
         "epochs_run": len(history),
-        "best_epoch": int(history["val_iou"].idxmax()) + 1,
+        "best_epoch": int(history[config.monitor].idxmin() if mode == "min" else history[config.monitor].idxmax()) + 1,
+        "monitor": config.monitor,
         "stopped_by_time": bool(getattr(time_limit, "stopped_by_time", False)),
         "precision_policy": policy,
         "train_images": len(train_samples),

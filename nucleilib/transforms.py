@@ -5,9 +5,10 @@ Two halves:
 * NumPy preprocessing, shared by training and inference and therefore pure and
   deterministic: :func:`percentile_normalise`, :func:`is_bright_background`,
   :func:`preprocess`, :func:`make_targets` and :func:`make_distance_target`.
-* The TensorFlow training pipeline: :func:`context_size`, :func:`augment_pair`,
-  :func:`random_windows`, :func:`training_dataset` and, for validation during
-  training, :func:`validation_tiles`.
+* The training pipeline: :func:`context_size`, :func:`augment_pair`
+  (TensorFlow), :func:`random_windows` (its NumPy twin of the window choice),
+  :func:`training_dataset` (``tf.data``) and, for validation during training,
+  :func:`validation_tiles` (NumPy).
 
 TensorFlow is imported inside the functions that need it, so that importing this
 module (as inference code does for :func:`preprocess`) stays cheap.
@@ -105,9 +106,7 @@ def _reflect_index(indices: np.ndarray, n: int) -> np.ndarray:
     The mirror excludes the edge pixel (NumPy's ``"reflect"`` mode: ``... 2 1 | 0 1 2 ... n-1 | n-2 ...``)
     and repeats as often as needed, so any padding width works.
     """
-    if n == 1:
-        return np.zeros_like(indices)
-    period = 2 * (n - 1)
+    period = max(2 * (n - 1), 1)  # n == 1: everything folds onto index 0
     folded = np.mod(indices, period)
     return np.where(folded >= n, period - folded, folded)
 
@@ -595,8 +594,9 @@ def random_windows(
         Source of randomness (an int or None seeds :func:`numpy.random.default_rng`).
     margin : int
         Reflect padding around every image, ``>= 0``. :func:`training_dataset`
-        uses ``(size - crop) // 2`` so that the centre crop can reach the image
-        edges.
+        draws its windows by the same rules (in TensorFlow, with its own random
+        stream) and a margin of ``(size - crop) // 2``, so that the centre crop
+        can reach the image edges.
     weighting : {"sqrt_area", "uniform", "area"}
         How images are weighted.
 
@@ -652,6 +652,25 @@ def _windows(
         yield np.ascontiguousarray(image[index]), np.ascontiguousarray(target[index])
 
 
+def _padded_start(n: tf.Tensor, size: int, margin: int, key: tf.Tensor) -> tf.Tensor:
+    """Random first row (or column) of a window, in the coordinates of the unpadded axis."""
+    import tensorflow as tf
+
+    padded = tf.maximum(n + 2 * margin, size)
+    before = margin + (padded - n - 2 * margin) // 2
+    start = tf.random.stateless_uniform([], key, minval=0, maxval=padded - size + 1, dtype=tf.int64)
+    return start - before
+
+
+def _tf_reflect_index(indices: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+    """TensorFlow twin of :func:`_reflect_index`."""
+    import tensorflow as tf
+
+    period = tf.maximum(2 * (n - 1), 1)  # n == 1: everything folds onto index 0
+    folded = tf.math.floormod(indices, period)
+    return tf.where(folded >= n, period - folded, folded)
+
+
 def training_dataset(
     images: Sequence[np.ndarray],
     targets: Sequence[np.ndarray],
@@ -664,23 +683,35 @@ def training_dataset(
 ) -> tf.data.Dataset:
     """An endless, augmented ``tf.data`` stream of training batches.
 
-    Pipeline: a Python generator of :func:`random_windows` (seeded with
-    ``seed``) of side ``context_size(crop)`` with a margin of
-    ``(context_size(crop) - crop) // 2`` (so crops reach the image edges),
-    numbered by ``enumerate``, then ``.map`` of :func:`augment_pair` with the
-    element seed ``(seed, index)`` and ``num_parallel_calls=AUTOTUNE``
-    (order-preserving), ``.batch(batch_size, drop_remainder=True)`` and
-    ``.prefetch(AUTOTUNE)``. Without ``augment`` the windows are ``crop`` x
-    ``crop`` and taken as they are.
+    Element ``i`` of the stream is made from the stateless random seed
+    ``(seed, i)`` alone, entirely by TensorFlow ops inside one parallel map
+    (``num_parallel_calls=AUTOTUNE``, order-preserving):
 
-    The generator never ends, so the data set is infinite (no ``.repeat`` is
-    needed): give Keras ``fit(..., steps_per_epoch=n)``. Every new iterator
-    restarts the same stream, so the same ``seed`` yields the same batches.
+    1. a random window of side ``context_size(crop)`` (``crop`` without
+       ``augment``) is cut from a random image, by the rules of
+       :func:`random_windows`: images weighted by the square root of their
+       area, window positions uniform, images reflect-padded by a margin of
+       ``(context_size(crop) - crop) // 2`` (so crops reach the image edges; no
+       margin without ``augment``) and further where still smaller than the
+       window;
+    2. with ``augment``, :func:`augment_pair` (rotation, centre crop, flips,
+       brightness/contrast jitter).
+
+    Then ``.batch(batch_size, drop_remainder=True)`` and ``.prefetch(AUTOTUNE)``.
+    The stream never ends (no ``.repeat`` needed): give Keras
+    ``fit(..., steps_per_epoch=n)``. A new iterator restarts the same stream,
+    so the same ``seed`` yields the same batches, in the same order.
+
+    All images and targets are copied once into two flat TensorFlow tensors
+    that the map function indexes with ``tf.gather``. Windows are *not* drawn
+    by a Python generator (``Dataset.from_generator``): that runs under the
+    GIL, and deleting an iterator while its prefetch thread is inside the
+    generator can deadlock (seen with TensorFlow 2.14).
 
     Parameters
     ----------
     images : sequence of ndarray, shape (H, W, C)
-        Preprocessed float32 images (:func:`preprocess`), any sizes.
+        Preprocessed float32 images (:func:`preprocess`), any sizes, same C.
     targets : sequence of ndarray, shape (H, W, K)
         Matching targets (:func:`make_targets`, possibly fewer channels).
     crop : int
@@ -694,13 +725,18 @@ def training_dataset(
     seed : int
         Seed of the window choice and of the augmentation, ``>= 0``.
     augment : bool
-        Apply :func:`augment_pair` (rotation, flips and jitter).
+        Apply :func:`augment_pair`.
 
     Returns
     -------
     tf.data.Dataset
         Elements ``(x, y)``: float32 tensors of shape ``(batch_size, crop, crop, C)``
         and ``(batch_size, crop, crop, K)``.
+
+    Raises
+    ------
+    ValueError
+        For mismatched images and targets or invalid arguments.
 
     Examples
     --------
@@ -720,33 +756,37 @@ def training_dataset(
         steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    seed = int(seed)
     images, targets = _pairs(images, targets)
     size = context_size(crop) if augment else crop
     margin = (size - crop) // 2
-    # Validate the arguments now rather than on the first draw.
-    random_windows(images, targets, size, 0, margin=margin)
     channels, target_channels = images[0].shape[-1], targets[0].shape[-1]
 
-    def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        yield from random_windows(images, targets, size, np.random.default_rng(seed), margin=margin)
+    shapes = np.array([image.shape[:2] for image in images], dtype=np.int64)
+    areas = shapes[:, 0] * shapes[:, 1]
+    heights, widths = tf.constant(shapes[:, 0]), tf.constant(shapes[:, 1])
+    offsets = tf.constant(np.concatenate([[0], np.cumsum(areas)[:-1]]).astype(np.int64))
+    log_weights = tf.constant(0.5 * np.log(areas.astype(np.float64))[None], tf.float32)  # sqrt(area)
+    pixels = tf.convert_to_tensor(np.concatenate([image.reshape(-1, channels) for image in images]))
+    target_pixels = tf.convert_to_tensor(np.concatenate([t.reshape(-1, target_channels) for t in targets]))
+    key = tf.constant(int(seed), tf.int64)
+    steps = tf.range(size, dtype=tf.int64)
 
-    dataset = tf.data.Dataset.from_generator(
-        generate,
-        output_signature=(
-            tf.TensorSpec((size, size, channels), tf.float32),
-            tf.TensorSpec((size, size, target_channels), tf.float32),
-        ),
+    def element(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        keys = tf.random.experimental.stateless_split(tf.stack([key, index]), num=4)
+        k = tf.random.stateless_categorical(log_weights, 1, keys[0], dtype=tf.int64)[0, 0]
+        height, width = heights[k], widths[k]
+        rows = _tf_reflect_index(_padded_start(height, size, margin, keys[1]) + steps, height)
+        cols = _tf_reflect_index(_padded_start(width, size, margin, keys[2]) + steps, width)
+        flat = offsets[k] + rows[:, None] * width + cols[None, :]
+        image = tf.ensure_shape(tf.gather(pixels, flat), (size, size, channels))
+        target = tf.ensure_shape(tf.gather(target_pixels, flat), (size, size, target_channels))
+        if augment:
+            image, target = augment_pair(image, target, crop=crop, seed=keys[3])
+        return image, target
+
+    dataset = tf.data.Dataset.range(np.iinfo(np.int64).max).map(
+        element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-    if augment:
-        key = tf.constant(seed, tf.int64)
-
-        def augment_element(index: tf.Tensor, pair: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-            return augment_pair(pair[0], pair[1], crop=crop, seed=tf.stack([key, index]))
-
-        dataset = dataset.enumerate().map(
-            augment_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
     dataset = dataset.batch(batch_size, drop_remainder=True)
     if steps_per_epoch is not None:
         dataset = dataset.take(steps_per_epoch)
@@ -793,7 +833,8 @@ def validation_tiles(
     for image, target in zip(images, targets):
         height, width = image.shape[:2]
         rows_n, cols_n = -(-height // tile), -(-width // tile)
-        index = np.ix_(_reflect_index(np.arange(rows_n * tile), height), _reflect_index(np.arange(cols_n * tile), width))
+        rows = _reflect_index(np.arange(rows_n * tile), height)
+        index = np.ix_(rows, _reflect_index(np.arange(cols_n * tile), width))
         for array, out in ((image, xs), (target, ys)):
             grid = array[index].reshape(rows_n, tile, cols_n, tile, array.shape[-1]).swapaxes(1, 2)
             out.append(grid.reshape(-1, tile, tile, array.shape[-1]))

@@ -139,3 +139,8 @@ def test_training_runs_saves_and_is_reused(tmp_path: Path) -> None:
     assert second.reused and second.folder == first.folder
     x = np.random.default_rng(2).random((1, 32, 32, 3), dtype=np.float32)
     np.testing.assert_allclose(second.model(x).numpy(), first.model(x).numpy(), atol=1e-6)
+
+
+def test_unknown_monitor_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="monitor must be val_loss or val_iou"):
+        training.train(training.TrainConfig(monitor="accuracy"), [], [], tmp_path)

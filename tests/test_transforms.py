@@ -452,10 +452,14 @@ def test_random_windows_shapes_alignment_and_padding():
         assert x.shape == (40, 40, 3) and y.shape == (40, 40, 2)
         assert x.dtype == np.float32 and y.dtype == np.float32
         np.testing.assert_array_equal(y[..., 0], x[..., 0] > 0.5)  # same pixels in both
-    # The small image is reflect-padded: its window is made of its own rows and columns.
-    small = random_windows(images[:1], targets[:1], 40, 0)
-    x, _ = next(small)
-    assert set(np.unique(x).tolist()) <= set(np.unique(images[0]).tolist())
+    # A small image is reflect-padded evenly (NumPy "reflect"): its only window.
+    x, y = next(random_windows(images[:1], targets[:1], 40, 0))
+    pad = ((10, 10), (5, 5), (0, 0))
+    np.testing.assert_array_equal(x, np.pad(images[0], pad, mode="reflect"))
+    np.testing.assert_array_equal(y, np.pad(targets[0], pad, mode="reflect"))
+    # With a margin, windows may start outside the image, mirrored.
+    x, _ = next(random_windows(images[:1], targets[:1], 24, 3, margin=30))
+    assert x.shape == (24, 24, 3) and np.isin(x, images[0]).all()
 
 
 def test_random_windows_weighting():
@@ -540,6 +544,33 @@ def test_training_dataset_crops_reach_the_image_edges():
     dataset = training_dataset(images, [band], crop=32, batch_size=8, steps_per_epoch=25, seed=0)
     hits = sum(int((y.reshape(len(y), -1).max(axis=1) > 0).sum()) for _, y in _first_batches(dataset, 25))
     assert hits >= 100
+
+
+def test_training_dataset_windows_are_image_windows():
+    # Without augmentation a crop is a plain window: unique pixel values locate it.
+    image = np.arange(50 * 60, dtype=np.float32).reshape(50, 60, 1) / 3000
+    images, targets = [np.repeat(image, 3, axis=-1)], [image]
+    for x, y in _first_batches(training_dataset(images, targets, crop=20, batch_size=8, augment=False), 3):
+        for window, target in zip(x, y):
+            r, c = divmod(round(float(window[0, 0, 0]) * 3000), 60)
+            np.testing.assert_array_equal(window, images[0][r : r + 20, c : c + 20])
+            np.testing.assert_array_equal(target, targets[0][r : r + 20, c : c + 20])
+
+
+def test_training_dataset_reflect_pads_small_images():
+    images, targets = _arrays([(9, 14)], seed=8)
+    (x, y), = _first_batches(training_dataset(images, targets, crop=24, batch_size=2, augment=False), 1)
+    pad = ((7, 8), (5, 5), (0, 0))  # centred; the only window position
+    np.testing.assert_array_equal(x[0], np.pad(images[0], pad, mode="reflect"))
+    np.testing.assert_array_equal(y[1], np.pad(targets[0], pad, mode="reflect"))
+
+
+def test_training_dataset_weights_images_by_sqrt_area():
+    images, _ = _arrays([(10, 10), (40, 40)])
+    marks = [np.full((*im.shape[:2], 1), k, np.float32) for k, im in enumerate(images)]
+    batches = _first_batches(training_dataset(images, marks, crop=8, batch_size=100, augment=False), 10)
+    share_of_large = np.mean([y[:, 0, 0, 0].mean() for _, y in batches])
+    assert share_of_large == pytest.approx(0.8, abs=0.05)
 
 
 def test_training_dataset_steps_and_no_augmentation(dataset_arrays):
