@@ -8,12 +8,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import __version__
-
-if TYPE_CHECKING:
-    import numpy as np
 from .data import DATA_ENV, DEFAULT_DATASET, DatasetError, content_fingerprint, data_root
 from .profiles import DEFAULT_PROFILE, NOTEBOOKS, PROFILES
 from .study import StudyError, build_book, run_study
@@ -195,23 +191,10 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _read_label_image(path: Path) -> np.ndarray:
-    import numpy as np
-
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        return np.asarray(tifffile.imread(path))
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.asarray(img)
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .data import read_sample, sample_folders
+    from .data import read_raw, read_sample, sample_folders
     from .evaluation import evaluate_pairs, summarise
 
     pred_dir = Path(args.pred)
@@ -229,7 +212,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             missing += 1
             continue
         sample = read_sample(folder)
-        pred = _read_label_image(predictions[folder.name])
+        pred = read_raw(predictions[folder.name])
         if pred.ndim != 2 or pred.shape != sample.labels.shape:
             _error(f"{predictions[folder.name]}: label image of shape {pred.shape} does not match "
                    f"the annotation's {sample.labels.shape}")

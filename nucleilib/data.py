@@ -118,7 +118,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     >>> img.shape[-1]  # doctest: +SKIP
     3
     """
-    array = _decode(Path(path))
+    array = read_raw(path)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=-1)
     elif array.ndim == 3 and array.shape[-1] in (2, 4):  # grey+alpha or RGBA
@@ -133,7 +133,17 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _decode(path: Path) -> np.ndarray:
+def read_raw(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode an image file as it is stored (dtype and channels unchanged).
+
+    Used for label images, whose values must not be rescaled.
+
+    Raises
+    ------
+    DatasetError
+        If the file is missing or cannot be decoded.
+    """
+    path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     suffix = path.suffix.lower()
@@ -180,7 +190,7 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
         If the file cannot be decoded or holds more than two distinct values.
     """
     path = Path(path)
-    array = _decode(path)
+    array = read_raw(path)
     if array.ndim == 3:
         array = array[..., 0]
     values = np.unique(array)

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 from skimage.measure import label as _label
-from skimage.measure import regionprops_table
 from skimage.morphology import local_maxima, reconstruction, remove_small_holes
 from skimage.segmentation import relabel_sequential, watershed
+
+from .morphology import nucleus_table
 
 PredictFn = Callable[[np.ndarray], Any]
 
@@ -555,7 +556,5 @@ def object_table(labels: np.ndarray) -> pd.DataFrame:
         raise ValueError(f"expected an integer label image, got dtype {labels.dtype}")
     if labels.size and labels.min() < 0:
         raise ValueError("label image has negative labels")
-    props = regionprops_table(labels.astype(np.int32), properties=("label", "area", "centroid"))
-    table = pd.DataFrame(props).rename(columns={"centroid-0": "centroid_y", "centroid-1": "centroid_x"})
-    table = table[["label", "area", "centroid_y", "centroid_x"]]
+    table = nucleus_table(labels.astype(np.int32))[["label", "area", "centroid_y", "centroid_x"]]
     return table.astype({"label": np.int64, "area": np.int64, "centroid_y": float, "centroid_x": float})
