@@ -181,7 +181,7 @@ def run_predict(args: argparse.Namespace) -> int:
         table.insert(0, "image", str(path))
         nuclei.append(table)
         summary.append({"image": str(path), "output": label_path.name, "nuclei": int(len(table)), "status": "ok"})
-    pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)
+    pd.DataFrame(summary).astype({"nuclei": "Int64"}).to_csv(out / "summary.csv", index=False)
     columns = ["image", "label", "area", "centroid_y", "centroid_x"]
     (pd.concat(nuclei, ignore_index=True)[columns] if nuclei else pd.DataFrame(columns=columns)).to_csv(
         out / "nuclei.csv", index=False)
