@@ -144,7 +144,7 @@ plt.show()
 best = history.iloc[info["best_epoch"] - 1]
 glue("val_iou_best", float(best["val_iou"]), display=False)
 glue("val_acc_best", float(best["val_accuracy"]), display=False)
-history.round(4).tail(5)
+history.assign(lr=history["lr"].map("{:.1e}".format)).round(4).tail(5)
 
 # %% [markdown]
 # ## Evaluation on the test images
@@ -226,9 +226,9 @@ per_modality.round(3)
 # %% [markdown]
 # ## What the predictions look like
 #
-# For a few training and test images: the image, the annotation, the predicted nuclei (each
-# colour one nucleus) and the errors (green: missed nucleus pixels, magenta: false positives),
-# and the network's foreground probability as a confidence map.
+# For a few training and test images: the image, the annotation, the image with the predicted
+# nuclei outlined in yellow, the errors (green: missed nucleus pixels, magenta: false
+# positives), and the network's foreground probability as a confidence map.
 
 # %%
 def show_examples(chosen_samples, title, probs_by_id=None):
