@@ -185,9 +185,9 @@ def run_predict(args: argparse.Namespace) -> int:
     columns = ["image", "label", "area", "centroid_y", "centroid_x"]
     (pd.concat(nuclei, ignore_index=True)[columns] if nuclei else pd.DataFrame(columns=columns)).to_csv(
         out / "nuclei.csv", index=False)
-    failed = sum(row["status"] != "ok" for row in summary) + len(problems)
-    print(f"{len(summary) - sum(row['status'] != 'ok' for row in summary)} image(s) segmented, {failed} problem(s); "
-          f"results in {out}")
+    errors = sum(row["status"] != "ok" for row in summary)
+    failed = errors + len(problems)
+    print(f"{len(summary) - errors} image(s) segmented, {failed} problem(s); results in {out}")
     return 1 if failed else 0
 
 

@@ -248,13 +248,17 @@ def read_sample(folder: str | os.PathLike[str]) -> Sample:
         labels[mask & (labels == 0)] = index
     if overlapping:
         warnings.warn(
-            f"{masks_dir}: {len(overlapping)} mask(s) overlap earlier ones "
-            f"({', '.join(overlapping[:3])}{', ...' if len(overlapping) > 3 else ''}); "
+            f"{masks_dir}: {len(overlapping)} mask(s) overlap earlier ones ({_first_few(overlapping)}); "
             "overlapping pixels keep the earlier label",
             UserWarning,
             stacklevel=2,
         )
     return Sample(image_id=image_id, image=image, labels=labels, overlapping_masks=len(overlapping))
+
+
+def _first_few(names: Sequence[str], n: int = 3) -> str:
+    """The first ``n`` names joined by commas, with ``...`` when there are more."""
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
 
 
 def sample_folders(root: str | os.PathLike[str]) -> list[Path]:
@@ -399,8 +403,7 @@ def load_dataset(
     overlapping = [s.image_id for s in samples if s.overlapping_masks]
     if overlapping:
         warnings.warn(
-            f"{root_path}: {len(overlapping)} sample(s) have overlapping masks "
-            f"({', '.join(overlapping[:3])}{', ...' if len(overlapping) > 3 else ''}); "
+            f"{root_path}: {len(overlapping)} sample(s) have overlapping masks ({_first_few(overlapping)}); "
             "overlapping pixels keep the earlier label",
             UserWarning,
             stacklevel=2,
