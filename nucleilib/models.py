@@ -25,7 +25,10 @@ class ModelConfig:
     Attributes
     ----------
     architecture : str
-        ``"unet"`` (the seed paper's network).
+        ``"unet"`` (the seed paper's network), ``"resunet"`` (a deep residual
+        U-Net of pre-activation residual units) or ``"deeplabv3plus"``
+        (DeepLabV3+ with a residual backbone trained from scratch); see
+        :data:`ARCHITECTURES`.
     base_filters, depth : int
         Filters of the first level and number of poolings (16 and 4 give the
         paper's 1.94 M-parameter U-Net).
@@ -48,6 +51,10 @@ class ModelConfig:
         Instance separation method (see :func:`nucleilib.inference.separate`).
     min_size : int
         Smallest nucleus kept, in pixels.
+    extra : dict
+        Architecture-specific options: ``units_per_level`` (resunet, default 2);
+        ``atrous_rates`` (deeplabv3plus, default ``[2, 4, 6]``) and
+        ``aspp_filters`` (default 128).
     """
 
     architecture: str = "unet"
@@ -92,7 +99,7 @@ def _conv_block(x: Any, filters: int, *, residual: bool, batch_norm: bool, name:
     return x
 
 
-def build_unet(config: ModelConfig | None = None) -> Any:
+def build_unet(config: ModelConfig | None = None, *, input_size: int | None = None) -> Any:
     """Build the U-Net of the seed paper as a Keras model.
 
     Contracting blocks of two 3x3 convolutions (each followed by batch
@@ -106,6 +113,9 @@ def build_unet(config: ModelConfig | None = None) -> Any:
     ----------
     config : ModelConfig, optional
         Defaults to :class:`ModelConfig` ().
+    input_size : int, optional
+        Fix the input to ``input_size`` x ``input_size`` pixels (for counting
+        operations); by default any size that is a multiple of ``2**depth``.
 
     Returns
     -------
@@ -124,7 +134,7 @@ def build_unet(config: ModelConfig | None = None) -> Any:
         raise ValueError(f"build_unet cannot build architecture {config.architecture!r}")
     if config.depth < 1 or config.base_filters < 1:
         raise ValueError("depth and base_filters must be positive")
-    inputs = layers.Input((None, None, config.in_channels), name="image")
+    inputs = layers.Input((input_size, input_size, config.in_channels), name="image")
     x = inputs
     skips = []
     for level in range(config.depth):
@@ -144,6 +154,230 @@ def build_unet(config: ModelConfig | None = None) -> Any:
     # float32 output keeps the loss stable under mixed precision.
     probs = layers.Activation("sigmoid", dtype="float32", name="probabilities")(logits)
     return Model(inputs, probs, name=f"unet_f{config.base_filters}_d{config.depth}")
+
+
+ARCHITECTURES: tuple[str, ...] = ("unet", "resunet", "deeplabv3plus")
+
+
+def _check_common(config: ModelConfig, architecture: str) -> None:
+    if config.architecture != architecture:
+        raise ValueError(f"build_{architecture} cannot build architecture {config.architecture!r}")
+    if config.depth < 1 or config.base_filters < 1:
+        raise ValueError("depth and base_filters must be positive")
+    if not config.outputs:
+        raise ValueError("a model needs at least one output channel")
+
+
+def _residual_unit(x: Any, filters: int, *, stride: int, first: bool, name: str) -> Any:
+    """Pre-activation residual unit (BN-ReLU-conv twice) with a projected shortcut."""
+    from tensorflow.keras import layers
+
+    shortcut = x
+    if not first:
+        x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+        x = layers.Activation("relu", name=f"{name}_relu1")(x)
+    x = layers.Conv2D(filters, 3, strides=stride, padding="same", kernel_initializer="he_normal",
+                      name=f"{name}_conv1")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = layers.Activation("relu", name=f"{name}_relu2")(x)
+    x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv2")(x)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, padding="same", name=f"{name}_proj")(shortcut)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    return layers.Add(name=f"{name}_add")([x, shortcut])
+
+
+def build_resunet(config: ModelConfig, *, input_size: int | None = None) -> Any:
+    """Build a deep residual U-Net (ResUNet, Zhang et al. 2018) as a Keras model.
+
+    Every level of the encoder and decoder is made of ``extra["units_per_level"]``
+    (default 2) pre-activation residual units; the encoder halves the resolution
+    with a strided convolution instead of pooling; the decoder upsamples
+    (bilinear), concatenates the encoder features of the same level and applies
+    its residual units. Same outputs, names and input rules as :func:`build_unet`.
+
+    Examples
+    --------
+    >>> build_resunet(ModelConfig(architecture="resunet")).count_params()  # doctest: +SKIP
+    """
+    from tensorflow.keras import Model, layers
+
+    _check_common(config, "resunet")
+    units = int(config.extra.get("units_per_level", 2))
+    if units < 1:
+        raise ValueError(f"units_per_level must be at least 1, got {units}")
+    inputs = layers.Input((input_size, input_size, config.in_channels), name="image")
+    x = inputs
+    skips = []
+    for level in range(config.depth + 1):
+        filters = config.base_filters * 2**level
+        for unit in range(units):
+            stride = 2 if (level > 0 and unit == 0) else 1
+            x = _residual_unit(x, filters, stride=stride, first=(level == 0 and unit == 0),
+                               name=f"enc{level + 1}_u{unit + 1}" if level < config.depth else f"bridge_u{unit + 1}")
+        skips.append(x)
+    for level in reversed(range(config.depth)):
+        filters = config.base_filters * 2**level
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level + 1}")(x)
+        x = layers.Concatenate(name=f"skip{level + 1}")([x, skips[level]])
+        for unit in range(units):
+            x = _residual_unit(x, filters, stride=1, first=False, name=f"dec{level + 1}_u{unit + 1}")
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.Activation("relu", name="head_relu")(x)
+    logits = layers.Conv2D(len(config.outputs), 1, name="logits")(x)
+    probs = layers.Activation("sigmoid", dtype="float32", name="probabilities")(logits)
+    return Model(inputs, probs, name=f"resunet_f{config.base_filters}_d{config.depth}_u{units}")
+
+
+def _dilated_conv2d() -> Any:
+    """Conv2D computing dilated convolutions with one ``tf.nn.conv2d`` call.
+
+    Keras' Conv2D implements dilation by space-to-batch with paddings that are
+    wrong when a ``tf.function`` is traced for unknown image sizes (it fails on
+    the next size); the direct kernel has no such problem and the same weights.
+    """
+    import tensorflow as tf
+
+    class DilatedConv2D(tf.keras.layers.Conv2D):
+        def convolution_op(self, inputs: Any, kernel: Any) -> Any:
+            return tf.nn.conv2d(inputs, kernel, strides=list(self.strides), padding=self.padding.upper(),
+                                dilations=list(self.dilation_rate))
+
+    return DilatedConv2D
+
+
+def _conv(filters: int, kernel: int, *, dilation: int = 1, **kwargs: Any) -> Any:
+    from tensorflow.keras import layers
+
+    if dilation > 1:
+        return _dilated_conv2d()(filters, kernel, dilation_rate=dilation, **kwargs)
+    return layers.Conv2D(filters, kernel, **kwargs)
+
+
+def _conv_bn_relu(x: Any, filters: int, kernel: int, *, name: str, dilation: int = 1, stride: int = 1) -> Any:
+    from tensorflow.keras import layers
+
+    x = _conv(filters, kernel, strides=stride, dilation=dilation, padding="same", use_bias=False,
+              kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _basic_block(x: Any, filters: int, *, stride: int, dilation: int, name: str) -> Any:
+    """ResNet basic block (conv-BN-ReLU, conv-BN, add, ReLU)."""
+    from tensorflow.keras import layers
+
+    shortcut = x
+    y = _conv_bn_relu(x, filters, 3, stride=stride, dilation=dilation, name=f"{name}_a")
+    y = _conv(filters, 3, padding="same", dilation=dilation, use_bias=False,
+              kernel_initializer="he_normal", name=f"{name}_b_conv")(y)
+    y = layers.BatchNormalization(name=f"{name}_b_bn")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(shortcut)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _resize_like() -> Any:
+    """A layer resizing its first input to the spatial size of its second (any input size)."""
+    import tensorflow as tf
+
+    class ResizeLike(tf.keras.layers.Layer):
+        def call(self, inputs: Any) -> Any:
+            source, reference = inputs
+            return tf.image.resize(source, tf.shape(reference)[1:3], method="bilinear")
+
+    return ResizeLike
+
+
+def build_deeplabv3plus(config: ModelConfig, *, input_size: int | None = None) -> Any:
+    """Build DeepLabV3+ (Chen et al. 2018) with a residual backbone trained from scratch.
+
+    Backbone: a 3x3 stem (stride 2) and four stages of two ResNet basic blocks,
+    of ``2, 4, 8, 16`` times ``base_filters`` channels, reaching output stride 16;
+    the last stage keeps stride 16 and dilates by 2 instead. ASPP: a 1x1
+    convolution, three dilated 3x3 convolutions (``extra["atrous_rates"]``,
+    default 2, 4, 6: the standard 6, 12, 18 are wider than the 8x8 feature map
+    of a 128-pixel crop) and image pooling. Decoder: the ASPP output upsampled
+    x4 and concatenated with 48 channels of the stride-4 features, two 3x3
+    convolutions, logits upsampled x4 (bilinear) to the input. ``depth`` is not
+    used; inputs must be multiples of 16.
+    """
+    from tensorflow.keras import Model, layers
+
+    _check_common(config, "deeplabv3plus")
+    rates = [int(r) for r in config.extra.get("atrous_rates", [2, 4, 6])]
+    aspp_filters = int(config.extra.get("aspp_filters", 128))
+    b = config.base_filters
+    inputs = layers.Input((input_size, input_size, config.in_channels), name="image")
+    x = _conv_bn_relu(inputs, 2 * b, 3, stride=2, name="stem1")
+    x = _conv_bn_relu(x, 2 * b, 3, name="stem2")
+    low_level = None
+    for stage, (mult, stride, dilation) in enumerate([(4, 2, 1), (8, 2, 1), (16, 2, 1), (16, 1, 2)], start=1):
+        for block in (1, 2):
+            x = _basic_block(x, mult * b, stride=stride if block == 1 else 1, dilation=dilation,
+                             name=f"stage{stage}_b{block}")
+        if stage == 1:
+            low_level = x  # stride 4
+    branches = [_conv_bn_relu(x, aspp_filters, 1, name="aspp_1x1")]
+    for rate in rates:
+        branches.append(_conv_bn_relu(x, aspp_filters, 3, dilation=rate, name=f"aspp_rate{rate}"))
+    pooled = layers.GlobalAveragePooling2D(keepdims=True, name="aspp_pool")(x)
+    pooled = _conv_bn_relu(pooled, aspp_filters, 1, name="aspp_pool")
+    branches.append(_resize_like()(name="aspp_pool_resize")([pooled, x]))
+    x = layers.Concatenate(name="aspp_concat")(branches)
+    x = _conv_bn_relu(x, aspp_filters, 1, name="aspp_project")
+    x = layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up4")(x)
+    low = _conv_bn_relu(low_level, 48, 1, name="decoder_low")
+    x = layers.Concatenate(name="decoder_concat")([x, low])
+    x = _conv_bn_relu(x, aspp_filters, 3, name="decoder_conv1")
+    x = _conv_bn_relu(x, aspp_filters, 3, name="decoder_conv2")
+    x = layers.Conv2D(len(config.outputs), 1, name="logits_s4")(x)
+    logits = layers.UpSampling2D(4, interpolation="bilinear", name="logits")(x)
+    probs = layers.Activation("sigmoid", dtype="float32", name="probabilities")(logits)
+    return Model(inputs, probs, name=f"deeplabv3plus_f{b}")
+
+
+def build_model(config: ModelConfig | None = None, *, input_size: int | None = None) -> Any:
+    """Build the network a :class:`ModelConfig` describes (any of :data:`ARCHITECTURES`)."""
+    config = config or ModelConfig()
+    builders = {"unet": build_unet, "resunet": build_resunet, "deeplabv3plus": build_deeplabv3plus}
+    if config.architecture not in builders:
+        raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return builders[config.architecture](config, input_size=input_size)
+
+
+def count_flops(config: ModelConfig, size: int = 256) -> int:
+    """Floating-point operations of one forward pass on a ``size`` x ``size`` image.
+
+    Counted as 2 x the multiply-accumulates of the convolution, transposed
+    convolution and dense layers (which dominate); batch normalisation,
+    activations, additions, pooling and resizing are left out.
+
+    Examples
+    --------
+    >>> count_flops(ModelConfig(residual=False, batch_norm=False, outputs=("foreground",)))  # doctest: +SKIP
+    """
+    from tensorflow.keras import layers
+
+    if size < 16 or size % 16:
+        raise ValueError(f"size must be a positive multiple of 16, got {size}")
+    model = build_model(config, input_size=size)
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2DTranspose):
+            _, h, w, c_in = layer.input.shape
+            kh, kw = layer.kernel_size
+            macs += h * w * kh * kw * c_in * layer.filters
+        elif isinstance(layer, layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            c_in = layer.input.shape[-1]
+            kh, kw = layer.kernel_size
+            macs += h * w * kh * kw * (c_in // layer.groups) * c_out
+        elif isinstance(layer, layers.Dense):
+            macs += int(layer.input.shape[-1]) * layer.units
+    return int(2 * macs)
 
 
 # --------------------------------------------------------------------------- loss and metrics
@@ -224,7 +458,7 @@ def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, ModelConfig]
         if not path.is_file():
             raise FileNotFoundError(f"{path}: model file is missing")
     config = ModelConfig.from_dict(json.loads(config_path.read_text()))
-    model = build_unet(config)
+    model = build_model(config)
     with np.load(weights_path) as stored:
         weights = [stored[f"arr_{i}"].astype(np.float32) for i in range(len(stored.files))]
     if len(weights) != len(model.get_weights()):

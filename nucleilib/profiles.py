@@ -13,7 +13,7 @@ PROFILES = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
 
 #: The study's notebooks, in the order they run (file stems under ``notebooks/``).
-NOTEBOOKS = ("01_eda", "02_unet")
+NOTEBOOKS = ("01_eda", "02_unet", "03_comparison")
 
 _COMMON: dict[str, dict[str, Any]] = {
     "smoke": {"seed": 42, "max_images": 48},
@@ -35,6 +35,15 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
                 "max_minutes": 27.0, "ablation_minutes": 6.0, "ablation_steps": 60, "ship_model": True},
         "gpu": {"crop": 256, "batch_size": 16, "epochs": 100, "steps_per_epoch": 200, "patience": 15,
                 "max_minutes": 150.0, "ablation_minutes": 20.0, "ablation_steps": 100, "ship_model": True},
+    },
+    # cpu: seven trainings of 1,200 steps each (about 50 min on 2 cores), cached.
+    "03_comparison": {
+        "smoke": {"crop": 64, "batch_size": 4, "epochs": 2, "steps_per_epoch": 3, "patience": 2, "max_minutes": 2.0,
+                  "extra_seeds": [1], "test_limit": 6, "timing_repeats": 2},
+        "cpu": {"crop": 128, "batch_size": 8, "epochs": 20, "steps_per_epoch": 60, "patience": 12, "max_minutes": 20.0,
+                "extra_seeds": [1, 2], "test_limit": None, "timing_repeats": 10},
+        "gpu": {"crop": 256, "batch_size": 16, "epochs": 50, "steps_per_epoch": 200, "patience": 15, "max_minutes": 60.0,
+                "extra_seeds": [1, 2], "test_limit": None, "timing_repeats": 20},
     },
 }
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Sample
-from .models import ModelConfig, bce_dice_loss, build_unet, foreground_accuracy, foreground_iou, load_model_folder, save_model
+from .models import ModelConfig, bce_dice_loss, build_model, foreground_accuracy, foreground_iou, load_model_folder, save_model
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,9 @@ def train(
     """Train a network, or reload the one trained before with the same settings.
 
     The model is saved to ``<cache_root>/<name>-<digest>/`` with its weights,
-    configuration, training configuration and history (``history.csv``).
+    configuration, training configuration and history (``history.csv``). The
+    digest covers the configuration and the image ids, so a model cached under
+    another name with the same digest is reused too.
 
     Parameters
     ----------
@@ -198,6 +200,10 @@ def train(
     mode = "min" if config.monitor == "val_loss" else "max"
     digest = training_digest(config, [s.image_id for s in train_samples], [s.image_id for s in val_samples])
     folder = Path(cache_root) / f"{name}-{digest}"
+    if not retrain and not (folder / "train-config.json").is_file():
+        # The digest alone identifies a training: reuse one cached under another name.
+        same = sorted(p for p in Path(cache_root).glob(f"*-{digest}") if (p / "train-config.json").is_file())
+        folder = same[0] if same else folder
     done = folder / "train-config.json"
     if done.is_file() and not retrain:
         model, _ = load_model_folder(folder)
@@ -213,7 +219,7 @@ def train(
         images, targets, crop=config.crop, batch_size=config.batch_size, seed=config.seed
     )
     with _strategy().scope():
-        model = build_unet(config.model)
+        model = build_model(config.model)
         model.compile(
             optimizer=tf.keras.optimizers.Adam(config.learning_rate),
             loss=bce_dice_loss(config.border_weight),
@@ -247,7 +253,7 @@ def train(
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     tf.keras.mixed_precision.set_global_policy("float32")
     # Re-create in float32 so the saved and shipped model does not depend on the policy.
-    final = build_unet(config.model)
+    final = build_model(config.model)
     final.set_weights(model.get_weights())
     save_model(final, config.model, folder, float16=False)
     history.to_csv(folder / "history.csv", index=False)
