@@ -137,6 +137,8 @@ def test_training_runs_saves_and_is_reused(tmp_path: Path) -> None:
     assert info["epochs_run"] == 2 and info["precision_policy"] == "float32"
     second = training.train(config, samples[:3], samples[3:], tmp_path, verbose=0)
     assert second.reused and second.folder == first.folder
+    renamed = training.train(config, samples[:3], samples[3:], tmp_path, name="other-label", verbose=0)
+    assert renamed.reused and renamed.folder == first.folder
     x = np.random.default_rng(2).random((1, 32, 32, 3), dtype=np.float32)
     np.testing.assert_allclose(second.model(x).numpy(), first.model(x).numpy(), atol=1e-6)
 
@@ -144,3 +146,88 @@ def test_training_runs_saves_and_is_reused(tmp_path: Path) -> None:
 def test_unknown_monitor_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="monitor must be val_loss or val_iou"):
         training.train(training.TrainConfig(monitor="accuracy"), [], [], tmp_path)
+
+
+# --------------------------------------------------------------------------- other architectures
+
+SMALL = {
+    "unet": models.ModelConfig(base_filters=4, depth=2),
+    "resunet": models.ModelConfig(architecture="resunet", base_filters=4, depth=2, extra={"units_per_level": 1}),
+    "deeplabv3plus": models.ModelConfig(architecture="deeplabv3plus", base_filters=4, extra={"aspp_filters": 8}),
+}
+
+
+@pytest.mark.parametrize("architecture", models.ARCHITECTURES)
+@pytest.mark.parametrize("shape", [(64, 64), (48, 80)])
+def test_every_architecture_keeps_the_input_size(architecture: str, shape: tuple[int, int]) -> None:
+    model = models.build_model(SMALL[architecture])
+    x = np.random.default_rng(0).random((2, *shape, 3), dtype=np.float32)
+    y = model(x, training=False).numpy()
+    assert y.shape == (2, *shape, 2)
+    assert np.all((y >= 0) & (y <= 1))
+    assert model.get_layer("logits") is not None and model.get_layer("probabilities") is not None
+
+
+def test_deeplab_predicts_several_sizes_in_one_traced_function() -> None:
+    # Keras' dilated Conv2D fails here on the second size (space-to-batch paddings).
+    from nucleilib.segmentation import keras_predict_fn
+
+    predict = keras_predict_fn(models.build_model(SMALL["deeplabv3plus"]))
+    for shape in [(1, 64, 64, 3), (1, 96, 48, 3), (2, 80, 112, 3)]:
+        assert predict(np.zeros(shape, np.float32)).shape == shape[:3] + (2,)
+
+
+def test_dilated_convolution_matches_keras_on_a_fixed_size() -> None:
+    import tensorflow as tf
+
+    dilated = models._dilated_conv2d()(3, 3, dilation_rate=2, padding="same")
+    reference = tf.keras.layers.Conv2D(3, 3, dilation_rate=2, padding="same")
+    x = np.random.default_rng(1).random((1, 20, 24, 2), dtype=np.float32)
+    dilated.build(x.shape)
+    reference.build(x.shape)
+    reference.set_weights(dilated.get_weights())
+    np.testing.assert_allclose(dilated(x).numpy(), reference(x).numpy(), atol=1e-5)
+
+
+def test_resunet_depth_of_units_adds_parameters() -> None:
+    one = models.build_model(SMALL["resunet"]).count_params()
+    two = models.build_model(models.ModelConfig(architecture="resunet", base_filters=4, depth=2,
+                                                extra={"units_per_level": 2})).count_params()
+    assert two > one
+
+
+@pytest.mark.parametrize("architecture", models.ARCHITECTURES)
+def test_save_and_load_round_trip_every_architecture(architecture: str, tmp_path: Path) -> None:
+    config = SMALL[architecture]
+    model = models.build_model(config)
+    models.save_model(model, config, tmp_path, float16=False)
+    loaded, loaded_config = models.load_model_folder(tmp_path)
+    assert loaded_config == config
+    x = np.random.default_rng(3).random((1, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
+def test_unknown_architecture_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown architecture 'segnet'"):
+        models.build_model(models.ModelConfig(architecture="segnet"))
+    with pytest.raises(ValueError, match="cannot build architecture 'resunet'"):
+        models.build_unet(models.ModelConfig(architecture="resunet"))
+
+
+def test_flops_of_a_single_convolution_by_hand() -> None:
+    # Plain U-Net of depth 1, base 1, one output: count every convolution by hand at 32x32.
+    config = models.ModelConfig(base_filters=1, depth=1, residual=False, batch_norm=False, outputs=("foreground",))
+    hw, half = 32 * 32, 16 * 16
+    macs = (hw * 9 * 3 * 1 + hw * 9 * 1 * 1          # enc1: 3->1, 1->1
+            + half * 9 * 1 * 2 + half * 9 * 2 * 2    # bottleneck: 1->2, 2->2
+            + half * 4 * 2 * 1                       # transposed conv 2->1, 2x2 kernel on the 16x16 input
+            + hw * 9 * 2 * 1 + hw * 9 * 1 * 1        # dec1 after concatenation: 2->1, 1->1
+            + hw * 1 * 1 * 1)                        # logits
+    assert models.count_flops(config, 32) == 2 * macs
+
+
+def test_flops_grow_with_image_area_and_reject_bad_sizes() -> None:
+    config = SMALL["unet"]
+    assert models.count_flops(config, 64) == 4 * models.count_flops(config, 32)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        models.count_flops(config, 100)
