@@ -306,6 +306,20 @@ claims = pd.DataFrame(
     columns=["quantity", "seed paper", f"measured ({len(manifest)} images)"],
 )
 claims.to_csv(out / "eda-claims.csv", index=False)
+sides = manifest[["height", "width"]]
+numeric_claims = {
+    "n_images": len(manifest),
+    "sizes_share_within_256_1024": float(((sides >= 256) & (sides <= 1024)).all(axis=1).mean()),
+    "count_mean": count_mean, "count_sd": count_sd,
+    "area_p5": area_lo, "area_p95": area_hi, "area_share_in_paper": area_in_paper,
+    "circularity_p5": circ_lo, "circularity_p95": circ_hi, "circularity_share_in_paper": circ_in_paper,
+    "contrast_p5": contrast_range[0], "contrast_p95": contrast_range[1],
+    "contrast_share_in_paper": float(images["contrast"].between(0.4, 0.9).mean()),
+    "intensity_p5": intensity_range[0], "intensity_p95": intensity_range[1],
+    "intensity_share_in_paper": float(images["mean_intensity"].between(0.2, 0.8).mean()),
+    "touching_any_share": share_any, "touching_10_share": share_10,
+}
+(out / "eda-claims.json").write_text(json.dumps({k: float(v) for k, v in numeric_claims.items()}, indent=2) + "\n")
 claims.style.hide(axis="index")
 
 # %% [markdown]
