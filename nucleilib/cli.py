@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .data import DATA_ENV, DEFAULT_DATASET, DatasetError, content_fingerprint, data_root
+from .deploy import BACKENDS
 from .profiles import DEFAULT_PROFILE, NOTEBOOKS, PROFILES
 from .study import StudyError, build_book, run_study
 
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--separation", choices=("components", "watershed", "borders"),
                          help="instance separation method (default: the model's)")
     predict.add_argument("--threshold", type=float, help="foreground probability threshold (default: the model's)")
+    predict.add_argument("--backend", choices=BACKENDS, default="keras",
+                         help="inference engine: keras, XLA-compiled keras, or a TensorFlow Lite model shipped "
+                              "beside the weights (model-float16.tflite, model-int8.tflite) (default: %(default)s)")
 
     evaluate = commands.add_parser(
         "evaluate", help="score label images against DSB-layout annotations",
@@ -139,21 +143,20 @@ def run_predict(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         _error(f"{existing[0]}: exists ({len(existing)} output file(s) would be replaced); use --overwrite to replace them")
         return 1
-    from .models import load_model
-    from .segmentation import keras_predict_fn, labels_from_probabilities, predict_probabilities
+    from .deploy import load_predict_fn
+    from .segmentation import labels_from_probabilities, predict_probabilities
 
-    model, config = load_model(args.model)
+    predict_fn, config = load_predict_fn(args.model, args.backend)
     if args.threshold is not None:
         if not 0 < args.threshold < 1:
             raise ValueError(f"--threshold must be between 0 and 1, got {args.threshold}")
         config = dataclasses.replace(config, threshold=args.threshold)
-    predict_fn = keras_predict_fn(model)
     out.mkdir(parents=True, exist_ok=True)
     summary, nuclei = [], []
     for path, name in zip(tqdm(files, desc="segmenting", unit="img"), names):
         try:
             image = read_image(path)
-            probs = predict_probabilities(model, config, image, tile=args.tile, predict_fn=predict_fn)
+            probs = predict_probabilities(None, config, image, tile=args.tile, predict_fn=predict_fn)
             labels = labels_from_probabilities(probs, config, args.separation)
         except DatasetError as err:
             _error(str(err))

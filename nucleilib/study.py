@@ -3,7 +3,9 @@
 Notebooks are jupytext text files under ``notebooks/``. Each run writes executed
 notebooks to ``book/<profile>/`` and artefacts to ``artefacts/<profile>/``; a state
 file there remembers a digest of each notebook's source and parameters, so an
-unchanged notebook is not run again and an interrupted study resumes.
+unchanged notebook is not run again and an interrupted study resumes. A second,
+committed file there, ``run-log.json``, records for each notebook how long its last
+successful run took, when, at which commit and on which machine.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 from .profiles import NOTEBOOKS, check_profile, notebook_parameters
 
 STATE_FILE = "study-state.json"
+#: Committed timing log of each profile: notebook -> its last successful run.
+RUN_LOG = "run-log.json"
 
 
 class StudyError(RuntimeError):
@@ -120,6 +124,7 @@ def run_study(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     state_path = project / "artefacts" / profile / STATE_FILE
     state = _read_state(state_path)
+    machine: dict[str, Any] | None = None  # looked up once, at the first notebook that runs
     runs = []
     for number, name in enumerate(names, start=1):
         source = project / "notebooks" / f"{name}.py"
@@ -167,9 +172,65 @@ def run_study(
             "parameters": params,
         }
         _write_state(state_path, state)
+        if machine is None:
+            machine = machine_info()
+        record_run(project / "artefacts" / profile / RUN_LOG, name, seconds, machine=machine, root=project)
         log(f"{prefix}: done in {seconds:.0f} s -> {output.relative_to(project)}")
         runs.append(NotebookRun(name, "ran", seconds, output))
     return runs
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine a notebook ran on: CPU model, logical cores, GPU(s) (``"none"``)."""
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "gpu": _gpu_names() or "none"}
+
+
+def record_run(
+    path: str | os.PathLike[str],
+    notebook: str,
+    seconds: float,
+    *,
+    machine: dict[str, Any] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    finished: datetime | None = None,
+) -> dict[str, Any]:
+    """Record one notebook's successful run in a profile's ``run-log.json``.
+
+    The log maps each notebook to its last successful run; entries of notebooks
+    not named here are kept, so a study that skips or runs only some notebooks
+    still leaves a complete log.
+
+    Parameters
+    ----------
+    path : path-like
+        The log, ``artefacts/<profile>/run-log.json``.
+    notebook : str
+        Notebook stem, such as ``"02_unet"``.
+    seconds : float
+        Wall-clock seconds of the run.
+    machine : dict, optional
+        As :func:`machine_info` returns (looked up when not given).
+    root : path-like, optional
+        Folder whose git commit is recorded (default: this package's checkout).
+    finished : datetime, optional
+        End of the run (default: now), stored in UTC.
+
+    Returns
+    -------
+    dict
+        The whole log as written.
+    """
+    path = Path(path)
+    log = _read_state(path)
+    when = (finished or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    log[notebook] = {
+        "seconds": round(float(seconds), 1),
+        "finished_utc": when.isoformat(timespec="seconds"),
+        "git_commit": _git_commit(root),
+        "machine": dict(machine) if machine is not None else machine_info(),
+    }
+    _write_state(path, log)
+    return log
 
 
 def toc_for_profile(profile: str, root: str | os.PathLike[str] | None = None) -> Path:
@@ -275,9 +336,9 @@ def _gpu_names() -> str:
     return ", ".join(line.strip() for line in out.stdout.splitlines() if line.strip())
 
 
-def _git_commit() -> str:
+def _git_commit(folder: str | os.PathLike[str] | None = None) -> str:
     try:
-        here = Path(__file__).resolve().parent
+        here = Path(folder).resolve() if folder is not None else Path(__file__).resolve().parent
         sha = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, check=True
         ).stdout.strip()

@@ -680,6 +680,8 @@ def training_dataset(
     steps_per_epoch: int | None = None,
     seed: int = 0,
     augment: bool = True,
+    parallel: bool = True,
+    prefetch: bool = True,
 ) -> tf.data.Dataset:
     """An endless, augmented ``tf.data`` stream of training batches.
 
@@ -697,8 +699,9 @@ def training_dataset(
     2. with ``augment``, :func:`augment_pair` (rotation, centre crop, flips,
        brightness/contrast jitter).
 
-    Then ``.batch(batch_size, drop_remainder=True)`` and ``.prefetch(AUTOTUNE)``.
-    The stream never ends (no ``.repeat`` needed): give Keras
+    Then ``.batch(batch_size, drop_remainder=True)`` and ``.prefetch(AUTOTUNE)``
+    (``parallel=False`` and ``prefetch=False`` turn the parallel map and the
+    prefetch off, for benchmarks). The stream never ends (no ``.repeat`` needed): give Keras
     ``fit(..., steps_per_epoch=n)``. A new iterator restarts the same stream,
     so the same ``seed`` yields the same batches, in the same order.
 
@@ -726,6 +729,13 @@ def training_dataset(
         Seed of the window choice and of the augmentation, ``>= 0``.
     augment : bool
         Apply :func:`augment_pair`.
+    parallel : bool
+        Run the map in parallel (``num_parallel_calls=AUTOTUNE``, the default);
+        ``False`` makes it sequential. The elements are the same either way.
+    prefetch : bool
+        End with ``.prefetch(AUTOTUNE)`` (the default). ``parallel=False,
+        prefetch=False`` is the unoptimised baseline of
+        :func:`nucleilib.deploy.training_throughput`.
 
     Returns
     -------
@@ -785,12 +795,14 @@ def training_dataset(
         return image, target
 
     dataset = tf.data.Dataset.range(np.iinfo(np.int64).max).map(
-        element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        element,
+        num_parallel_calls=tf.data.AUTOTUNE if parallel else None,
+        deterministic=True if parallel else None,
     )
     dataset = dataset.batch(batch_size, drop_remainder=True)
     if steps_per_epoch is not None:
         dataset = dataset.take(steps_per_epoch)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
 
 
 def validation_tiles(

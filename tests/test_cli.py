@@ -216,3 +216,59 @@ def test_shipped_model_segments_real_test_images(real_data_root: Path) -> None:
     scores = evaluate_pairs([s.labels for s in samples], preds, ids=list(test_ids))
     assert scores["iou"].mean() > 0.7
     assert scores["dsb_score"].mean() > 0.4
+
+
+# --------------------------------------------------------------------------- --backend
+
+
+@pytest.fixture(scope="module")
+def tflite_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model folder again, with a model-float16.tflite beside its weights (no int8 file)."""
+    import shutil
+
+    from nucleilib import deploy
+
+    folder = tmp_path_factory.mktemp("tflite-model") / "tiny"
+    shutil.copytree(tiny_model, folder)
+    model, _ = models.load_model_folder(folder)
+    deploy.save_tflite(deploy.to_tflite(model, "float16"), folder, "float16")
+    return folder
+
+
+@pytest.mark.parametrize("backend", ["tflite-float16", "xla"])
+def test_predict_with_another_backend_writes_the_same_outputs(
+    inputs: Path, tflite_model: Path, tmp_path: Path, backend: str
+) -> None:
+    import pandas as pd
+
+    results = {}
+    for name in ("keras", backend):
+        out = tmp_path / name
+        assert predict(str(inputs / "rgb.png"), str(inputs / "deep.tif"), "-o", str(out), "--model", str(tflite_model),
+                       "--backend", name) == 0
+        results[name] = out
+    assert sorted(p.name for p in results["keras"].iterdir()) == sorted(p.name for p in results[backend].iterdir())
+    keras_summary = pd.read_csv(results["keras"] / "summary.csv")
+    other_summary = pd.read_csv(results[backend] / "summary.csv")
+    assert list(other_summary.columns) == list(keras_summary.columns)
+    assert (other_summary["status"] == "ok").all()
+    labels = np.asarray(Image.open(results[backend] / "rgb_labels.png"))
+    assert labels.shape == (64, 80) and labels.dtype == np.uint16
+
+
+def test_an_unavailable_backend_is_a_one_line_error_naming_the_file(
+    inputs: Path, tflite_model: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out"
+    assert predict(str(inputs), "-o", str(out), "--model", str(tflite_model), "--backend", "tflite-int8") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nuclei: error:") and "\n" not in err
+    assert str(tflite_model / "model-int8.tflite") in err
+    assert not out.exists()
+
+
+def test_an_unknown_backend_is_a_usage_error(inputs: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        predict(str(inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--backend", "onnx")
+    assert caught.value.code == 2
+    assert "--backend" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,54 @@ def test_unchanged_notebook_is_skipped_changed_or_forced_runs_again(project: Pat
     assert [r.status for r in runs] == ["ran"] and times_ran(project) == 2
     runs, _ = run(project, force=True)
     assert [r.status for r in runs] == ["ran"] and times_ran(project) == 3
+
+
+@pytest.mark.slow
+def test_run_log_records_the_last_successful_run_and_keeps_other_notebooks(project: Path) -> None:
+    log_path = project / "artefacts" / "smoke" / study.RUN_LOG
+    log_path.parent.mkdir(parents=True)
+    earlier = {"seconds": 1800.0, "finished_utc": "2026-01-01T00:00:00+00:00", "git_commit": "abc",
+               "machine": {"cpu": "x", "cores": 2, "gpu": "none"}}
+    log_path.write_text(json.dumps({"02_unet": earlier}))
+    run(project)
+    log = json.loads(log_path.read_text())
+    assert log["02_unet"] == earlier, "a notebook that did not run keeps its entry"
+    entry = log["01_eda"]
+    assert set(entry) == {"seconds", "finished_utc", "git_commit", "machine"}
+    assert entry["seconds"] > 0 and entry["finished_utc"].endswith("+00:00")
+    assert entry["machine"]["cores"] >= 1 and entry["machine"]["cpu"] and entry["machine"]["gpu"]
+    assert entry["git_commit"]
+    run(project)  # skipped: the log is left as it is
+    assert json.loads(log_path.read_text())["01_eda"] == entry
+    source = project / "notebooks" / "01_eda.py"
+    source.write_text(NOTEBOOK + "\n# %%\nraise RuntimeError('deliberate failure')\n")
+    with pytest.raises(study.StudyError):
+        run(project)
+    assert json.loads(log_path.read_text())["01_eda"] == entry, "a failed run is not logged"
+
+
+def test_record_run_merges_into_the_log(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    path = tmp_path / "artefacts" / "cpu" / study.RUN_LOG
+    machine = {"cpu": "Test CPU", "cores": 2, "gpu": "none"}
+    finished = datetime(2026, 3, 1, 13, 30, tzinfo=timezone(timedelta(hours=1)))
+    study.record_run(path, "01_eda", 60.04, machine=machine, root=tmp_path, finished=finished)
+    study.record_run(path, "02_unet", 1700.0, machine=machine, root=tmp_path)
+    log = study.record_run(path, "01_eda", 58.0, machine=machine, root=tmp_path, finished=finished)
+    assert json.loads(path.read_text()) == log
+    assert sorted(log) == ["01_eda", "02_unet"]
+    assert log["01_eda"]["seconds"] == 58.0
+    assert log["01_eda"]["finished_utc"] == "2026-03-01T12:30:00+00:00"
+    assert log["01_eda"]["machine"] == machine
+    assert log["01_eda"]["git_commit"] == "unknown (not a git checkout)"
+    path.write_text("{damaged")
+    assert sorted(study.record_run(path, "01_eda", 1.0, machine=machine)) == ["01_eda"]
+
+
+def test_machine_info_names_cpu_cores_and_gpu() -> None:
+    info = study.machine_info()
+    assert info["cpu"] and info["cores"] == os.cpu_count() and info["gpu"]
 
 
 @pytest.mark.slow
