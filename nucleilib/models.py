@@ -99,7 +99,8 @@ def _conv_block(x: Any, filters: int, *, residual: bool, batch_norm: bool, name:
     return x
 
 
-def build_unet(config: ModelConfig | None = None, *, input_size: int | None = None) -> Any:
+def build_unet(config: ModelConfig | None = None, *, input_size: int | None = None,
+               final_activation: bool = True) -> Any:
     """Build the U-Net of the seed paper as a Keras model.
 
     Contracting blocks of two 3x3 convolutions (each followed by batch
@@ -116,6 +117,10 @@ def build_unet(config: ModelConfig | None = None, *, input_size: int | None = No
     input_size : int, optional
         Fix the input to ``input_size`` x ``input_size`` pixels (for counting
         operations); by default any size that is a multiple of ``2**depth``.
+    final_activation : bool
+        End with the sigmoid layer ``"probabilities"`` (default). ``False``
+        ends at the ``"logits"`` layer instead, as relevance propagation needs;
+        the weights and their order are the same either way.
 
     Returns
     -------
@@ -151,6 +156,8 @@ def build_unet(config: ModelConfig | None = None, *, input_size: int | None = No
         x = _conv_block(x, filters, residual=config.residual, batch_norm=config.batch_norm,
                         name=f"dec{level + 1}")
     logits = layers.Conv2D(len(config.outputs), 1, name="logits")(x)
+    if not final_activation:
+        return Model(inputs, logits, name=f"unet_f{config.base_filters}_d{config.depth}_logits")
     # float32 output keeps the loss stable under mixed precision.
     probs = layers.Activation("sigmoid", dtype="float32", name="probabilities")(logits)
     return Model(inputs, probs, name=f"unet_f{config.base_filters}_d{config.depth}")

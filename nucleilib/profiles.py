@@ -13,7 +13,7 @@ PROFILES = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
 
 #: The study's notebooks, in the order they run (file stems under ``notebooks/``).
-NOTEBOOKS = ("01_eda", "02_unet", "03_comparison")
+NOTEBOOKS = ("01_eda", "02_unet", "03_comparison", "04_gradcam", "05_lrp", "06_speed", "07_audit")
 
 _COMMON: dict[str, dict[str, Any]] = {
     "smoke": {"seed": 42, "max_images": 48},
@@ -44,6 +44,34 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
                 "extra_seeds": [1, 2], "test_limit": None, "timing_repeats": 10},
         "gpu": {"crop": 256, "batch_size": 16, "epochs": 50, "steps_per_epoch": 200, "patience": 15, "max_minutes": 60.0,
                 "extra_seeds": [1, 2], "test_limit": None, "timing_repeats": 20},
+    },
+    # cpu: about 3 min (Grad-CAM) and 7 min (LRP, four rules) on 2 cores.
+    "04_gradcam": {
+        "smoke": {"n_images_per_modality": 1, "image_size": 64, "per_nucleus": True, "cascade": False},
+        "cpu": {"n_images_per_modality": 3, "image_size": 256, "per_nucleus": True, "cascade": True},
+        "gpu": {"n_images_per_modality": 10, "image_size": 256, "per_nucleus": True, "cascade": True},
+    },
+    "05_lrp": {
+        "smoke": {"max_images": 1, "n_images_per_modality": 1, "image_size": 64, "rules": ["lrp.epsilon"],
+                  "sanity_rules": ["lrp.epsilon"], "cascade_stops": []},
+        "cpu": {"n_images_per_modality": 2, "image_size": 256,
+                "rules": ["lrp.epsilon", "lrp.z", "lrp.alpha_1_beta_0", "lrp.sequential_preset_a"],
+                "sanity_rules": ["lrp.epsilon"], "cascade_stops": ["logits", "dec2", "bottleneck"]},
+        "gpu": {"n_images_per_modality": 5, "image_size": 256,
+                "rules": ["lrp.epsilon", "lrp.z", "lrp.alpha_1_beta_0", "lrp.sequential_preset_a"],
+                "sanity_rules": ["lrp.epsilon", "lrp.z"],
+                "cascade_stops": ["logits", "dec1", "dec2", "dec4", "bottleneck", "enc3"]},
+    },
+    "06_speed": {
+        "smoke": {"sizes": [64, 128], "batches": [1, 4], "max_batch_pixels": 65536, "repeats": 2, "warmup": 1,
+                  "test_limit": 3, "train_images": 6, "calibration_crops": 4, "calibration_size": 64,
+                  "train_crop": 64, "train_batch_size": 4, "train_steps": 2, "train_warmup": 1, "ship_quantised": False},
+        "cpu": {"sizes": [256, 512, 1024], "batches": [1, 4, 16], "max_batch_pixels": 16 * 256 * 256, "repeats": 3,
+                "warmup": 1, "test_limit": None, "train_images": 48, "calibration_crops": 32, "calibration_size": 256,
+                "train_crop": 128, "train_batch_size": 8, "train_steps": 8, "train_warmup": 2, "ship_quantised": True},
+        "gpu": {"sizes": [256, 512, 1024], "batches": [1, 4, 16], "max_batch_pixels": 4 * 1024 * 1024, "repeats": 10,
+                "warmup": 2, "test_limit": None, "train_images": 64, "calibration_crops": 64, "calibration_size": 256,
+                "train_crop": 256, "train_batch_size": 16, "train_steps": 30, "train_warmup": 3, "ship_quantised": True},
     },
 }
 

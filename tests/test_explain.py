@@ -1,0 +1,431 @@
+"""Explanations of the U-Net: Grad-CAM, LRP, the measures of the maps and the sanity check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nucleilib import explain, models
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = models.ModelConfig(base_filters=4, depth=2, outputs=("foreground", "border"))
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    return models.build_unet(TINY)
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+
+
+@pytest.fixture
+def square() -> np.ndarray:
+    mask = np.zeros((16, 16), bool)
+    mask[4:8, 4:12] = True  # 32 of 256 pixels
+    return mask
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def test_map_equal_to_mask_puts_all_relevance_inside(square: np.ndarray) -> None:
+    result = explain.relevance_share(square.astype(float), square)
+    assert result.share == 1.0
+    assert result.area == pytest.approx(32 / 256)
+    assert result.enrichment == pytest.approx(256 / 32)
+
+
+@pytest.mark.parametrize("level", [0.3, 1.0, 7.0])
+def test_uniform_map_gets_the_area_share(square: np.ndarray, level: float) -> None:
+    result = explain.relevance_share(np.full(square.shape, level), square)
+    assert result.share == pytest.approx(result.area)
+    assert result.enrichment == pytest.approx(1.0)
+
+
+def test_negative_relevance_is_ignored_and_no_positive_relevance_is_nan(square: np.ndarray) -> None:
+    values = np.where(square, 1.0, -5.0)
+    assert explain.relevance_share(values, square).share == 1.0
+    nothing = explain.relevance_share(-np.ones(square.shape), square)
+    assert np.isnan(nothing.share) and np.isnan(nothing.enrichment)
+    assert nothing.area == pytest.approx(32 / 256)
+
+
+def test_relevance_outside_the_mask_gives_share_zero(square: np.ndarray) -> None:
+    result = explain.relevance_share((~square).astype(float), square)
+    assert result.share == 0.0 and result.enrichment == 0.0
+
+
+@pytest.mark.parametrize(
+    ("peak", "tolerance", "expected"),
+    [((5, 6), 0, True), ((0, 0), 0, False), ((9, 6), 0, False), ((9, 6), 2, True), ((15, 15), 2, False)],
+)
+def test_pointing_game(square: np.ndarray, peak: tuple[int, int], tolerance: float, expected: bool) -> None:
+    heat = np.zeros(square.shape)
+    heat[peak] = 1.0
+    assert explain.pointing_game(heat, square, tolerance=tolerance) is expected
+
+
+def test_a_constant_map_points_nowhere(square: np.ndarray) -> None:
+    assert explain.pointing_game(np.ones(square.shape), square) is False
+    assert explain.pointing_game(square.astype(float), np.zeros_like(square)) is False
+
+
+def test_correlation_is_one_for_the_mask_and_minus_one_for_its_inverse(square: np.ndarray) -> None:
+    assert explain.map_correlation(square.astype(float), square) == pytest.approx(1.0)
+    assert explain.map_correlation(3.0 * square + 2.0, square) == pytest.approx(1.0)
+    assert explain.map_correlation((~square).astype(float), square) == pytest.approx(-1.0)
+
+
+def test_constant_maps_and_masks_give_zero_without_warnings(square: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert explain.map_correlation(np.zeros(square.shape), square) == 0.0
+        assert explain.map_correlation(square.astype(float), np.zeros_like(square)) == 0.0
+        assert explain.map_similarity(np.zeros((4, 4)), np.arange(16.0).reshape(4, 4)) == 0.0
+
+
+def test_rank_similarity_is_invariant_to_monotone_changes() -> None:
+    x = np.random.default_rng(1).random((8, 8))
+    assert explain.map_similarity(x, np.exp(5 * x)) == pytest.approx(1.0)
+    assert explain.map_similarity(x, -x) == pytest.approx(-1.0)
+    assert explain.map_similarity(x - 0.5, 0.5 - x, absolute=True) == pytest.approx(1.0)
+    other = np.random.default_rng(2).random((8, 8))
+    assert abs(explain.map_similarity(x, other)) < 0.5
+
+
+def test_explanation_metrics_has_one_row_per_image(square: np.ndarray) -> None:
+    maps = [square.astype(float), np.ones(square.shape), -square.astype(float)]
+    table = explain.explanation_metrics(maps, [square] * 3, ["a", "b", "c"])
+    assert list(table["image_id"]) == ["a", "b", "c"]
+    assert table["relevance_share"].tolist()[:2] == pytest.approx([1.0, 32 / 256])
+    assert np.isnan(table.loc[2, "relevance_share"])
+    assert table["pointing_game"].tolist() == [1.0, 0.0, 0.0]
+    assert table.loc[0, "mean_inside"] == 1.0 and table.loc[0, "mean_outside"] == 0.0
+    assert table["positive_pixels"].tolist() == [32, 256, 0]
+    assert table["positive_regions"].tolist() == [1, 1, 0]
+
+
+def test_an_empty_mask_leaves_pointing_and_correlation_undefined() -> None:
+    table = explain.explanation_metrics([np.eye(4)], [np.zeros((4, 4), bool)], ["empty"])
+    assert np.isnan(table.loc[0, "pointing_game"]) and np.isnan(table.loc[0, "correlation"])
+    assert table.loc[0, "area_share"] == 0.0 and np.isnan(table.loc[0, "mean_inside"])
+
+
+def test_two_separate_blobs_are_two_positive_regions() -> None:
+    heat = np.zeros((10, 10))
+    heat[1:3, 1:3] = heat[6:9, 6:9] = 1.0
+    table = explain.explanation_metrics([heat], [heat > 0], ["x"])
+    assert table.loc[0, "positive_regions"] == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: explain.relevance_share(np.ones((4, 4)), np.ones((4, 5), bool)), "differ"),
+        (lambda: explain.relevance_share(np.ones((2, 4, 4)), np.ones((4, 4), bool)), "2-D"),
+        (lambda: explain.relevance_share(np.ones((4, 4)), np.full((4, 4), 2)), "0/1"),
+        (lambda: explain.relevance_share(np.full((4, 4), np.nan), np.ones((4, 4), bool)), "NaN"),
+        (lambda: explain.pointing_game(np.ones((4, 4)), np.ones((4, 4), bool), tolerance=-1), "tolerance"),
+        (lambda: explain.map_similarity(np.ones((4, 4)), np.ones((3, 4))), "differ"),
+        (lambda: explain.explanation_metrics([np.ones((4, 4))], [], ["a"]), "must match"),
+        (lambda: explain.explanation_metrics([], [], []), "no maps"),
+        (lambda: explain.explanation_metrics([np.ones((4, 4))], [np.ones((4, 4), bool)], "a"), "sequence"),
+    ],
+)
+def test_bad_inputs_to_measures_are_refused(call, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# --------------------------------------------------------------------------- choosing images
+
+
+def test_picks_per_modality_are_reproducible_and_capped() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"image_id": [f"i{k}" for k in range(10)],
+                          "modality": ["fluorescence"] * 6 + ["brightfield"] + ["stained tissue"] * 3})
+    picks = explain.pick_per_modality(table, 2, seed=7, modalities=["fluorescence", "brightfield", "stained tissue"])
+    assert len(picks) == 5 and "i6" in picks
+    assert picks == explain.pick_per_modality(table.iloc[::-1], 2, seed=7,
+                                              modalities=["fluorescence", "brightfield", "stained tissue"])
+    assert explain.pick_per_modality(table, 2, seed=7, modalities=["tissue"]) == []
+    assert len(set(tuple(explain.pick_per_modality(table, 2, seed=k)) for k in range(6))) > 1
+    with pytest.raises(ValueError, match="positive"):
+        explain.pick_per_modality(table, 0)
+    with pytest.raises(ValueError, match="modality"):
+        explain.pick_per_modality(table[["image_id"]], 1)
+
+
+@pytest.mark.parametrize(("shape", "size"), [((6, 9), 4), ((3, 5, 3), 8), ((16, 16), 16), ((1, 1), 3)])
+def test_centre_crop_always_has_the_requested_size(shape: tuple[int, ...], size: int) -> None:
+    array = np.arange(int(np.prod(shape))).reshape(shape)
+    crop = explain.centre_crop(array, size)
+    assert crop.shape == (size, size, *shape[2:]) and crop.dtype == array.dtype
+    if shape[0] >= size and shape[1] >= size:
+        top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
+        np.testing.assert_array_equal(crop, array[top:top + size, left:left + size])
+
+
+@pytest.mark.parametrize(("centre", "corner"), [((0, 0), (0, 0)), ((9, 9), (6, 6)), ((5, 2), (3, 0)), ((4.5, 4.5), (3, 3))])
+def test_centre_crop_centres_where_asked_and_stays_inside(centre: tuple[float, float], corner: tuple[int, int]) -> None:
+    array = np.arange(100).reshape(10, 10)
+    crop = explain.centre_crop(array, 4, centre=centre)
+    np.testing.assert_array_equal(crop, array[corner[0]:corner[0] + 4, corner[1]:corner[1] + 4])
+
+
+def test_centre_crop_refuses_bad_input() -> None:
+    with pytest.raises(ValueError, match="size"):
+        explain.centre_crop(np.zeros((4, 4)), 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        explain.centre_crop(np.zeros(4), 2)
+    with pytest.raises(ValueError, match="centre"):
+        explain.centre_crop(np.zeros((4, 4)), 2, centre=(np.nan, 1))
+
+
+# --------------------------------------------------------------------------- Grad-CAM
+
+
+def test_score_is_the_mean_probability_per_image(tiny_model, images: np.ndarray) -> None:
+    scorer = explain.score_model(tiny_model)
+    score = scorer(images).numpy()
+    probs = tiny_model(images).numpy()
+    assert score.shape == (2, 1)
+    np.testing.assert_allclose(score[:, 0], probs[..., 0].mean(axis=(1, 2)), rtol=1e-5)
+    border = explain.score_model(tiny_model, target="border")(images).numpy()
+    np.testing.assert_allclose(border[:, 0], probs[..., 1].mean(axis=(1, 2)), rtol=1e-5)
+
+
+def test_region_score_is_the_probability_mass_inside(tiny_model, images: np.ndarray) -> None:
+    region = np.zeros((32, 32), bool)
+    region[3:9, 10:20] = True
+    score = explain.score_model(tiny_model, region=region)(images).numpy()
+    probs = tiny_model(images).numpy()[..., 0]
+    np.testing.assert_allclose(score[:, 0], probs[:, region].sum(axis=1), rtol=1e-5)
+
+
+def test_score_model_keeps_the_layer_names(tiny_model) -> None:
+    scorer = explain.score_model(tiny_model)
+    assert scorer.get_layer("enc2_relu2") is tiny_model.get_layer("enc2_relu2")
+    assert scorer.output_shape == (None, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"target": "nucleus"}, "unknown target"), ({"target": 2}, "2 output channel"),
+     ({"region": np.zeros((32, 32), bool)}, "empty"), ({"region": np.ones(32, bool)}, "2-D")],
+)
+def test_score_model_refuses_bad_targets_and_regions(tiny_model, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        explain.score_model(tiny_model, **kwargs)
+
+
+def test_default_layers_exist_at_several_depths(tiny_model) -> None:
+    assert explain.default_cam_layers(tiny_model) == ["enc1_relu2", "bottleneck_relu2", "dec1_relu2"]
+
+
+def test_grad_cam_maps_have_the_input_size_and_unit_range(tiny_model, images: np.ndarray) -> None:
+    maps = explain.grad_cam(tiny_model, images, "dec1_relu2")
+    assert maps.shape == (2, 32, 32) and maps.dtype == np.float32
+    assert maps.min() >= 0.0 and maps.max() <= 1.0
+    assert np.allclose(maps.max(axis=(1, 2)), 1.0) or np.all(maps.max(axis=(1, 2)) == 0)
+
+
+def test_grad_cam_depends_on_the_layer_and_the_region(tiny_model, images: np.ndarray) -> None:
+    shallow = explain.grad_cam(tiny_model, images, "enc1_relu2")
+    deep = explain.grad_cam(tiny_model, images, "bottleneck_relu2")
+    assert not np.allclose(shallow, deep)
+    region = np.zeros((32, 32), bool)
+    region[:8, :8] = True
+    local = explain.grad_cam(tiny_model, images, "enc1_relu2", region=region)
+    assert not np.allclose(shallow, local)
+
+
+def test_grad_cam_batches_give_the_same_maps(tiny_model, images: np.ndarray) -> None:
+    together = explain.grad_cam(tiny_model, images, "enc2_relu2", batch_size=2)
+    apart = explain.grad_cam(tiny_model, images, "enc2_relu2", batch_size=1)
+    np.testing.assert_allclose(together, apart, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((np.zeros((2, 32, 32, 3), np.float32), "no_such_layer"), {}, "no layer 'no_such_layer'"),
+        ((np.zeros((32, 32, 3), np.float32), "enc1_relu2"), {}, r"\(N, H, W, C\)"),
+        ((np.zeros((1, 32, 32, 1), np.float32), "enc1_relu2"), {}, "expects inputs"),
+        ((np.zeros((1, 32, 32, 3), np.float32), "enc1_relu2"), {"region": np.ones((16, 16), bool)}, "does not match"),
+        ((np.zeros((1, 32, 32, 3), np.float32), "enc1_relu2"), {"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_grad_cam_refuses_bad_input(tiny_model, args: tuple, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        explain.grad_cam(tiny_model, *args, **kwargs)
+
+
+# --------------------------------------------------------------------------- randomisation
+
+
+def test_randomised_copy_differs_and_the_original_is_untouched(tiny_model, images: np.ndarray) -> None:
+    before = [w.copy() for w in tiny_model.get_weights()]
+    output = tiny_model(images).numpy()
+    scrambled = explain.randomise_weights(tiny_model, seed=3)
+    assert scrambled is not tiny_model
+    assert [layer.name for layer in scrambled.layers] == [layer.name for layer in tiny_model.layers]
+    assert not np.allclose(scrambled(images).numpy(), output, atol=1e-3)
+    for old, new in zip(before, tiny_model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    np.testing.assert_array_equal(tiny_model(images).numpy(), output)
+
+
+@pytest.mark.parametrize("method", explain.RANDOMISATIONS)
+def test_only_the_chosen_layers_change_and_the_seed_repeats(tiny_model, method: str) -> None:
+    first = explain.randomise_weights(tiny_model, ["logits", "dec1_conv2"], seed=5, method=method)
+    again = explain.randomise_weights(tiny_model, ["logits", "dec1_conv2"], seed=5, method=method)
+    for layer in tiny_model.layers:
+        for old, new, same in zip(layer.get_weights(), first.get_layer(layer.name).get_weights(),
+                                  again.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(new, same)
+            if layer.name == "dec1_conv2" or (layer.name == "logits" and new.ndim == 4):
+                assert not np.array_equal(old, new), layer.name
+            elif layer.name not in ("logits",):
+                np.testing.assert_array_equal(old, new)
+
+
+def test_batch_norm_statistics_are_kept(tiny_model) -> None:
+    scrambled = explain.randomise_weights(tiny_model, ["enc1_bn1"], seed=1, method="normal")
+    old, new = tiny_model.get_layer("enc1_bn1").get_weights(), scrambled.get_layer("enc1_bn1").get_weights()
+    assert not np.array_equal(old[0], new[0])  # gamma re-drawn
+    np.testing.assert_array_equal(old[2], new[2])  # moving mean kept
+    np.testing.assert_array_equal(old[3], new[3])  # moving variance kept
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"layers": ["nope"]}, "no layer"), ({"layers": ["pool1"]}, "no trainable"),
+     ({"layers": "logits"}, "not one string"), ({"method": "shuffle"}, "unknown method"), ({"seed": -1}, "seed")],
+)
+def test_randomise_refuses_bad_arguments(tiny_model, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        explain.randomise_weights(tiny_model, **kwargs)
+
+
+def test_layer_blocks_run_from_the_output_to_the_input(tiny_model) -> None:
+    blocks = [name for name, _ in explain.layer_blocks(tiny_model)]
+    assert blocks == ["logits", "dec1", "up1", "dec2", "up2", "bottleneck", "enc2", "enc1"]
+    assert dict(explain.layer_blocks(tiny_model))["enc1"][0] == "enc1_conv1"
+
+
+# --------------------------------------------------------------------------- LRP
+
+
+def test_logit_model_shares_weights_and_order_with_the_sigmoid_one(tiny_model, images: np.ndarray) -> None:
+    logits = models.build_unet(TINY, final_activation=False)
+    assert [w.shape for w in logits.get_weights()] == [w.shape for w in tiny_model.get_weights()]
+    logits.set_weights(tiny_model.get_weights())
+    assert logits.layers[-1].name == "logits"
+    probs = 1.0 / (1.0 + np.exp(-logits(images).numpy()))
+    np.testing.assert_allclose(probs, tiny_model(images).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_lrp_model_gives_the_mean_foreground_logit(tiny_model, images: np.ndarray, fold: bool) -> None:
+    # Batch statistics away from 0/1, so that folding has something to do.
+    weights = [w.copy() for w in tiny_model.get_weights()]
+    rng = np.random.default_rng(0)
+    for layer in tiny_model.layers:
+        if "_bn" in layer.name:
+            start = sum(len(lay.weights) for lay in tiny_model.layers[: tiny_model.layers.index(layer)])
+            weights[start + 2] = rng.normal(0, 0.2, weights[start + 2].shape).astype(np.float32)
+            weights[start + 3] = rng.uniform(0.5, 2.0, weights[start + 3].shape).astype(np.float32)
+    reference = models.build_unet(TINY, final_activation=False)
+    reference.set_weights(weights)
+    analysed = explain.lrp_model(TINY, weights, fold_batch_norm=fold)
+    assert analysed.output_shape == (None, 1)
+    assert all("_bn" not in layer.name for layer in analysed.layers) == fold
+    expected = reference(images).numpy()[..., 0].mean(axis=(1, 2))
+    np.testing.assert_allclose(analysed(images).numpy()[:, 0], expected, rtol=1e-4, atol=1e-5)
+    assert not analysed.get_layer("select_channel").trainable
+
+
+@pytest.mark.parametrize(
+    ("config", "weights", "message"),
+    [
+        (TINY, [np.zeros(3)], "weight arrays"),
+        (models.ModelConfig(architecture="resunet"), [], "U-Nets only"),
+        ("unet", [], "ModelConfig"),
+    ],
+)
+def test_lrp_model_refuses_bad_input(config, weights, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        explain.lrp_model(config, weights)
+
+
+def test_lrp_model_refuses_weights_of_the_wrong_shape(tiny_model) -> None:
+    weights = tiny_model.get_weights()
+    weights[0] = np.zeros((5, 5, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="expected shape"):
+        explain.lrp_model(TINY, weights)
+
+
+def test_lrp_maps_refuse_eager_mode(tiny_model, images: np.ndarray) -> None:
+    with pytest.raises(RuntimeError, match="disable_eager_execution"):
+        explain.lrp_maps(tiny_model, images, "lrp.epsilon")
+
+
+LRP_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    tf.compat.v1.disable_eager_execution()
+    from nucleilib import explain, models
+
+    config = models.ModelConfig(base_filters=4, depth=2, outputs=("foreground", "border"))
+    tf.keras.utils.set_random_seed(0)
+    weights = models.build_unet(config).get_weights()
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    report = {}
+    for rule in sys.argv[1].split(","):
+        tf.keras.backend.clear_session()
+        maps = explain.lrp_maps(explain.lrp_model(config, weights), x, rule)
+        report[rule] = {"shape": list(maps.shape), "finite": bool(np.isfinite(maps).all()),
+                        "nonzero": bool(np.abs(maps).max() > 0), "dtype": str(maps.dtype)}
+    analysed = explain.lrp_model(config, weights)
+    try:
+        explain.lrp_maps(analysed, x, "lrp.nonsense")
+    except ValueError as err:
+        report["bad_rule"] = str(err)
+    scrambled = explain.randomise_weights(analysed, seed=1)
+    report["randomised_differs"] = bool(np.abs(scrambled.predict(x) - analysed.predict(x)).max() > 1e-4)
+    report["selector_kept"] = bool(np.array_equal(scrambled.get_layer("select_channel").get_weights()[0],
+                                                  analysed.get_layer("select_channel").get_weights()[0]))
+    print("REPORT " + json.dumps(report))
+    """
+)
+
+
+@pytest.mark.slow
+def test_lrp_maps_in_graph_mode_are_finite_and_have_the_input_shape() -> None:
+    rules = ["lrp.epsilon"]  # the fastest rule; the notebook runs the others
+    done = subprocess.run([sys.executable, "-c", LRP_SCRIPT, ",".join(rules)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=240)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    report = json.loads(lines[-1][len("REPORT "):])
+    for rule in rules:
+        assert report[rule] == {"shape": [2, 32, 32], "finite": True, "nonzero": True, "dtype": "float32"}
+    assert "unknown LRP rule" in report["bad_rule"]
+    assert report["randomised_differs"] and report["selector_kept"]
