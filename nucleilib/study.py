@@ -143,6 +143,7 @@ def run_study(
         _write_state(state_path, state)
         notebook = jupytext.read(source)
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        hide_default_parameters(notebook)
         staged = out_dir / f".{name}.input.ipynb"
         jupytext.write(notebook, staged, fmt="ipynb")
         start = time.perf_counter()
@@ -178,6 +179,16 @@ def run_study(
         log(f"{prefix}: done in {seconds:.0f} s -> {output.relative_to(project)}")
         runs.append(NotebookRun(name, "ran", seconds, output))
     return runs
+
+
+def hide_default_parameters(notebook: Any) -> Any:
+    """Tag a notebook's ``parameters`` cell ``remove-cell`` so the book shows only
+    the cell papermill injects after it, with the values the run actually used."""
+    for cell in notebook.cells:
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if "parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    return notebook
 
 
 def machine_info() -> dict[str, Any]:

@@ -64,6 +64,9 @@ def test_runner_injects_profile_parameters_and_writes_into_the_book(project: Pat
     state = json.loads((project / "artefacts" / "smoke" / study.STATE_FILE).read_text())
     assert state["01_eda"]["parameters"] == expected
     assert not list((project / "book" / "smoke").glob(".*input*")), "staged input notebook left behind"
+    tags = [c.metadata.get("tags", []) for c in notebook.cells]
+    # The book shows the injected values the run used, not the defaults as well.
+    assert ["parameters", "remove-cell"] in tags and ["injected-parameters"] in tags
 
 
 @pytest.mark.slow
