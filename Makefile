@@ -4,13 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= cpu
 
-.PHONY: venv test data study book clean help
+.PHONY: venv test data study book check lab clean help
 
 help:
 	@echo "make book [PROFILE=smoke|cpu|gpu]  venv, data, every notebook, HTML book (default PROFILE=cpu)"
 	@echo "make test                          run the test suite"
 	@echo "make study [PROFILE=...]           execute the notebooks only"
 	@echo "make data                          download and verify the data (or use \$$NUCLEI_DATA_DIR)"
+	@echo "make check [PROFILE=...]           open every page of the built book in headless Chromium"
+	@echo "make lab                           JupyterLab on notebooks/ (chapters open as notebooks)"
 	@echo "make clean                         remove built HTML (keeps the venv and executed notebooks)"
 
 venv: $(BIN)/.installed
@@ -32,6 +34,13 @@ study: data
 
 book: study
 	$(BIN)/nuclei book --profile $(PROFILE)
+
+check:
+	$(BIN)/python -m nucleilib.sitecheck _build/$(PROFILE)/_build/html --screenshots _build/$(PROFILE)/screenshots
+
+lab: venv
+	$(BIN)/pip install --quiet -c requirements-lock.txt -e '.[lab]'
+	$(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf _build

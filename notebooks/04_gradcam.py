@@ -55,10 +55,9 @@ import pandas as pd
 import seaborn as sns
 import tensorflow as tf
 from myst_nb import glue
-from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
-from nucleilib import data, explain, manifest as mf, models, segmentation, study, transforms
+from nucleilib import data, explain, manifest as mf, models, segmentation, study
 
 started = time.perf_counter()
 root = study.project_root()
@@ -92,15 +91,8 @@ model, config = models.load_model("unet-dsb2018")
 
 ids = list(picked)
 modality = [manifest.loc[i, "modality"] for i in ids]
-centres = [ndimage.center_of_mass(samples[i].labels > 0) if samples[i].labels.any() else None for i in ids]
-x = np.stack([
-    explain.centre_crop(transforms.preprocess(samples[i].image, sigma=config.sigma, invert_bright=config.invert_bright,
-                                              grey=config.in_channels == 1), image_size, centre)
-    for i, centre in zip(ids, centres)
-])
-truth_labels = np.stack([explain.centre_crop(samples[i].labels, image_size, c) for i, c in zip(ids, centres)])
-raw = np.stack([explain.centre_crop(samples[i].image, image_size, c) for i, c in zip(ids, centres)])
-truth = truth_labels > 0
+windows = explain.explanation_windows([samples[i] for i in ids], modality, config, image_size)
+x, raw, truth_labels, truth = windows.x, windows.raw, windows.truth_labels, windows.truth
 probs = model.predict(x, verbose=0)
 pred_labels = np.stack([segmentation.labels_from_probabilities(p, config) for p in probs])
 pred = probs[..., 0] > config.threshold
@@ -111,8 +103,7 @@ glue("image_size", image_size, display=False)
 glue("n_layers", len(layers), display=False)
 print(f"{len(ids)} test images, {image_size}x{image_size} crops; Grad-CAM layers: {', '.join(layers)}"
       + (f"; no test image of: {', '.join(missing)}" if missing else ""))
-pd.DataFrame({"modality": modality, "nuclei in crop": [len(np.unique(t)) - 1 for t in truth_labels],
-              "nucleus area share": truth.mean(axis=(1, 2))}, index=[i[:12] for i in ids]).round(3)
+windows.table().round(3)
 
 # %% [markdown]
 # ## Grad-CAM at several depths

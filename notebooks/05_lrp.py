@@ -63,10 +63,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from myst_nb import glue
-from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
-from nucleilib import data, explain, manifest as mf, models, segmentation, study, transforms
+from nucleilib import data, explain, manifest as mf, models, study
 
 started = time.perf_counter()
 root = study.project_root()
@@ -97,16 +96,9 @@ with warnings.catch_warnings():
 
 ids = list(picked)
 modality = [manifest.loc[i, "modality"] for i in ids]
-centres = [ndimage.center_of_mass(samples[i].labels > 0) if samples[i].labels.any() else None for i in ids]
 net, config = models.load_model("unet-dsb2018")
-x = np.stack([
-    explain.centre_crop(transforms.preprocess(samples[i].image, sigma=config.sigma, invert_bright=config.invert_bright,
-                                              grey=config.in_channels == 1), image_size, centre)
-    for i, centre in zip(ids, centres)
-])
-raw = np.stack([explain.centre_crop(samples[i].image, image_size, c) for i, c in zip(ids, centres)])
-truth_labels = np.stack([explain.centre_crop(samples[i].labels, image_size, c) for i, c in zip(ids, centres)])
-truth = truth_labels > 0
+windows = explain.explanation_windows([samples[i] for i in ids], modality, config, image_size)
+x, raw, truth_labels, truth = windows.x, windows.raw, windows.truth_labels, windows.truth
 weights = net.get_weights()
 probs = net.predict(x, batch_size=2, verbose=0)  # graph mode too
 pred = probs[..., 0] > config.threshold
@@ -116,8 +108,7 @@ sanity_rules = [rule for rule in sanity_rules if rule in rules]
 glue("n_images", len(ids), display=False)
 glue("image_size", image_size, display=False)
 print(f"{len(ids)} test images, {image_size}x{image_size} windows; rules: {', '.join(rules)}")
-pd.DataFrame({"modality": modality, "nuclei in window": [len(np.unique(t)) - 1 for t in truth_labels],
-              "nucleus area share": truth.mean(axis=(1, 2))}, index=[i[:12] for i in ids]).round(3)
+windows.table().round(3)
 
 # %% [markdown]
 # ## The network as innvestigate sees it

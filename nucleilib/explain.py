@@ -198,6 +198,79 @@ def pick_per_modality(
     return picked
 
 
+@dataclasses.dataclass(frozen=True)
+class Windows:
+    """Square windows of test images, ready to explain (see :func:`explanation_windows`).
+
+    Attributes
+    ----------
+    ids, modality : list of str
+        Image ids and their modality, one per window.
+    x : ndarray, shape (N, S, S, C)
+        Preprocessed network input.
+    raw : ndarray, shape (N, S, S, 3)
+        The original pixels of the same windows, for display.
+    truth_labels : ndarray, shape (N, S, S)
+        Annotated nuclei in the windows.
+    """
+
+    ids: list[str]
+    modality: list[str]
+    x: np.ndarray
+    raw: np.ndarray
+    truth_labels: np.ndarray
+
+    @property
+    def truth(self) -> np.ndarray:
+        return self.truth_labels > 0
+
+    def table(self) -> pd.DataFrame:
+        """Modality, nuclei and nucleus area share of each window."""
+        return pd.DataFrame({
+            "modality": self.modality,
+            "nuclei in window": [len(np.unique(t)) - 1 for t in self.truth_labels],
+            "nucleus area share": self.truth.mean(axis=(1, 2)),
+        }, index=[i[:12] for i in self.ids])
+
+
+def explanation_windows(samples: Any, modality: Sequence[str], config: ModelConfig, size: int) -> Windows:
+    """Cut one ``size`` x ``size`` window of each sample, centred on its nuclei.
+
+    Each image is preprocessed as the model was trained (over the whole image,
+    so the window looks as it does in full-image prediction) and the window is
+    centred on the centre of mass of the annotated nuclei, so that a window of
+    an unevenly covered image still holds nuclei.
+
+    Parameters
+    ----------
+    samples : sequence of Sample
+    modality : sequence of str
+        The modality of each sample.
+    config : ModelConfig
+        Preprocessing settings (sigma, inversion, grey input).
+    size : int
+        Window side, a positive multiple of 16.
+    """
+    from .transforms import preprocess
+
+    samples = list(samples)
+    if len(samples) != len(modality):
+        raise ValueError(f"{len(samples)} samples but {len(modality)} modalities")
+    if not samples:
+        raise ValueError("no samples to cut windows from")
+    if size < 16 or size % 16:
+        raise ValueError(f"size must be a positive multiple of 16, got {size}")
+    centres = [ndimage.center_of_mass(s.labels > 0) if s.labels.any() else None for s in samples]
+    x = np.stack([
+        centre_crop(preprocess(s.image, sigma=config.sigma, invert_bright=config.invert_bright,
+                               grey=config.in_channels == 1), size, c)
+        for s, c in zip(samples, centres)
+    ])
+    raw = np.stack([centre_crop(s.image, size, c) for s, c in zip(samples, centres)])
+    truth_labels = np.stack([centre_crop(s.labels, size, c) for s, c in zip(samples, centres)])
+    return Windows([s.image_id for s in samples], list(modality), x, raw, truth_labels)
+
+
 def centre_crop(array: np.ndarray, size: int, centre: tuple[float, float] | None = None) -> np.ndarray:
     """A ``size`` x ``size`` window of an image or label array, centred where asked.
 

@@ -429,3 +429,22 @@ def test_lrp_maps_in_graph_mode_are_finite_and_have_the_input_shape() -> None:
         assert report[rule] == {"shape": [2, 32, 32], "finite": True, "nonzero": True, "dtype": "float32"}
     assert "unknown LRP rule" in report["bad_rule"]
     assert report["randomised_differs"] and report["selector_kept"]
+
+
+def test_explanation_windows_are_centred_on_the_nuclei_and_aligned() -> None:
+    from nucleilib.data import Sample
+    from nucleilib.models import ModelConfig
+
+    labels = np.zeros((100, 120), np.uint16)
+    labels[70:80, 90:100] = 1
+    image = np.where(labels[..., None] > 0, 200, 10).astype(np.uint8).repeat(3, axis=-1)
+    windows = explain.explanation_windows([Sample("a", image, labels)], ["fluorescence"], ModelConfig(), 32)
+    assert windows.x.shape == (1, 32, 32, 3) and windows.raw.shape == (1, 32, 32, 3)
+    assert windows.truth_labels.shape == (1, 32, 32)
+    assert windows.truth[0].sum() == 100  # the whole nucleus is inside the window
+    np.testing.assert_array_equal(windows.raw[0][..., 0] > 100, windows.truth[0])
+    assert list(windows.table()["nuclei in window"]) == [1]
+    with pytest.raises(ValueError, match="multiple of 16"):
+        explain.explanation_windows([Sample("a", image, labels)], ["fluorescence"], ModelConfig(), 30)
+    with pytest.raises(ValueError, match="1 samples but 2 modalities"):
+        explain.explanation_windows([Sample("a", image, labels)], ["x", "y"], ModelConfig(), 32)
