@@ -65,7 +65,7 @@ import seaborn as sns
 from myst_nb import glue
 from skimage.segmentation import find_boundaries
 
-from nucleilib import data, explain, manifest as mf, models, study
+from nucleilib import explain, models, study
 
 started = time.perf_counter()
 root = study.project_root()
@@ -83,21 +83,12 @@ pd.DataFrame.from_dict(study.run_info(profile), orient="index", columns=["this r
 # The shipped model is loaded once (in the graph) for its weights and its probabilities.
 
 # %%
-split_table = pd.read_csv(out / "splits" / f"split-{split}.csv")
-manifest = pd.read_csv(out / "manifest.csv").set_index("image_id")
-test_table = split_table[split_table["subset"] == "test"][["image_id"]].assign(
-    modality=lambda t: manifest.loc[t["image_id"], "modality"].to_numpy())
-picked = explain.pick_per_modality(test_table, n_images_per_modality, seed=seed, modalities=mf.MODALITIES)
-if max_images is not None:
-    picked = picked[:max_images]
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
-    samples = {s.image_id: s for s in data.load_dataset(data.data_root(), ids=picked)}
+picked_samples, modality = explain.pick_test_samples(out, split, n_images_per_modality, seed=seed, max_images=max_images)
 
-ids = list(picked)
-modality = [manifest.loc[i, "modality"] for i in ids]
+ids = [s.image_id for s in picked_samples]
+samples = {s.image_id: s for s in picked_samples}
 net, config = models.load_model("unet-dsb2018")
-windows = explain.explanation_windows([samples[i] for i in ids], modality, config, image_size)
+windows = explain.explanation_windows(picked_samples, modality, config, image_size)
 x, raw, truth_labels, truth = windows.x, windows.raw, windows.truth_labels, windows.truth
 weights = net.get_weights()
 probs = net.predict(x, batch_size=2, verbose=0)  # graph mode too

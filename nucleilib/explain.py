@@ -198,6 +198,33 @@ def pick_per_modality(
     return picked
 
 
+def pick_test_samples(artefacts: Any, split: str, n_per_modality: int, *, seed: int = 42,
+                      max_images: int | None = None) -> tuple[list[Any], list[str]]:
+    """Test samples of a split, up to ``n_per_modality`` per modality, and their modalities.
+
+    Reads ``splits/split-<split>.csv`` and ``manifest.csv`` from a profile's
+    artefact folder and loads only the picked images (see :func:`pick_per_modality`).
+    """
+    import warnings
+    from pathlib import Path
+
+    from .data import data_root, load_dataset
+    from .manifest import MODALITIES
+
+    folder = Path(artefacts)
+    split_table = pd.read_csv(folder / "splits" / f"split-{split}.csv")
+    manifest = pd.read_csv(folder / "manifest.csv").set_index("image_id")
+    test_table = split_table[split_table["subset"] == "test"][["image_id"]].assign(
+        modality=lambda t: manifest.loc[t["image_id"], "modality"].to_numpy())
+    picked = pick_per_modality(test_table, n_per_modality, seed=seed, modalities=MODALITIES)
+    if max_images is not None:
+        picked = picked[:max_images]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # overlapping masks, reported in the data chapter
+        loaded = {s.image_id: s for s in load_dataset(data_root(), ids=picked)}
+    return [loaded[i] for i in picked], [str(manifest.loc[i, "modality"]) for i in picked]
+
+
 @dataclasses.dataclass(frozen=True)
 class Windows:
     """Square windows of test images, ready to explain (see :func:`explanation_windows`).

@@ -448,3 +448,20 @@ def test_explanation_windows_are_centred_on_the_nuclei_and_aligned() -> None:
         explain.explanation_windows([Sample("a", image, labels)], ["fluorescence"], ModelConfig(), 30)
     with pytest.raises(ValueError, match="1 samples but 2 modalities"):
         explain.explanation_windows([Sample("a", image, labels)], ["x", "y"], ModelConfig(), 32)
+
+
+def test_pick_test_samples_reads_the_split_and_loads_only_picked_test_images(dsb, tmp_path, monkeypatch) -> None:
+    from nucleilib import data, manifest as mf
+
+    root = dsb.dataset(12)
+    monkeypatch.setenv("NUCLEI_DATA_DIR", str(root))
+    table = mf.build_manifest(data.load_dataset(root))
+    artefacts = tmp_path / "artefacts"
+    table.to_csv(artefacts.mkdir() or artefacts / "manifest.csv", index=False)
+    mf.save_splits(table, artefacts / "splits", seed=0)
+    test_ids = set(mf.load_split(artefacts / "splits" / "split-80-10-10.csv")["test"])
+    samples, modality = explain.pick_test_samples(artefacts, "80-10-10", 1, seed=0)
+    assert samples and {s.image_id for s in samples} <= test_ids
+    assert len(set(modality)) == len(modality)  # one image per modality
+    again, _ = explain.pick_test_samples(artefacts, "80-10-10", 1, seed=0, max_images=1)
+    assert [s.image_id for s in again] == [samples[0].image_id]
