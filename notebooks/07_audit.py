@@ -92,7 +92,8 @@ for key, claim, paper, link in [
     ("intensity", "mean intensity", "0.2-0.8", "contrast-and-intensity"),
 ]:
     share = eda[f"{key}_share_in_paper"]
-    add("EDA", claim, paper, f"5th-95th pct {eda[f'{key}_p5']:.2f}-{eda[f'{key}_p95']:.2f}; {100 * share:.1f}% inside",
+    digits = 0 if key == "area" else 2
+    add("EDA", claim, paper, f"5th-95th pct {eda[f'{key}_p5']:.{digits}f}-{eda[f'{key}_p95']:.{digits}f}; {100 * share:.1f}% inside",
         audit.range_verdict(share), ">= 90% inside", f"{eda_link}#{link}")
 add("EDA", "images with overlapping (touching) nuclei", "about 27%",
     f"{100 * eda['touching_any_share']:.1f}% any, {100 * eda['touching_10_share']:.1f}% >= 10% of nuclei",
@@ -142,7 +143,7 @@ add("Summary", "headline IoU", "0.88", f"{table1.loc[shipped_name, 'IoU']:.3f} p
     audit.point_verdict(0.88, table1.loc[shipped_name, "IoU"], tolerance=metric_tolerance), f"within {metric_tolerance}",
     f"{unet_link}#evaluation-on-the-test-images")
 add("Summary", "official DSB score (not in the paper; the Keras starter scored 0.277)", "-",
-    f"{unet_summary.loc['dsb_score', 'per-image mean']:.3f} per image (stage 1 test split of ours)",
+    f"{unet_summary.loc['dsb_score', 'per-image mean']:.3f} per image, on our test split of stage1_train",
     audit.UNDEFINED, "the paper reports no instance metric", f"{unet_link}#evaluation-on-the-test-images")
 
 lrp = pd.read_csv(out / "explain-lrp.csv")
