@@ -103,7 +103,8 @@ else:
 #
 # One row per image. The modality is derived from the pixels: colour images are stained tissue;
 # grey images are brightfield when their median grey level is above one half, fluorescence
-# otherwise. The density bin is the tercile of the nuclei count.
+# otherwise. The density bin is the tercile of the nuclei count. {numref}`fig-eda-sizes` shows
+# the image sizes by modality.
 
 # %%
 manifest = mf.build_manifest(samples)
@@ -114,7 +115,7 @@ nuclei = nuclei.merge(manifest[["image_id", "modality"]], on="image_id")
 images.to_csv(out / "eda-images.csv", index=False)
 manifest.head()
 
-# %%
+# %% mystnb={"figure": {"caption": "Image sizes (height x width in pixels) of the data set, stacked by modality.", "name": "fig-eda-sizes"}}
 sizes = (manifest.assign(size=manifest["height"].astype(str) + " x " + manifest["width"].astype(str))
          .groupby(["size", "modality"]).size().unstack(fill_value=0))
 sizes = sizes.loc[sizes.sum(axis=1).sort_values(ascending=False).index]
@@ -123,6 +124,8 @@ ax.invert_yaxis()
 ax.set(xlabel="images", ylabel="height x width (px)", title="Image sizes")
 plt.tight_layout()
 plt.show()
+
+# %%
 sizes.assign(total=sizes.sum(axis=1))
 
 # %%
@@ -139,9 +142,10 @@ modality_counts.to_frame("images")
 # %% [markdown]
 # ## Nuclei per image
 #
-# The paper reports a mean of 71 nuclei per image with a standard deviation of 9.
+# The paper reports a mean of 71 nuclei per image with a standard deviation of 9; ours are in
+# {numref}`fig-eda-counts`.
 
-# %%
+# %% mystnb={"figure": {"caption": "Nuclei per image: histogram stacked by modality (grey band: the paper's 71 +/- 9) and box plots by modality.", "name": "fig-eda-counts"}}
 count_mean, count_sd = images["nuclei"].mean(), images["nuclei"].std()
 count_median = images["nuclei"].median()
 glue("count_mean", count_mean, display=False)
@@ -165,9 +169,10 @@ print(f"measured: mean {count_mean:.1f}, SD {count_sd:.1f}, median {count_median
 # region properties. On nuclei of a few pixels the digital perimeter is too short and the
 # ratio exceeds 1; those values are clipped to 1. The paper reports areas of 8-45 px and
 # circularities of 0.6-0.9 without saying which share of nuclei those ranges cover, so we
-# give the 5th-95th percentile range and the share of nuclei inside the paper's range.
+# give the 5th-95th percentile range and the share of nuclei inside the paper's range
+# ({numref}`fig-eda-shape`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Nucleus area (log scale) and circularity of every annotated nucleus, stacked by modality; grey bands: the paper's ranges.", "name": "fig-eda-shape"}}
 area_lo, area_hi = np.percentile(nuclei["area"], [5, 95])
 circ_lo, circ_hi = np.percentile(nuclei["circularity"], [5, 95])
 area_in_paper = float(nuclei["area"].between(8, 45).mean())
@@ -195,9 +200,10 @@ print(f"circularity: median {nuclei['circularity'].median():.2f}, 5th-95th perce
 #
 # The paper's "normalised contrast" is undefined; we use the Michelson contrast of the 1st and
 # 99th grey-level percentiles, $(p_{99} - p_1)/(p_{99} + p_1)$, and the mean grey level on a
-# 0-1 scale. The paper reports contrast 0.4-0.9 and mean intensity 0.2-0.8.
+# 0-1 scale. The paper reports contrast 0.4-0.9 and mean intensity 0.2-0.8
+# ({numref}`fig-eda-contrast`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Michelson contrast of the 1st and 99th grey-level percentiles and mean grey level per image, stacked by modality; grey bands: the paper's ranges.", "name": "fig-eda-contrast"}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 sns.histplot(images, x="contrast", hue="modality", multiple="stack", bins=40, ax=axes[0])
 axes[0].axvspan(0.4, 0.9, color="grey", alpha=0.2)
@@ -213,6 +219,8 @@ glue("contrast_p5", float(contrast_range[0]), display=False)
 glue("contrast_p95", float(contrast_range[1]), display=False)
 glue("intensity_p5", float(intensity_range[0]), display=False)
 glue("intensity_p95", float(intensity_range[1]), display=False)
+
+# %%
 images.groupby("modality")[["contrast", "mean_intensity"]].describe().round(2).T
 
 # %% [markdown]
@@ -223,9 +231,9 @@ images.groupby("modality")[["contrast", "mean_intensity"]].describe().round(2).T
 # nuclei: a nucleus *touches* another when its 1-pixel dilation (8-neighbourhood) reaches a
 # pixel of the other. We report the share of images with at least one touching pair and, since
 # one touching pair is hardly "significant", also the share with at least 10% of their nuclei
-# touching.
+# touching ({numref}`fig-eda-touching`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Share of each image's nuclei that touch another nucleus, stacked by modality.", "name": "fig-eda-touching"}}
 images["touching_share"] = images["touching_nuclei"] / images["nuclei"].clip(lower=1)
 share_any = float(images["has_touching"].mean())
 share_10 = float((images["touching_share"] >= 0.10).mean())
@@ -240,14 +248,16 @@ plt.tight_layout()
 plt.show()
 print(f"images with any touching nuclei: {100 * share_any:.1f}%; with >= 10% of nuclei touching: "
       f"{100 * share_10:.1f}%; nuclei that touch another: {100 * nuclei_touching:.1f}%")
+
+# %%
 images.groupby("modality")[["has_touching", "touching_share"]].mean().round(3)
 
 # %% [markdown]
 # ## Examples by modality
 #
-# Two images of each modality with the outlines of their annotated nuclei.
+# Two images of each modality with the outlines of their annotated nuclei ({numref}`fig-eda-examples`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Two images of each modality, drawn with the study's seed, with the outlines of their annotated nuclei in yellow.", "name": "fig-eda-examples"}}
 by_id = {s.image_id: s for s in samples}
 rng = np.random.default_rng(seed)
 present = [m for m in mf.MODALITIES if (manifest["modality"] == m).any()]

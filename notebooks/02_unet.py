@@ -113,6 +113,7 @@ del plain, ours
 # handful of images, so its IoU jumps from epoch to epoch and stops training too early, while
 # the loss trends smoothly); a wall-time budget per profile. A
 # model trained before with the same configuration and data is reloaded instead of retrained.
+# {numref}`fig-unet-curves` shows the learning curves.
 
 # %%
 config = training.TrainConfig(
@@ -131,7 +132,7 @@ print(f"{'reloaded' if result.reused else 'trained'}: {info['epochs_run']} epoch
       f"({info['train_crops_per_s']} crops/s), best epoch {info['best_epoch']}, "
       f"stopped by the time budget: {info['stopped_by_time']}, precision: {info['precision_policy']}")
 
-# %%
+# %% mystnb={"figure": {"caption": "Learning curves: loss (BCE + Dice), pixel accuracy and foreground IoU per epoch on the augmented training crops and on the validation tiles; dotted line: the kept epoch.", "name": "fig-unet-curves"}}
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
 for ax, metric, label in zip(axes, ["loss", "accuracy", "iou"], ["loss (BCE + Dice)", "pixel accuracy", "foreground IoU"]):
     ax.plot(history["epoch"], history[metric], label="training crops")
@@ -141,6 +142,8 @@ for ax, metric, label in zip(axes, ["loss", "accuracy", "iou"], ["loss (BCE + Di
 axes[0].legend()
 plt.tight_layout()
 plt.show()
+
+# %%
 best = history.iloc[info["best_epoch"] - 1]
 glue("val_iou_best", float(best["val_iou"]), display=False)
 glue("val_acc_best", float(best["val_accuracy"]), display=False)
@@ -228,7 +231,8 @@ per_modality.round(3)
 #
 # For a few training and test images: the image, the annotation, the image with the predicted
 # nuclei outlined in yellow, the errors (green: missed nucleus pixels, magenta: false
-# positives), and the network's foreground probability as a confidence map.
+# positives), and the network's foreground probability as a confidence map
+# ({numref}`fig-unet-train-examples` and {numref}`fig-unet-test-examples`).
 
 # %%
 def show_examples(chosen_samples, title, probs_by_id=None):
@@ -258,8 +262,11 @@ def show_examples(chosen_samples, title, probs_by_id=None):
     plt.show()
 
 
+# %% mystnb={"figure": {"caption": "Two training images: image, annotation, predicted nuclei outlined in yellow, errors (green: missed nucleus pixels, magenta: false positives) and foreground probability.", "name": "fig-unet-train-examples"}}
 rng = np.random.default_rng(seed)
 show_examples([train_samples[i] for i in rng.choice(len(train_samples), 2, replace=False)], "training images")
+
+# %% mystnb={"figure": {"caption": "The test images with the worst, the median and the best DSB score, with the same panels as the training images.", "name": "fig-unet-test-examples"}}
 hard = chosen.sort_values("dsb_score")
 picks = [hard["image_id"].iloc[0], hard["image_id"].iloc[len(hard) // 2], hard["image_id"].iloc[-1]]
 show_examples([samples[i] for i in picks], "test images: the worst, the median and the best DSB score", test_probs)
@@ -268,10 +275,10 @@ show_examples([samples[i] for i in picks], "test images: the worst, the median a
 # ## Filters of the 13th convolution layer
 #
 # The paper shows the filters of its 13th convolution layer (its Fig. 2). Counting the
-# network's 3x3 convolutions in order, ours is printed below; each panel is one output
-# filter's kernel averaged over its input channels.
+# network's 3x3 convolutions in order, ours is printed below; each panel of
+# {numref}`fig-unet-filters` is one output filter's kernel averaged over its input channels.
 
-# %%
+# %% mystnb={"figure": {"caption": "Filters of the network's 13th 3x3 convolution: each panel is one output filter's kernel averaged over its input channels (red positive, blue negative).", "name": "fig-unet-filters"}}
 convs = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D)
          and not isinstance(layer, tf.keras.layers.Conv2DTranspose) and layer.kernel_size == (3, 3)]
 layer13 = convs[12]

@@ -295,9 +295,9 @@ by_modality.round(3)
 # The test image with the largest share of touching nuclei, the stained-tissue image and the
 # bright-field image with the lowest U-Net DSB score (where the test split has one). Outlines of
 # the predicted nuclei in yellow; each panel's title gives the number of nuclei and the DSB
-# score of that image.
+# score of that image ({numref}`fig-comparison-hard`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Hard test images segmented by each contender: the image, the annotation (cyan) and each model's predicted nuclei outlined in yellow, with the nucleus count and DSB score of that image.", "name": "fig-comparison-hard"}}
 unet_scores = per_image[per_image["model"] == "U-Net"].set_index("image_id")
 touching_share = {
     i: len(morphology.touching_labels(samples[i].labels)) / max(1, samples[i].n_nuclei) for i in test_ids

@@ -38,8 +38,11 @@ cam_layers = None  # None: explain.default_cam_layers(model)
 per_nucleus = True  # also explain single nuclei (one per image)
 cascade = True  # cascading randomisation, block by block from the output
 cascade_layer = "dec1_relu2"
+boundary_width = 2  # pixels on each side of a nucleus outline in the boundary band
 
 # %%
+# Renders the figures that nucleilib.explain returns (built outside pyplot) as the cell's value.
+# %matplotlib inline
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook check, noise here
@@ -54,8 +57,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import tensorflow as tf
+from IPython.display import display
 from myst_nb import glue
-from skimage.segmentation import find_boundaries
 
 from nucleilib import explain, manifest as mf, models, segmentation, study
 
@@ -104,7 +107,8 @@ windows.table().round(3)
 # otherwise explain one row of the image). For each layer, each feature map is weighted by
 # the spatial mean of the gradient of that score, the weighted sum is kept where positive,
 # upsampled to the image and scaled to a maximum of 1. Shallow layers have the image's
-# resolution, the bottleneck one sixteenth of it.
+# resolution, the bottleneck one sixteenth of it. {numref}`fig-gradcam-layers` shows the maps
+# of every image at each layer.
 
 # %%
 timings = {}
@@ -116,36 +120,9 @@ for layer in layers:
 glue("cam_seconds", sum(timings.values()), display=False)
 pd.Series(timings, name="seconds").round(2).to_frame().T
 
-# %%
-def overlay(ax, image, heat, outline=None, title=""):
-    ax.imshow(image.mean(axis=-1), cmap="gray", vmin=0, vmax=1)  # the network's input, in grey
-    ax.imshow(heat, cmap="inferno", alpha=0.55, vmin=0, vmax=1)
-    if outline is not None:
-        ax.contour(outline, levels=[0.5], colors="cyan", linewidths=0.6)
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
-
-
-def show_grid(rows, heat_by_layer, suptitle, outline_masks):
-    columns = 3 + len(heat_by_layer)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(2.2 * columns, 2.3 * len(rows)), squeeze=False)
-    for r, k in enumerate(rows):
-        axes[r, 0].imshow(raw[k])
-        axes[r, 0].set_title(f"{modality[k]}\n{ids[k][:10]}", fontsize=8)
-        axes[r, 1].imshow(find_boundaries(truth_labels[k]), cmap="gray")
-        axes[r, 1].set_title("truth", fontsize=8)
-        axes[r, 2].imshow(probs[k, ..., 0], cmap="magma", vmin=0, vmax=1)
-        axes[r, 2].set_title("foreground probability", fontsize=8)
-        for c, (layer, heat) in enumerate(heat_by_layer.items(), start=3):
-            overlay(axes[r, c], x[k], heat[k], outline_masks[k], layer)
-        for ax in axes[r, :3]:
-            ax.axis("off")
-    fig.suptitle(suptitle)
-    plt.tight_layout()
-    plt.show()
-
-
-show_grid(range(len(ids)), maps, "Grad-CAM of the mean foreground probability (cyan: annotated nuclei)", truth)
+# %% mystnb={"figure": {"caption": "Grad-CAM of the mean foreground probability at several depths of the U-Net, one row per test window: the window, the outlines of its annotated nuclei, the predicted foreground probability, then one map per layer (inferno heat over the grey network input, cyan outlines of the annotated nuclei).", "name": "fig-gradcam-layers"}}
+explain.explanation_grid(windows, probs[..., 0], maps, range(len(ids)), truth,
+                         title="Grad-CAM of the mean foreground probability (cyan: annotated nuclei)")
 
 # %% [markdown]
 # ## How much of the map falls on nuclei?
@@ -154,37 +131,32 @@ show_grid(range(len(ids)), maps, "Grad-CAM of the mean foreground probability (c
 # relevance inside nuclei (*relevance share*) next to the share of the pixels that are nuclei
 # (*area share*, what a map spread evenly would get); their ratio (*enrichment*, 1 = no
 # better than even); the pointing game (is the map's maximum on a nucleus?); and the Pearson
-# correlation of the map with the nucleus mask. Tables give means over images, and the
-# enrichment as the ratio of the mean relevance share to the mean area share. The same
-# measures against the model's own prediction are in the CSV.
+# correlation of the map with the nucleus mask. The seed paper also says that Grad-CAM
+# "consistently focused on nuclear boundaries": the *boundary share* is the share of the
+# positive relevance in a band of `boundary_width` pixels on both sides of the nucleus
+# outlines, next to the share of the pixels in that band (*boundary area share*), and their
+# ratio is the *boundary enrichment*. Tables give means over images, and both enrichments as
+# the ratio of the mean share to the mean area share. The same measures against the model's
+# own prediction are in the CSV. {numref}`fig-gradcam-share-vs-area` plots each image's
+# relevance share against its area share.
 
 # %%
 frames = []
 for layer in layers:
     for reference, masks in (("truth", truth), ("prediction", pred)):
-        table = explain.explanation_metrics(maps[layer], masks, ids)
+        table = explain.explanation_metrics(maps[layer], masks, ids, boundary_width=boundary_width)
         frames.append(table.assign(layer=layer, reference=reference, modality=modality, target="image"))
 measures = pd.concat(frames, ignore_index=True)
 on_truth = measures[measures["reference"] == "truth"]
 
-
-def summarise(table, by):
-    summary = table.groupby(by, sort=False).agg(
-        images=("image_id", "count"), relevance_share=("relevance_share", "mean"),
-        area_share=("area_share", "mean"), pointing_game=("pointing_game", "mean"),
-        correlation=("correlation", "mean"),
-    )
-    # Ratio of the means: a mean of per-image ratios is dominated by crops with few nucleus pixels.
-    summary.insert(3, "enrichment", summary["relevance_share"] / summary["area_share"])
-    return summary
-
-
-by_layer = summarise(on_truth, "layer")
+# Enrichments are ratios of the means: a mean of per-image ratios is dominated by crops with few nucleus pixels.
+by_layer = explain.summarise_measures(on_truth, "layer")
 for layer, row in by_layer.iterrows():
     glue(f"share_{layer}", float(row["relevance_share"]), display=False)
     glue(f"enrich_{layer}", float(row["enrichment"]), display=False)
     glue(f"pointing_{layer}", float(row["pointing_game"]), display=False)
     glue(f"corr_{layer}", float(row["correlation"]), display=False)
+    glue(f"boundary_enrich_{layer}", float(row["boundary_enrichment"]), display=False)
 best_layer = by_layer["enrichment"].idxmax()
 worst_layer = by_layer["enrichment"].idxmin()
 glue("area_share", float(on_truth["area_share"].mean()), display=False)
@@ -195,12 +167,19 @@ glue("best_pointing", float(by_layer.loc[best_layer, "pointing_game"]), display=
 glue("best_corr", float(by_layer.loc[best_layer, "correlation"]), display=False)
 glue("worst_layer", worst_layer, display=False)
 glue("worst_enrichment", float(by_layer.loc[worst_layer, "enrichment"]), display=False)
+glue("boundary_width", boundary_width, display=False)
+glue("boundary_area_share", float(on_truth["boundary_area_share"].mean()), display=False)
+glue("best_boundary_enrichment", float(by_layer.loc[best_layer, "boundary_enrichment"]), display=False)
+glue("boundary_enrich_max_layer", by_layer["boundary_enrichment"].idxmax(), display=False)
+glue("boundary_enrich_max", float(by_layer["boundary_enrichment"].max()), display=False)
+glue("boundary_enrich_min_layer", by_layer["boundary_enrichment"].idxmin(), display=False)
+glue("boundary_enrich_min", float(by_layer["boundary_enrichment"].min()), display=False)
 by_layer.round(3)
 
 # %%
-summarise(on_truth, ["layer", "modality"]).round(3)
+explain.summarise_measures(on_truth, ["layer", "modality"]).round(3)
 
-# %%
+# %% mystnb={"figure": {"caption": "Share of the positive Grad-CAM relevance on the annotated nuclei against the share of the pixels that are nuclei, one point per image and layer (colour: layer, marker: modality). Points above the dotted diagonal put more relevance on nuclei than a map spread evenly would.", "name": "fig-gradcam-share-vs-area"}}
 fig, ax = plt.subplots(figsize=(5.5, 5))
 sns.scatterplot(data=on_truth, x="area_share", y="relevance_share", hue="layer", style="modality", ax=ax)
 lim = [0, 1]
@@ -216,9 +195,11 @@ plt.show()
 # Explaining the whole image answers "what makes the image look nuclear". A segmentation
 # network can also be asked about one nucleus: the score is then the probability mass inside
 # that nucleus (its largest annotated one in each crop), and a useful map should concentrate
-# there. Measured against that nucleus alone.
+# there. Measured against that nucleus alone; {numref}`fig-gradcam-nucleus` shows the maps of
+# up to three windows.
 
 # %%
+usable = []
 if per_nucleus:
     nucleus_masks = []
     for labels in truth_labels:
@@ -233,24 +214,34 @@ if per_nucleus:
     for layer in layers:
         table = explain.explanation_metrics([nucleus_maps[layer][k] for k in usable],
                                             [nucleus_masks[k] for k in usable], [ids[k] for k in usable],
-                                            tolerance=0)
+                                            tolerance=0, boundary_width=boundary_width)
         frames.append(table.assign(layer=layer, reference="nucleus", modality=[modality[k] for k in usable],
                                    target="nucleus"))
     nucleus_measures = pd.concat(frames, ignore_index=True)
     measures = pd.concat([measures, nucleus_measures], ignore_index=True)
-    by_layer_nucleus = summarise(nucleus_measures, "layer")
+    by_layer_nucleus = explain.summarise_measures(nucleus_measures, "layer")
     best_nucleus_layer = by_layer_nucleus["pointing_game"].idxmax()
     glue("nucleus_best_layer", best_nucleus_layer, display=False)
     glue("nucleus_best_pointing", float(by_layer_nucleus.loc[best_nucleus_layer, "pointing_game"]), display=False)
     glue("nucleus_best_enrichment", float(by_layer_nucleus.loc[best_nucleus_layer, "enrichment"]), display=False)
-    show_grid(usable[:3], {layer: nucleus_maps[layer] for layer in layers},
-              "Grad-CAM of one nucleus's probability mass (cyan: that nucleus)", nucleus_masks)
     display_table = by_layer_nucleus.round(3)
 else:
     glue("nucleus_best_layer", "not run", display=False)
     glue("nucleus_best_pointing", float("nan"), display=False)
     glue("nucleus_best_enrichment", float("nan"), display=False)
     display_table = pd.DataFrame()
+
+# %% mystnb={"figure": {"caption": "Grad-CAM of the probability mass inside one nucleus (the largest annotated one of each window), per layer: inferno heat over the grey network input, with that nucleus outlined in cyan.", "name": "fig-gradcam-nucleus"}}
+if usable:
+    fig = explain.explanation_grid(windows, probs[..., 0], {layer: nucleus_maps[layer] for layer in layers},
+                                   usable[:3], nucleus_masks,
+                                   title="Grad-CAM of one nucleus's probability mass (cyan: that nucleus)")
+else:
+    fig = explain.placeholder_figure("Single nuclei not explained in this profile (per_nucleus = False)"
+                                     if not per_nucleus else "No window with an annotated nucleus")
+fig
+
+# %%
 display_table
 
 # %% [markdown]
@@ -261,7 +252,8 @@ display_table
 # the architecture, not what the network learned; maps of a randomised network should be
 # unrelated to the trained ones. First all weights at once, then (cascading) block by block
 # from the output down, at one layer. A map with no positive value (Grad-CAM keeps only the
-# positive part) counts as similarity 0.
+# positive part) counts as similarity 0. {numref}`fig-gradcam-randomised` shows the maps of
+# the fully randomised network and {numref}`fig-gradcam-cascade` the cascade.
 
 # %%
 randomised = explain.randomise_weights(model, seed=seed)
@@ -280,7 +272,12 @@ for layer in layers:
 measures["randomised_similarity"] = [
     similarity.loc[row.image_id, row.layer] if row.target == "image" else np.nan for row in measures.itertuples()
 ]
-show_grid(range(min(3, len(ids))), random_maps, "Grad-CAM of the network with all weights re-drawn", truth)
+
+# %% mystnb={"figure": {"caption": "Grad-CAM of the network with all weights re-drawn from their initialisers, for up to three windows and every layer (inferno heat over the grey network input, cyan outlines of the annotated nuclei). Maps that look like those of the trained network would not depend on what it learned.", "name": "fig-gradcam-randomised"}}
+explain.explanation_grid(windows, probs[..., 0], random_maps, range(min(3, len(ids))), truth,
+                         title="Grad-CAM of the network with all weights re-drawn")
+
+# %%
 pd.DataFrame({"mean Spearman similarity, trained vs randomised": rand_similarity,
               "share of randomised maps with no positive value": vanished}).round(3).T
 
@@ -300,6 +297,14 @@ if cascade and cascade_layer in layers:
     glue("cascade_layer", cascade_layer, display=False)
     glue("cascade_first", float(cascade_table["similarity"].iloc[0]), display=False)
     glue("cascade_last", float(cascade_table["similarity"].iloc[-1]), display=False)
+else:
+    glue("cascade_layer", "not run", display=False)
+    glue("cascade_first", float("nan"), display=False)
+    glue("cascade_last", float("nan"), display=False)
+    cascade_table = pd.DataFrame()
+
+# %% mystnb={"figure": {"caption": "Cascading randomisation: mean Spearman rank similarity between the Grad-CAM maps of the trained network and of copies whose weights are re-drawn block by block, from the output down to the block named on the horizontal axis. The dotted line marks no similarity.", "name": "fig-gradcam-cascade"}}
+if len(cascade_table):
     fig, ax = plt.subplots(figsize=(9, 3.2))
     ax.plot(cascade_table["randomised down to"], cascade_table["similarity"], marker="o")
     ax.axhline(0, color="grey", ls=":")
@@ -309,10 +314,11 @@ if cascade and cascade_layer in layers:
     plt.tight_layout()
     plt.show()
 else:
-    glue("cascade_layer", "not run", display=False)
-    glue("cascade_first", float("nan"), display=False)
-    glue("cascade_last", float("nan"), display=False)
-    cascade_table = pd.DataFrame()
+    display(explain.placeholder_figure("Cascading randomisation not run in this profile"
+                                       + ("" if cascade else " (cascade = False)")
+                                       + ("" if cascade_layer in layers else f" ({cascade_layer} is not explained)")))
+
+# %%
 cascade_table.round(3)
 
 # %% [markdown]
@@ -360,7 +366,8 @@ paper_table.round(3)
 # %%
 measures = measures[["image_id", "modality", "layer", "target", "reference", "relevance_share", "area_share",
                      "enrichment", "pointing_game", "correlation", "mean_inside", "mean_outside",
-                     "positive_pixels", "positive_regions", "randomised_similarity"]]
+                     "positive_pixels", "positive_regions", "boundary_share", "boundary_area_share",
+                     "randomised_similarity"]]
 measures.to_csv(out / "explain-gradcam.csv", index=False)
 minutes = (time.perf_counter() - started) / 60
 glue("minutes", minutes, display=False)
@@ -378,6 +385,16 @@ print(f"{len(measures)} rows written to {Path(artefacts) / 'explain-gradcam.csv'
 # mask of {glue:text}`best_corr:.2f`; the least, {glue:text}`worst_layer`, has an enrichment of
 # {glue:text}`worst_enrichment:.2f`. Explaining single nuclei, the best pointing-game rate is
 # {glue:text}`nucleus_best_pointing:.2f` ({glue:text}`nucleus_best_layer`).
+#
+# The paper's claim that Grad-CAM focuses on nuclear boundaries can be measured the same way.
+# A band of {glue:text}`boundary_width` pixels on both sides of the nucleus outlines covers on
+# average {glue:text}`boundary_area_share:.3f` of the pixels; the boundary enrichment (share of
+# the positive relevance in that band over its area share) ranges from
+# {glue:text}`boundary_enrich_min:.2f` ({glue:text}`boundary_enrich_min_layer`) to
+# {glue:text}`boundary_enrich_max:.2f` ({glue:text}`boundary_enrich_max_layer`), and is
+# {glue:text}`best_boundary_enrichment:.2f` at {glue:text}`best_layer`, the layer most
+# concentrated on whole nuclei. A boundary focus would show as a boundary enrichment well
+# above 1 and above the enrichment on whole nuclei.
 #
 # Under the sanity check, the mean rank similarity between the maps of the trained and of the
 # fully randomised network ranges from {glue:text}`rand_sim_min:.2f` to

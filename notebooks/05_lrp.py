@@ -38,6 +38,7 @@ rules = ["lrp.epsilon", "lrp.z", "lrp.alpha_1_beta_0", "lrp.sequential_preset_a"
 epsilon = 0.1  # stabiliser of lrp.epsilon (innvestigate's default, 1e-7, makes it lrp.z)
 sanity_rules = ["lrp.epsilon"]  # rules that get the randomisation check (fast ones)
 cascade_stops = ["logits", "dec2", "bottleneck"]  # cascading randomisation (first sanity rule); "all" is the full check
+boundary_width = 2  # pixels on each side of a nucleus outline in the boundary band
 
 # %%
 import os
@@ -49,12 +50,15 @@ import tensorflow as tf
 tf.compat.v1.disable_eager_execution()
 
 # %%
+# Renders the figures that nucleilib.explain returns (built outside pyplot) as the cell's value.
+# %matplotlib inline
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook check, noise here
 warnings.filterwarnings("ignore", message="Ignore dtype")  # innvestigate, on every bias
 warnings.filterwarnings("ignore", message="`Model.state_updates` will be removed")  # Keras 2 graph mode
 
+import json
 import time
 from pathlib import Path
 
@@ -62,8 +66,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from IPython.display import display
 from myst_nb import glue
-from skimage.segmentation import find_boundaries
 
 from nucleilib import explain, models, study
 
@@ -166,60 +170,38 @@ else:
     glue("farthest_similarity", float("nan"), display=False)
 pairs.round(3)
 
-# %%
-def show_grid(rows, heat_by_name, suptitle, outline_masks):
-    columns = 3 + len(heat_by_name)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(2.2 * columns, 2.3 * len(rows)), squeeze=False)
-    for r, k in enumerate(rows):
-        axes[r, 0].imshow(raw[k])
-        axes[r, 0].set_title(f"{modality[k]}\n{ids[k][:10]}", fontsize=8)
-        axes[r, 1].imshow(find_boundaries(truth_labels[k]), cmap="gray")
-        axes[r, 1].set_title("truth", fontsize=8)
-        axes[r, 2].imshow(probs[k, ..., 0], cmap="magma", vmin=0, vmax=1)
-        axes[r, 2].set_title("foreground probability", fontsize=8)
-        for c, (name, heat) in enumerate(heat_by_name.items(), start=3):
-            limit = float(np.percentile(np.abs(heat[k]), 99.5)) or 1.0
-            axes[r, c].imshow(heat[k], cmap="bwr", vmin=-limit, vmax=limit)
-            axes[r, c].contour(outline_masks[k], levels=[0.5], colors="black", linewidths=0.4)
-            axes[r, c].set_title(name.replace("lrp.", ""), fontsize=8)
-        for ax in axes[r]:
-            ax.axis("off")
-    fig.suptitle(suptitle)
-    plt.tight_layout()
-    plt.show()
+# %% [markdown]
+# {numref}`fig-lrp-rules` shows the relevance maps of every rule for each window.
+
+# %% mystnb={"figure": {"caption": "LRP relevance of the mean foreground logit, one row per test window: the window, the outlines of its annotated nuclei, the predicted foreground probability, then one signed map per rule (red positive, blue negative, symmetric scale clipped at a high percentile of the magnitude; black outlines of the annotated nuclei).", "name": "fig-lrp-rules"}}
+def short(name):
+    """A rule's name without innvestigate's "lrp." prefix, as a column title."""
+    return name.replace("lrp.", "")
 
 
-show_grid(range(len(ids)), maps, "LRP relevance (red positive, blue negative; black: annotated nuclei)", truth)
+explain.explanation_grid(windows, probs[..., 0], {short(rule): m for rule, m in maps.items()}, range(len(ids)),
+                         truth, style="signed",
+                         title="LRP relevance (red positive, blue negative; black: annotated nuclei)")
 
 # %% [markdown]
 # ## How much relevance falls on nuclei?
 #
 # The measures of the previous chapter, on the positive part of each map: relevance share on
 # the annotated nuclei against their area share, enrichment (ratio of the means), the pointing
-# game and the correlation of the signed map with the nucleus mask.
+# game, the correlation of the signed map with the nucleus mask, and the share of the positive
+# relevance in a band of `boundary_width` pixels on both sides of the nucleus outlines against
+# the band's area share (their ratio of means is the boundary enrichment).
 
 # %%
 frames = []
 for rule in rules:
     for reference, masks in (("truth", truth), ("prediction", pred)):
-        table = explain.explanation_metrics(maps[rule], masks, ids)
+        table = explain.explanation_metrics(maps[rule], masks, ids, boundary_width=boundary_width)
         frames.append(table.assign(rule=rule, reference=reference, modality=modality, seconds=timing.loc[rule, "seconds"],
                                    relevance_sum=maps[rule].sum(axis=(1, 2)), explained_logit=scores[rule]))
 measures = pd.concat(frames, ignore_index=True)
 on_truth = measures[measures["reference"] == "truth"]
-
-
-def summarise(table, by):
-    summary = table.groupby(by, sort=False).agg(
-        images=("image_id", "count"), relevance_share=("relevance_share", "mean"),
-        area_share=("area_share", "mean"), pointing_game=("pointing_game", "mean"),
-        correlation=("correlation", "mean"),
-    )
-    summary.insert(3, "enrichment", summary["relevance_share"] / summary["area_share"])
-    return summary
-
-
-by_rule = summarise(on_truth, "rule")
+by_rule = explain.summarise_measures(on_truth, "rule")
 best_rule = by_rule["enrichment"].idxmax()
 glue("area_share", float(on_truth["area_share"].mean()), display=False)
 glue("best_rule", best_rule, display=False)
@@ -232,7 +214,7 @@ glue("enrichment_max", float(by_rule["enrichment"].max()), display=False)
 by_rule.round(3)
 
 # %%
-summarise(on_truth, ["rule", "modality"]).round(3)
+explain.summarise_measures(on_truth, ["rule", "modality"]).round(3)
 
 # %% [markdown]
 # ## Sanity check: do the maps depend on the weights?
@@ -241,7 +223,8 @@ summarise(on_truth, ["rule", "modality"]).round(3)
 # selector stays fixed), LRP again, and the Spearman rank similarity of each map with the
 # trained one, signed and on magnitudes (|R|, since a rule may flip signs). Then, for the
 # first of these rules, cascading randomisation from the output block down to the listed
-# blocks.
+# blocks. {numref}`fig-lrp-randomised` shows the maps of the randomised network and
+# {numref}`fig-lrp-cascade` the cascade.
 
 # %%
 sanity_rows = []
@@ -261,9 +244,18 @@ glue("rand_sim_abs_max", float(sanity_summary["randomised_similarity_abs"].max()
      display=False)
 glue("rand_sim_abs_min", float(sanity_summary["randomised_similarity_abs"].min()) if len(sanity) else float("nan"),
      display=False)
+
+# %% mystnb={"figure": {"caption": "LRP relevance of the network with all weights re-drawn from their initialisers, for up to three windows and each checked rule (red positive, blue negative; black outlines of the annotated nuclei). Maps that look like those of the trained network would not depend on what it learned.", "name": "fig-lrp-randomised"}}
 if random_maps:
-    show_grid(range(min(3, len(ids))), {f"{r} (random)": m for r, m in random_maps.items()},
-              "LRP of the network with all weights re-drawn", truth)
+    fig = explain.explanation_grid(windows, probs[..., 0],
+                                   {f"{short(r)} (random)": m for r, m in random_maps.items()},
+                                   range(min(3, len(ids))), truth, style="signed",
+                                   title="LRP of the network with all weights re-drawn")
+else:
+    fig = explain.placeholder_figure("Randomisation check not run in this profile (no sanity rule)")
+fig
+
+# %%
 sanity_summary.round(3)
 
 # %%
@@ -284,6 +276,8 @@ cascade_table = pd.DataFrame(cascade_rows, columns=["randomised down to", "simil
 glue("cascade_rule", sanity_rules[0] if cascade_rows else "not run", display=False)
 glue("cascade_first", float(cascade_table["similarity |R|"].iloc[0]) if cascade_rows else float("nan"), display=False)
 glue("cascade_last", float(cascade_table["similarity |R|"].iloc[-1]) if cascade_rows else float("nan"), display=False)
+
+# %% mystnb={"figure": {"caption": "Cascading randomisation: mean Spearman rank similarity of the relevance magnitudes between the trained network and copies whose weights are re-drawn from the output down to the block named on the horizontal axis. The dotted line marks no similarity.", "name": "fig-lrp-cascade"}}
 if cascade_rows:
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.plot(cascade_table["randomised down to"], cascade_table["similarity |R|"], marker="o")
@@ -292,6 +286,10 @@ if cascade_rows:
            title=f"Cascading randomisation, {sanity_rules[0]}")
     plt.tight_layout()
     plt.show()
+else:
+    display(explain.placeholder_figure("Cascading randomisation not run in this profile"))
+
+# %%
 cascade_table.round(3)
 
 # %% [markdown]
@@ -301,7 +299,9 @@ cascade_table.round(3)
 # scaled by its largest magnitude over nucleus pixels (the paper's "mean relevance 0.45
 # across nuclear regions"), and the number of pixels with positive relevance and of the
 # connected regions they form, summed over the images (its "31,988 positively contributing
-# regions").
+# regions"). The paper's "confidence score of 0.902", given with its LRP overlays, is read as
+# the network's mean foreground probability over the pixels it calls nucleus, or over the
+# annotated nuclei, on these windows.
 
 # %%
 paper_table = on_truth.groupby("rule", sort=False).agg(
@@ -315,12 +315,22 @@ glue("positive_regions_max", int(paper_table["positive_regions"].max()), display
 glue("positive_pixels_min", int(paper_table["positive_pixels"].min()), display=False)
 glue("positive_pixels_max", int(paper_table["positive_pixels"].max()), display=False)
 glue("total_pixels", int(truth.size), display=False)
+confidence = {
+    "over_predicted_nuclei": float(probs[..., 0][pred].mean()) if pred.any() else float("nan"),
+    "over_annotated_nuclei": float(probs[..., 0][truth].mean()) if truth.any() else float("nan"),
+    "windows": len(ids),
+}
+(out / "explain-lrp-confidence.json").write_text(json.dumps(confidence, indent=2) + "\n")
+glue("confidence_pred", confidence["over_predicted_nuclei"], display=False)
+glue("confidence_truth", confidence["over_annotated_nuclei"], display=False)
+print(f"mean foreground probability over predicted nuclei: {confidence['over_predicted_nuclei']:.3f}; "
+      f"over annotated nuclei: {confidence['over_annotated_nuclei']:.3f}")
 paper_table.round(3)
 
 # %%
 measures = measures[["image_id", "modality", "rule", "reference", "relevance_share", "area_share", "enrichment",
                      "pointing_game", "correlation", "mean_inside", "mean_outside", "positive_pixels",
-                     "positive_regions", "relevance_sum", "explained_logit", "randomised_similarity",
+                     "positive_regions", "boundary_share", "boundary_area_share", "relevance_sum", "explained_logit", "randomised_similarity",
                      "randomised_similarity_abs", "seconds"]]
 measures.to_csv(out / "explain-lrp.csv", index=False)
 minutes = (time.perf_counter() - started) / 60
@@ -356,4 +366,6 @@ print(f"{len(measures)} rows written to {Path(artefacts) / 'explain-lrp.csv'}; "
 # {glue:text}`positive_pixels_max` positive pixels, or {glue:text}`positive_regions_min` to
 # {glue:text}`positive_regions_max` connected positive regions, in {glue:text}`total_pixels`
 # pixels (paper: 31,988). Which rule, which images and which threshold the paper used decide
-# these numbers more than the network does.
+# these numbers more than the network does. The network's mean foreground probability on these
+# windows is {glue:text}`confidence_pred:.3f` over the nuclei it predicts and
+# {glue:text}`confidence_truth:.3f` over the annotated ones (paper: a "confidence score" of 0.902).

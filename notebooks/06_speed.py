@@ -174,7 +174,8 @@ sizes_table.round(2)
 # (tracing, compilation, allocation) the median of {glue:text}`timing_repeats` timed calls is
 # reported, as milliseconds per image. A batch is timed at a size when it holds at most
 # {glue:text}`max_batch_mpix:.2f` million pixels. The engines take turns at every size and batch,
-# so that a change in the machine's load hits them alike.
+# so that a change in the machine's load hits them alike. {numref}`fig-speed-timing` plots the
+# times against the image size.
 
 # %%
 glue("warmup_calls", warmup, display=False)
@@ -202,7 +203,7 @@ ms_table.round(1)
 # %%
 (ms_table.rdiv(ms_table["Keras, tf.function"], axis=0)).round(2)
 
-# %%
+# %% mystnb={"figure": {"caption": "Milliseconds per image (median) against image side for each inference engine, one panel per batch size, on this run's CPU cores (log scales); dashed: the seed paper's 99.37 ms on an RTX 3060; star: the target time per 256x256 image.", "name": "fig-speed-timing"}}
 batch_values = sorted(timing["batch"].unique())
 fig, axes = plt.subplots(1, len(batch_values), figsize=(5 * len(batch_values), 4), sharex=True, sharey=True,
                          squeeze=False)
@@ -284,8 +285,9 @@ thread_table.round(1)
 # tiled above 512 pixels), separated with the model's own method and thresholds, and scored
 # against the annotations. Besides the scores, the table gives how far each engine's foreground
 # and border probabilities move from the Keras ones, and the share of pixels that end up on the
-# other side of the foreground threshold. (TensorFlow Lite float32 only repeats Keras to 1e-6 and is
-# left out; XLA compiles anew for every image size, which the prediction time includes.)
+# other side of the foreground threshold; {numref}`fig-speed-quantised` compares the images one by
+# one. (TensorFlow Lite float32 only repeats Keras to 1e-6 and is left out; XLA compiles anew for
+# every image size, which the prediction time includes.)
 
 # %%
 accuracy_fns = {name: fns[name] for name in ("keras", "xla", "tflite-float16", "tflite-int8")}
@@ -313,7 +315,7 @@ for name in ("xla", "tflite-float16", "tflite-int8"):
     glue(f"maxdiff_{key}", float(by_name.loc[name, "prob_max_abs_diff"]), display=False)
 accuracy.round(4)
 
-# %%
+# %% mystnb={"figure": {"caption": "Per test image, IoU and DSB score of the quantised TensorFlow Lite models (float16, int8) against the Keras model; grey: equality.", "name": "fig-speed-quantised"}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 per_image = scores.pivot(index="image_id", columns="backend", values=["iou", "dsb_score"])
 for ax, metric in zip(axes, ["iou", "dsb_score"]):

@@ -101,6 +101,87 @@ def mean_sd_verdict(claimed_mean: float, claimed_sd: float, measured: Sequence[f
     return REPRODUCED if ok_mean and ok_sd else NOT_REPRODUCED
 
 
+def progress_share(values: Sequence[float], *, by_epoch: int, final_epoch: int) -> float:
+    """Share of a training curve's change from epoch 1 to ``final_epoch`` made by ``by_epoch``.
+
+    ``values[0]`` is epoch 1. A share of 0.8 for a validation IoU means that by
+    ``by_epoch`` the IoU had covered 80% of the way from its first-epoch value to
+    its value at ``final_epoch`` (the kept epoch). Works for curves that fall
+    (losses) as for curves that rise (accuracy, IoU).
+
+    Examples
+    --------
+    >>> progress_share([0.5, 0.8, 0.9, 0.9], by_epoch=2, final_epoch=4)
+    0.75
+    >>> progress_share([1.0, 0.4, 0.2], by_epoch=2, final_epoch=3)
+    0.75
+    """
+    curve = [_finite(v, "curve value") for v in values]
+    if not 1 <= by_epoch <= final_epoch <= len(curve):
+        raise ValueError(f"need 1 <= by_epoch ({by_epoch}) <= final_epoch ({final_epoch}) <= "
+                         f"number of epochs ({len(curve)})")
+    total = curve[final_epoch - 1] - curve[0]
+    if total == 0:
+        raise ValueError("the curve does not change between epoch 1 and the final epoch")
+    return round((curve[by_epoch - 1] - curve[0]) / total, 12)
+
+
+def early_progress_verdict(shares: Sequence[float], *, min_share: float = 0.5) -> str:
+    """Verdict on "the metrics improve significantly within the first epochs".
+
+    Reproduced when every curve has made at least ``min_share`` of its change
+    (:func:`progress_share`) by then.
+
+    Examples
+    --------
+    >>> early_progress_verdict([0.88, 0.71]), early_progress_verdict([0.88, 0.3])
+    ('reproduced', 'not reproduced')
+    """
+    values = [_finite(v, "share") for v in shares]
+    if not values:
+        raise ValueError("no progress shares given")
+    if not 0 < min_share <= 1:
+        raise ValueError(f"min_share must be in (0, 1], got {min_share}")
+    return REPRODUCED if all(v >= min_share for v in values) else NOT_REPRODUCED
+
+
+def order_verdict(claimed: tuple[float, float], measured: tuple[float, float]) -> str:
+    """Verdict on the order of two values ("validation loss below training loss").
+
+    Reproduced when the measured pair is ordered as the claimed pair (ties count
+    as a different order unless both are ties).
+
+    Examples
+    --------
+    >>> order_verdict((0.0753, 0.0717), (0.81, 0.68)), order_verdict((0.0753, 0.0717), (0.6, 0.7))
+    ('reproduced', 'not reproduced')
+    """
+    a, b = (_finite(v, "claimed value") for v in claimed)
+    c, d = (_finite(v, "measured value") for v in measured)
+
+    def sign(x: float) -> int:
+        return (x > 0) - (x < 0)
+
+    return REPRODUCED if sign(a - b) == sign(c - d) else NOT_REPRODUCED
+
+
+def majority_verdict(holds: Sequence[bool], *, min_share: float = 0.5) -> str:
+    """Verdict on a claim checked in several settings (layers, images): reproduced
+    when it holds in more than ``min_share`` of them.
+
+    Examples
+    --------
+    >>> majority_verdict([True, True, False]), majority_verdict([True, False])
+    ('reproduced', 'not reproduced')
+    """
+    flags = [bool(h) for h in holds]
+    if not flags:
+        raise ValueError("no settings given")
+    if not 0 <= min_share < 1:
+        raise ValueError(f"min_share must be in [0, 1), got {min_share}")
+    return REPRODUCED if sum(flags) / len(flags) > min_share else NOT_REPRODUCED
+
+
 @dataclass(frozen=True)
 class AuditRow:
     """One claim of the paper, our counterpart and the verdict."""

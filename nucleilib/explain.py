@@ -20,23 +20,30 @@ and cut them to one size (:func:`centre_crop`):
 * Measures, pure NumPy: :func:`relevance_share`, :func:`pointing_game`,
   :func:`map_correlation`, :func:`map_similarity` (for the model-randomisation
   sanity check of Adebayo et al. 2018, with :func:`randomise_weights` and
-  :func:`layer_blocks`) and :func:`explanation_metrics`, one table row per image.
+  :func:`layer_blocks`), :func:`boundary_band` and :func:`explanation_metrics`,
+  one table row per image, summarised by :func:`summarise_measures`.
+* Figures shared by the two explanation chapters: :func:`explanation_grid`
+  (image, truth, probability and one map per layer or rule) and
+  :func:`placeholder_figure`.
 
-TensorFlow, tf-explain and innvestigate are imported inside the functions that
-need them, so importing this module stays cheap.
+TensorFlow, tf-explain, innvestigate, matplotlib and scikit-image are imported
+inside the functions that need them, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
 from .models import ModelConfig, build_unet
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The LRP rules compared in the explainability chapter (innvestigate analyzer names).
 LRP_RULES: tuple[str, ...] = ("lrp.epsilon", "lrp.z", "lrp.alpha_1_beta_0", "lrp.sequential_preset_a")
@@ -46,6 +53,11 @@ DEFAULT_CAM_LAYERS: tuple[str, ...] = ("enc1_relu2", "enc3_relu2", "bottleneck_r
 TARGETS: dict[str, int] = {"foreground": 0, "border": 1}
 #: Randomisation methods of :func:`randomise_weights`.
 RANDOMISATIONS: tuple[str, ...] = ("initializer", "normal")
+#: Map styles of :func:`explanation_grid`.
+GRID_STYLES: tuple[str, ...] = ("heat", "signed")
+#: Columns that :func:`summarise_measures` needs (``boundary_share`` and
+#: ``boundary_area_share`` are used when present).
+SUMMARY_COLUMNS: tuple[str, ...] = ("image_id", "relevance_share", "area_share", "pointing_game", "correlation")
 
 
 # --------------------------------------------------------------------------- validation
@@ -676,12 +688,59 @@ def map_similarity(a: np.ndarray, b: np.ndarray, *, absolute: bool = False) -> f
     return _pearson(stats.rankdata(first.ravel()), stats.rankdata(second.ravel()))
 
 
+def boundary_band(mask: np.ndarray, width: int = 2) -> np.ndarray:
+    """The pixels within ``width`` pixels of a mask's outline, on both sides of it.
+
+    The dilation of the mask minus its erosion, both by ``width`` steps of a
+    3 x 3 square (so distances are chessboard distances): ``width`` rings of
+    pixels just inside the outline and ``width`` rings just outside it. The
+    image's own edge is not an outline: a mask that touches it is not eroded
+    from there (a nucleus cut by a crop goes on beyond it).
+
+    Parameters
+    ----------
+    mask : ndarray of bool (or 0/1), shape (H, W)
+        The region, e.g. the annotated nuclei.
+    width : int
+        Half-width of the band in pixels, at least 1.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+        Empty for an empty mask or a mask that covers the whole image.
+
+    Raises
+    ------
+    ValueError
+        For a mask that is not 2-D and binary, or a width that is not a
+        positive integer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = np.zeros((8, 8), bool); mask[2:6, 2:6] = True
+    >>> band = boundary_band(mask, 1)
+    >>> int(band.sum()), bool(band[3, 3]), bool(band[2, 2]), bool(band[1, 1])
+    (32, False, True, True)
+    """
+    region = _as_mask(mask)
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    if not region.any():
+        return np.zeros_like(region)
+    square = np.ones((3, 3), bool)
+    grown = ndimage.binary_dilation(region, structure=square, iterations=int(width))
+    shrunk = ndimage.binary_erosion(region, structure=square, iterations=int(width), border_value=1)
+    return grown & ~shrunk
+
+
 def explanation_metrics(
     maps: Sequence[np.ndarray] | np.ndarray,
     masks: Sequence[np.ndarray] | np.ndarray,
     ids: Sequence[str],
     *,
     tolerance: float = 0.0,
+    boundary_width: int = 2,
 ) -> pd.DataFrame:
     """The measures of each map against its mask, one row per image.
 
@@ -695,6 +754,9 @@ def explanation_metrics(
         Image ids.
     tolerance : float
         Tolerance of the pointing game, in pixels.
+    boundary_width : int
+        Half-width, in pixels, of the band around the mask's outline (see
+        :func:`boundary_band`).
 
     Returns
     -------
@@ -705,8 +767,19 @@ def explanation_metrics(
         both NaN for an empty mask; ``mean_inside`` and
         ``mean_outside``, the mean of the map divided by its largest magnitude
         inside and outside the mask (NaN where there is no such pixel);
-        ``positive_pixels``, the number of pixels with positive relevance, and
-        ``positive_regions``, the number of 8-connected regions they form.
+        ``positive_pixels``, the number of pixels with positive relevance;
+        ``positive_regions``, the number of 8-connected regions they form;
+        ``boundary_share``, the share of the positive relevance that lies in
+        the band of ``boundary_width`` pixels on both sides of the mask's
+        outline (:func:`boundary_band`; NaN when the map has no positive
+        value), and ``boundary_area_share``, the share of the pixels in that
+        band (what a map spread evenly would get), both NaN for an empty mask.
+
+    Raises
+    ------
+    ValueError
+        For sequences of different lengths, no maps, one string as ``ids``,
+        an invalid ``boundary_width`` or invalid maps and masks.
 
     Examples
     --------
@@ -722,6 +795,8 @@ def explanation_metrics(
         raise ValueError(f"got {n_maps} maps, {n_masks} masks and {n_ids} ids; they must match")
     if n_maps == 0:
         raise ValueError("no maps given")
+    if isinstance(boundary_width, bool) or not isinstance(boundary_width, (int, np.integer)) or boundary_width < 1:
+        raise ValueError(f"boundary_width must be a positive integer, got {boundary_width!r}")
     rows = []
     nan = float("nan")
     for image_id, values, mask in zip(ids, maps, masks):
@@ -730,6 +805,11 @@ def explanation_metrics(
         scaled = _normalised(values)
         positive = values > 0
         _, n_regions = ndimage.label(positive, structure=np.ones((3, 3), bool))
+        if region.any():
+            band = relevance_share(values, boundary_band(region, boundary_width))
+            boundary_share, boundary_area = band.share, band.area
+        else:
+            boundary_share = boundary_area = nan
         rows.append({
             "image_id": str(image_id),
             "relevance_share": share.share,
@@ -741,8 +821,79 @@ def explanation_metrics(
             "mean_outside": float(scaled[~region].mean()) if (~region).any() else float("nan"),
             "positive_pixels": int(positive.sum()),
             "positive_regions": int(n_regions),
+            "boundary_share": boundary_share,
+            "boundary_area_share": boundary_area,
         })
     return pd.DataFrame(rows)
+
+
+def summarise_measures(table: pd.DataFrame, by: str | Sequence[str]) -> pd.DataFrame:
+    """Means of the measures of :func:`explanation_metrics` per group.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows of :func:`explanation_metrics` with the grouping column(s) added
+        (``layer``, ``rule``, ``modality``...); it needs the columns of
+        :data:`SUMMARY_COLUMNS`.
+    by : str or sequence of str
+        Column(s) to group by; groups keep their order of first appearance.
+
+    Returns
+    -------
+    DataFrame
+        One row per group, indexed by ``by``: ``images`` (rows in the group),
+        the means of ``relevance_share`` and ``area_share``, ``enrichment``
+        (4th column), ``pointing_game`` and ``correlation``; when the table
+        has ``boundary_share`` and ``boundary_area_share``, their means and
+        ``boundary_enrichment`` follow. Both enrichments are ratios of the
+        means (mean share over mean area share), not means of per-image
+        ratios, which crops with few mask pixels would dominate; NaN where the
+        mean area share is 0. Means skip NaN values.
+
+    Raises
+    ------
+    ValueError
+        For an empty table, missing columns or an empty ``by``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"image_id": ["a", "b"], "layer": ["x", "x"], "relevance_share": [0.2, 0.4],
+    ...                       "area_share": [0.1, 0.1], "pointing_game": [1.0, 0.0], "correlation": [0.5, 0.3]})
+    >>> summarise_measures(table, "layer").round(2).values.tolist()
+    [[2.0, 0.3, 0.1, 3.0, 0.5, 0.4]]
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"table must be a DataFrame, got {type(table).__name__}")
+    keys = [by] if isinstance(by, str) else list(by)
+    if not keys:
+        raise ValueError("by: name at least one column to group by")
+    missing = [name for name in (*SUMMARY_COLUMNS, *keys) if name not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks column(s) {', '.join(map(repr, dict.fromkeys(missing)))}")
+    if table.empty:
+        raise ValueError("table: no rows to summarise")
+    columns = {
+        "images": ("image_id", "count"),
+        "relevance_share": ("relevance_share", "mean"),
+        "area_share": ("area_share", "mean"),
+        "pointing_game": ("pointing_game", "mean"),
+        "correlation": ("correlation", "mean"),
+    }
+    boundary = {"boundary_share", "boundary_area_share"} <= set(table.columns)
+    if boundary:
+        columns |= {"boundary_share": ("boundary_share", "mean"),
+                    "boundary_area_share": ("boundary_area_share", "mean")}
+    summary = table.groupby(by, sort=False).agg(**columns)
+
+    def ratio(share: pd.Series, area: pd.Series) -> pd.Series:
+        return share / area.where(area > 0)
+
+    summary.insert(3, "enrichment", ratio(summary["relevance_share"], summary["area_share"]))
+    if boundary:
+        summary["boundary_enrichment"] = ratio(summary["boundary_share"], summary["boundary_area_share"])
+    return summary
 
 
 # --------------------------------------------------------------------------- randomisation
@@ -1035,3 +1186,165 @@ def lrp_maps(analyzer_model: Any, images: np.ndarray, rule: str, **kwargs: Any) 
     analyzer = innvestigate.create_analyzer(rule, analyzer_model, **kwargs)
     relevance = np.asarray(analyzer.analyze(batch))
     return relevance.sum(axis=-1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A matplotlib figure outside pyplot (so a notebook shows it once, as the cell's value)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def explanation_grid(
+    windows: Windows,
+    probabilities: np.ndarray,
+    heat_by_name: Mapping[str, np.ndarray],
+    rows: Sequence[int],
+    outline_masks: Sequence[np.ndarray | None] | np.ndarray,
+    *,
+    style: str = "heat",
+    title: str = "",
+) -> Figure:
+    """A grid of explanation maps: one row per window, one map column per layer or rule.
+
+    Each row shows the window's image (titled with its modality and id), the
+    outlines of its annotated nuclei ("truth"), the foreground probability
+    (magma, 0 to 1) and then one column per entry of ``heat_by_name``, titled
+    with its key, with the outline of ``outline_masks`` drawn on it.
+
+    Parameters
+    ----------
+    windows : Windows
+        The explained windows (:func:`explanation_windows`): ``raw`` is shown,
+        ``x`` is the grey background of ``"heat"`` maps.
+    probabilities : ndarray, shape (N, H, W)
+        Foreground probability of each window.
+    heat_by_name : mapping of str to ndarray, shape (N, H, W)
+        The maps, e.g. one per Grad-CAM layer or LRP rule, in column order.
+    rows : sequence of int
+        Indices of the windows to show, one figure row each.
+    outline_masks : sequence of (ndarray of bool, shape (H, W)) or None
+        One mask per window (indexed like ``windows``, so ``N`` entries),
+        outlined on the maps; a window whose entry is None gets no outline.
+    style : {"heat", "signed"}
+        ``"heat"``: maps in [0, 1] (Grad-CAM), an ``inferno`` overlay on the
+        grey network input with cyan outlines. ``"signed"``: signed maps
+        (LRP), ``bwr`` (red positive, blue negative) from ``-L`` to ``L``,
+        ``L`` the 99.5th percentile of ``|map|`` of the window, with black
+        outlines.
+    title : str
+        Figure title (none when empty).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not registered with pyplot: a notebook shows it once, as the value of
+        a cell's last expression, and it is freed with its last reference.
+
+    Raises
+    ------
+    ValueError
+        For an unknown style, no maps or rows, row indices out of range, or
+        maps, probabilities or masks whose number or shape does not match the
+        windows.
+
+    Examples
+    --------
+    >>> fig = explanation_grid(windows, probs[..., 0], {"dec1_relu2": maps}, [0, 1], windows.truth)  # doctest: +SKIP
+    >>> len(fig.axes)  # doctest: +SKIP
+    8
+    """
+    if style not in GRID_STYLES:
+        raise ValueError(f"unknown style {style!r}; choose one of {', '.join(GRID_STYLES)}")
+    if not isinstance(windows, Windows):
+        raise ValueError(f"windows must be a Windows (see explanation_windows), got {type(windows).__name__}")
+    n_windows = len(windows.ids)
+    shape = tuple(windows.x.shape[1:3])
+    for name, array in (("windows.raw", windows.raw), ("windows.truth_labels", windows.truth_labels)):
+        if len(array) != n_windows or tuple(np.shape(array)[1:3]) != shape:
+            raise ValueError(f"{name}: expected {n_windows} windows of {shape}, got shape {np.shape(array)}")
+    expected = (n_windows, *shape)
+    probability = np.asarray(probabilities)
+    if probability.shape != expected:
+        raise ValueError(f"probabilities: expected shape {expected} (one map per window), got {probability.shape}")
+    if not isinstance(heat_by_name, Mapping) or not heat_by_name:
+        raise ValueError("heat_by_name: expected a non-empty mapping of column titles to maps")
+    heats = {str(name): np.asarray(heat) for name, heat in heat_by_name.items()}
+    for name, heat in heats.items():
+        if heat.shape != expected:
+            raise ValueError(f"heat_by_name[{name!r}]: expected shape {expected} (one map per window), got {heat.shape}")
+    if isinstance(rows, (str, bytes)):
+        raise ValueError("rows must be a sequence of window indices")
+    picked = list(rows)
+    if not picked:
+        raise ValueError("rows: no window to show")
+    for k in picked:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n_windows:
+            raise ValueError(f"rows: {k!r} is not the index of one of the {n_windows} windows")
+    if len(outline_masks) != n_windows:
+        raise ValueError(f"outline_masks: expected one mask (or None) per window, {n_windows}, "
+                         f"got {len(outline_masks)}")
+    outlines = {}
+    for k in picked:
+        mask = outline_masks[k]
+        outlines[k] = None if mask is None else _as_mask(mask, f"outline_masks[{k}]")
+        if outlines[k] is not None and outlines[k].shape != shape:
+            raise ValueError(f"outline_masks[{k}]: expected shape {shape}, got {outlines[k].shape}")
+
+    from skimage.segmentation import find_boundaries
+
+    columns = 3 + len(heats)
+    figure = _new_figure(2.2 * columns, 2.3 * len(picked))
+    axes = figure.subplots(len(picked), columns, squeeze=False)
+    for r, k in enumerate(picked):
+        axes[r, 0].imshow(windows.raw[k])
+        axes[r, 0].set_title(f"{windows.modality[k]}\n{windows.ids[k][:10]}", fontsize=8)
+        axes[r, 1].imshow(find_boundaries(windows.truth_labels[k]), cmap="gray")
+        axes[r, 1].set_title("truth", fontsize=8)
+        axes[r, 2].imshow(probability[k], cmap="magma", vmin=0, vmax=1)
+        axes[r, 2].set_title("foreground probability", fontsize=8)
+        for c, (name, heat) in enumerate(heats.items(), start=3):
+            ax = axes[r, c]
+            if style == "heat":
+                ax.imshow(np.asarray(windows.x[k]).mean(axis=-1), cmap="gray", vmin=0, vmax=1)  # the input, in grey
+                ax.imshow(heat[k], cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+                colour, line_width = "cyan", 0.6
+            else:
+                limit = float(np.percentile(np.abs(heat[k]), 99.5)) or 1.0
+                ax.imshow(heat[k], cmap="bwr", vmin=-limit, vmax=limit)
+                colour, line_width = "black", 0.4
+            if outlines[k] is not None and outlines[k].any():
+                ax.contour(outlines[k], levels=[0.5], colors=colour, linewidths=line_width)
+            ax.set_title(name, fontsize=8)
+        for ax in axes[r]:
+            ax.axis("off")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def placeholder_figure(message: str, *, width: float = 6.0, height: float = 1.2) -> Figure:
+    """A figure that only says ``message``, for a figure a profile does not draw.
+
+    Keeps a chapter's figure numbers and cross-references the same whatever
+    the profile (e.g. "not run in this profile").
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not registered with pyplot (see :func:`explanation_grid`).
+    """
+    if not isinstance(message, str) or not message.strip():
+        raise ValueError("message: expected a non-empty string")
+    figure = _new_figure(width, height)
+    ax = figure.subplots()
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    ax.axis("off")
+    return figure

@@ -10,6 +10,7 @@ successful run took, when, at which commit and on which machine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -148,14 +149,15 @@ def run_study(
         jupytext.write(notebook, staged, fmt="ipynb")
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(
-                str(staged),
-                str(output),
-                parameters=params,
-                kernel_name="python3",
-                cwd=str(project),
-                progress_bar=progress_bar,
-            )
+            with _inline_figures():
+                papermill.execute_notebook(
+                    str(staged),
+                    str(output),
+                    parameters=params,
+                    kernel_name="python3",
+                    cwd=str(project),
+                    progress_bar=progress_bar,
+                )
         except PapermillExecutionError as err:
             raise StudyError(
                 f"notebook {name} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
@@ -166,6 +168,9 @@ def run_study(
         finally:
             staged.unlink(missing_ok=True)
         seconds = time.perf_counter() - start
+        problems = figure_problems(nbformat_read(output))
+        if problems:
+            raise StudyError(f"notebook {name}: " + "; ".join(problems) + f" (executed copy: {output})")
         state[name] = {
             "digest": digest,
             "seconds": round(seconds, 1),
@@ -179,6 +184,84 @@ def run_study(
         log(f"{prefix}: done in {seconds:.0f} s -> {output.relative_to(project)}")
         runs.append(NotebookRun(name, "ran", seconds, output))
     return runs
+
+
+@contextlib.contextmanager
+def _inline_figures() -> Iterator[None]:
+    """Let the kernels draw figures into the notebook whatever ``MPLBACKEND`` says.
+
+    A kernel inherits the environment, and ``MPLBACKEND=Agg`` (set for headless
+    test runs, as CI does) overrides ipykernel's inline backend: ``plt.show()``
+    would then put no figure in the book.
+    """
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+
+
+def nbformat_read(path: str | os.PathLike[str]) -> Any:
+    """Read an executed notebook (nbformat 4)."""
+    import nbformat
+
+    return nbformat.read(str(path), as_version=4)
+
+
+def figure_cells(notebook: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The code cells of a notebook that the book shows as numbered figures.
+
+    A cell becomes a figure with the metadata ``mystnb={"figure": {"caption": ...,
+    "name": "fig-..."}}`` (myst-nb); ``{numref}`fig-...``` refers to it.
+
+    Returns
+    -------
+    list of (int, dict)
+        Index of each such cell and its figure options.
+    """
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        options = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+        if cell.get("cell_type") == "code" and isinstance(options, dict):
+            found.append((index, dict(options)))
+    return found
+
+
+def figure_problems(notebook: Any) -> list[str]:
+    """What would break the book's numbered figures in an executed notebook.
+
+    myst-nb wraps *every* rich output (an image, a table) of a figure cell in a
+    figure of the same name, so a figure cell must show at most one; two give a
+    duplicate label that fails the book build far from its cause. A figure also
+    needs a caption and a ``fig-`` name.
+
+    Returns
+    -------
+    list of str
+        One line per problem, naming the figure and the cell; empty when fine.
+    """
+    problems = []
+    for index, options in figure_cells(notebook):
+        name = str(options.get("name", ""))
+        label = f"figure {name or '(unnamed)'} (cell {index})"
+        if not name.startswith("fig-"):
+            problems.append(f"{label}: its name must start with 'fig-'")
+        if not str(options.get("caption", "")).strip():
+            problems.append(f"{label}: no caption")
+        rich = [o for o in notebook.cells[index].get("outputs", []) if _shown(o)]
+        if len(rich) > 1:
+            problems.append(f"{label} shows {len(rich)} rich outputs; a figure cell must show one (move tables to the next cell)")
+    return problems
+
+
+def _shown(output: Any) -> bool:
+    """Whether the book renders an output as a rich element. ``glue(..., display=False)``
+    records are display outputs too, but myst-nb takes them out before rendering."""
+    if output.get("output_type") not in ("display_data", "execute_result"):
+        return False
+    record = output.get("metadata", {}).get("scrapbook")
+    return not (isinstance(record, dict) and record.get("mime_prefix"))
 
 
 def hide_default_parameters(notebook: Any) -> Any:

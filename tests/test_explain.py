@@ -465,3 +465,240 @@ def test_pick_test_samples_reads_the_split_and_loads_only_picked_test_images(dsb
     assert len(set(modality)) == len(modality)  # one image per modality
     again, _ = explain.pick_test_samples(artefacts, "80-10-10", 1, seed=0, max_images=1)
     assert [s.image_id for s in again] == [samples[0].image_id]
+
+
+# --------------------------------------------------------------------------- boundary band
+
+
+def _ring(mask: np.ndarray) -> np.ndarray:
+    """The mask's own outermost pixels (its inner outline)."""
+    inner = np.zeros_like(mask)
+    inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    return mask & ~inner
+
+
+@pytest.mark.parametrize(
+    ("width", "band_pixels"),
+    [(1, 10 * 10 - 6 * 6), (2, 12 * 12 - 4 * 4), (3, 14 * 14 - 2 * 2)],
+)
+def test_boundary_band_of_a_square_is_a_square_ring(width: int, band_pixels: int) -> None:
+    mask = np.zeros((20, 20), bool)
+    mask[6:14, 6:14] = True  # an 8 x 8 square: the band grows width rings outwards and inwards
+    band = explain.boundary_band(mask, width)
+    assert band.sum() == band_pixels
+    assert band[6, 6] and band[5, 5] and not band[10, 10] and not band[0, 0]
+    table = explain.explanation_metrics([_ring(mask).astype(float)], [mask], ["square"], boundary_width=width)
+    assert table.loc[0, "boundary_share"] == 1.0
+    assert table.loc[0, "boundary_area_share"] == pytest.approx(band_pixels / 400)
+
+
+def test_boundary_band_default_width_and_uniform_map() -> None:
+    mask = np.zeros((20, 20), bool)
+    mask[6:14, 6:14] = True
+    table = explain.explanation_metrics([np.ones((20, 20))], [mask], ["uniform"])
+    assert table.loc[0, "boundary_area_share"] == pytest.approx((12 * 12 - 4 * 4) / 400)  # width 2
+    assert table.loc[0, "boundary_share"] == pytest.approx(table.loc[0, "boundary_area_share"])
+
+
+def test_relevance_away_from_the_outline_is_not_boundary_relevance() -> None:
+    mask = np.zeros((20, 20), bool)
+    mask[4:16, 4:16] = True
+    heat = np.zeros((20, 20))
+    heat[9:11, 9:11] = 1.0  # the centre of the nucleus
+    heat[0, 19] = 1.0  # far out in the background
+    table = explain.explanation_metrics([heat], [mask], ["centre"], boundary_width=2)
+    assert table.loc[0, "boundary_share"] == 0.0
+    assert table.loc[0, "relevance_share"] == pytest.approx(0.8)
+
+
+def test_the_image_edge_is_not_an_outline() -> None:
+    mask = np.zeros((10, 10), bool)
+    mask[:, :5] = True  # a nucleus cut by the left edge of the crop
+    band = explain.boundary_band(mask, 1)
+    assert band.sum() == 2 * 10  # columns 4 and 5 only
+    assert not band[:, 0].any() and not band[0, 1:4].any()
+
+
+@pytest.mark.parametrize("mask", [np.zeros((6, 6), bool), np.ones((6, 6), bool)])
+def test_an_empty_or_full_mask_has_no_band(mask: np.ndarray) -> None:
+    assert not explain.boundary_band(mask).any()
+
+
+def test_an_empty_mask_leaves_the_boundary_measures_undefined() -> None:
+    table = explain.explanation_metrics([np.eye(4)], [np.zeros((4, 4), bool)], ["empty"])
+    assert np.isnan(table.loc[0, "boundary_share"]) and np.isnan(table.loc[0, "boundary_area_share"])
+
+
+def test_no_positive_relevance_gives_an_undefined_boundary_share(square: np.ndarray) -> None:
+    table = explain.explanation_metrics([-np.ones(square.shape)], [square], ["negative"])
+    assert np.isnan(table.loc[0, "boundary_share"]) and table.loc[0, "boundary_area_share"] > 0
+
+
+@pytest.mark.parametrize("width", [0, -1, 1.5, True, "2"])
+def test_bad_boundary_widths_are_refused(square: np.ndarray, width) -> None:
+    with pytest.raises(ValueError, match="width"):
+        explain.boundary_band(square, width)
+    with pytest.raises(ValueError, match="boundary_width"):
+        explain.explanation_metrics([square * 1.0], [square], ["a"], boundary_width=width)
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _measures():
+    import pandas as pd
+
+    return pd.DataFrame({
+        "image_id": ["a", "b", "c", "a", "b"],
+        "layer": ["deep", "deep", "deep", "shallow", "shallow"],
+        "modality": ["x", "x", "y", "x", "x"],
+        "relevance_share": [0.2, 0.4, 0.6, 0.1, np.nan],
+        "area_share": [0.1, 0.1, 0.4, 0.1, 0.1],
+        "pointing_game": [1.0, 0.0, 1.0, 0.0, 0.0],
+        "correlation": [0.3, 0.5, 0.7, 0.1, 0.1],
+        "boundary_share": [0.5, 0.3, 0.4, 0.2, 0.2],
+        "boundary_area_share": [0.2, 0.2, 0.2, 0.2, 0.2],
+    })
+
+
+def test_summary_enrichment_is_the_ratio_of_the_means() -> None:
+    summary = explain.summarise_measures(_measures(), "layer")
+    assert list(summary.index) == ["deep", "shallow"]  # order of appearance
+    assert list(summary.columns) == ["images", "relevance_share", "area_share", "enrichment", "pointing_game",
+                                     "correlation", "boundary_share", "boundary_area_share", "boundary_enrichment"]
+    deep = summary.loc["deep"]
+    assert deep["images"] == 3
+    assert deep["relevance_share"] == pytest.approx(0.4) and deep["area_share"] == pytest.approx(0.2)
+    assert deep["enrichment"] == pytest.approx(2.0)  # the mean of the per-image ratios would be 2.5
+    assert deep["pointing_game"] == pytest.approx(2 / 3) and deep["correlation"] == pytest.approx(0.5)
+    assert deep["boundary_enrichment"] == pytest.approx(0.4 / 0.2)
+    shallow = summary.loc["shallow"]
+    assert shallow["relevance_share"] == pytest.approx(0.1)  # NaN skipped
+    assert shallow["enrichment"] == pytest.approx(1.0) and shallow["boundary_enrichment"] == pytest.approx(1.0)
+
+
+def test_summary_by_several_columns_and_without_boundary_columns() -> None:
+    table = _measures().drop(columns=["boundary_share", "boundary_area_share"])
+    summary = explain.summarise_measures(table, ["layer", "modality"])
+    assert list(summary.index) == [("deep", "x"), ("deep", "y"), ("shallow", "x")]
+    assert "boundary_enrichment" not in summary.columns
+    assert summary.loc[("deep", "x"), "enrichment"] == pytest.approx(3.0)
+
+
+def test_summary_of_a_zero_area_is_nan() -> None:
+    table = _measures().assign(area_share=0.0)
+    assert explain.summarise_measures(table, "layer")["enrichment"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("change", "by", "message"),
+    [
+        (lambda t: t.drop(columns=["correlation"]), "layer", "correlation"),
+        (lambda t: t, "rule", "rule"),
+        (lambda t: t, [], "at least one column"),
+        (lambda t: t.iloc[:0], "layer", "no rows"),
+        (lambda t: t.to_dict(), "layer", "DataFrame"),
+    ],
+)
+def test_summary_refuses_bad_tables(change, by, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        explain.summarise_measures(change(_measures()), by)
+
+
+def test_summary_of_real_measures_has_one_row_per_layer(square: np.ndarray) -> None:
+    table = explain.explanation_metrics([square * 1.0, np.ones(square.shape)], [square] * 2, ["a", "b"])
+    summary = explain.summarise_measures(table.assign(layer="only"), "layer")
+    assert summary.loc["only", "images"] == 2
+    assert summary.loc["only", "enrichment"] == pytest.approx(table["relevance_share"].mean() / (32 / 256))
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@pytest.fixture
+def agg_backend():
+    import matplotlib
+
+    previous = matplotlib.get_backend()
+    matplotlib.use("Agg")
+    yield
+    matplotlib.use(previous)
+
+
+@pytest.fixture
+def windows() -> explain.Windows:
+    rng = np.random.default_rng(3)
+    labels = np.zeros((3, 16, 16), np.uint16)
+    labels[:, 3:8, 3:8] = 1
+    labels[:, 10:14, 9:15] = 2
+    return explain.Windows(ids=["image-a", "image-b", "image-c"], modality=["fluorescence", "brightfield", "tissue"],
+                           x=rng.random((3, 16, 16, 3), dtype=np.float32),
+                           raw=rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8), truth_labels=labels)
+
+
+@pytest.mark.parametrize(("style", "n_maps", "rows"), [("heat", 2, [0, 1, 2]), ("signed", 1, [2]), ("heat", 3, range(2))])
+def test_explanation_grid_has_one_axis_per_panel(agg_backend, windows, style: str, n_maps: int, rows) -> None:
+    from matplotlib.figure import Figure
+
+    rng = np.random.default_rng(0)
+    sign = -1 if style == "signed" else 0
+    heat = {f"map {j}": rng.uniform(sign, 1, (3, 16, 16)) for j in range(n_maps)}
+    probs = rng.random((3, 16, 16))
+    fig = explain.explanation_grid(windows, probs, heat, rows, windows.truth, style=style, title="a title")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == len(list(rows)) * (3 + n_maps)
+    assert [ax.get_title() for ax in fig.axes[:3 + n_maps]][1:] == ["truth", "foreground probability", *heat]
+    assert fig.get_suptitle() == "a title"
+    assert all(not ax.axison for ax in fig.axes)
+    fig.canvas.draw()  # renders without error
+
+
+def test_explanation_grid_outlines_only_windows_with_a_mask(agg_backend, windows) -> None:
+    heat = {"m": np.zeros((3, 16, 16))}
+    masks = [None, windows.truth[1], None]
+    fig = explain.explanation_grid(windows, np.zeros((3, 16, 16)), heat, [0, 1], masks)
+    contours = [len(ax.collections) for ax in fig.axes if ax.get_title() == "m"]
+    assert contours == [0, 1]
+
+
+def test_explanation_grid_is_not_left_open_in_pyplot(agg_backend, windows) -> None:
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    explain.explanation_grid(windows, np.zeros((3, 16, 16)), {"m": np.zeros((3, 16, 16))}, [0], windows.truth)
+    explain.placeholder_figure("not run in this profile")
+    assert plt.get_fignums() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"style": "rainbow"}, "unknown style"),
+        ({"heat_by_name": {}}, "non-empty mapping"),
+        ({"heat_by_name": {"m": np.zeros((2, 16, 16))}}, r"heat_by_name\['m'\]: expected shape \(3, 16, 16\)"),
+        ({"heat_by_name": {"m": np.zeros((3, 8, 8))}}, "one map per window"),
+        ({"probabilities": np.zeros((3, 16, 16, 1))}, "probabilities"),
+        ({"rows": []}, "no window"),
+        ({"rows": [3]}, "not the index"),
+        ({"rows": [-1]}, "not the index"),
+        ({"outline_masks": [None, None]}, "one mask"),
+        ({"outline_masks": [np.zeros((8, 8), bool)] * 3}, r"outline_masks\[0\]"),
+        ({"windows": "not windows"}, "Windows"),
+    ],
+)
+def test_explanation_grid_refuses_mismatched_inputs(agg_backend, windows, change: dict, message: str) -> None:
+    arguments = {"windows": windows, "probabilities": np.zeros((3, 16, 16)),
+                 "heat_by_name": {"m": np.zeros((3, 16, 16))}, "rows": [0], "outline_masks": windows.truth}
+    style = change.pop("style", "heat")
+    arguments |= change
+    with pytest.raises(ValueError, match=message):
+        explain.explanation_grid(arguments.pop("windows"), arguments.pop("probabilities"),
+                                 arguments.pop("heat_by_name"), arguments.pop("rows"), arguments.pop("outline_masks"),
+                                 style=style)
+
+
+def test_placeholder_figure_says_its_message(agg_backend) -> None:
+    fig = explain.placeholder_figure("not run in this profile")
+    assert [text.get_text() for text in fig.axes[0].texts] == ["not run in this profile"]
+    with pytest.raises(ValueError, match="message"):
+        explain.placeholder_figure("  ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +148,74 @@ def test_failing_notebook_names_itself_and_is_not_recorded(project: Path) -> Non
         run(project)
     state_path = project / "artefacts" / "smoke" / study.STATE_FILE
     assert "01_eda" not in json.loads(state_path.read_text())
+
+
+FIGURE_CELL = '''
+# %% mystnb={"figure": {"caption": "Two outputs.", "name": "fig-two"}}
+from IPython.display import display
+display("a table")
+"a figure"
+'''
+
+
+@pytest.mark.slow
+def test_a_figure_cell_with_two_outputs_fails_the_run_naming_the_figure(project: Path) -> None:
+    (project / "notebooks" / "01_eda.py").write_text(NOTEBOOK + FIGURE_CELL)
+    with pytest.raises(study.StudyError, match=r"notebook 01_eda: figure fig-two \(cell \d+\) shows 2 rich outputs"):
+        run(project)
+    assert "01_eda" not in json.loads((project / "artefacts" / "smoke" / study.STATE_FILE).read_text())
+
+
+@pytest.mark.slow
+def test_kernels_draw_figures_into_the_book_even_under_mplbackend_agg(project: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    (project / "notebooks" / "01_eda.py").write_text(NOTEBOOK + '''
+# %% mystnb={"figure": {"caption": "A line.", "name": "fig-line"}}
+import matplotlib.pyplot as plt
+from myst_nb import glue
+glue("answer", 42, display=False)
+plt.plot([0, 1], [0, 1])
+plt.show()
+''')
+    run(project)
+    notebook = nbformat.read(project / "book" / "smoke" / "01_eda.ipynb", as_version=4)
+    (index, _), = study.figure_cells(notebook)
+    assert ["image/png" in o.get("data", {}) for o in notebook.cells[index].outputs].count(True) == 1
+    assert study.figure_problems(notebook) == []  # the glue record is not a second output
+    assert os.environ["MPLBACKEND"] == "Agg"  # restored for the caller
+
+
+def _figure_notebook(options, outputs):
+    cell = nbformat.v4.new_code_cell("x", metadata={"mystnb": {"figure": options}} if options is not None else {})
+    cell.outputs = [nbformat.v4.new_output(kind, data={"text/plain": "x"}) if kind != "stream"
+                    else nbformat.v4.new_output("stream", text="printed") for kind in outputs]
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), cell])
+
+
+@pytest.mark.parametrize(
+    ("options", "outputs", "problem"),
+    [
+        ({"caption": "A map.", "name": "fig-map"}, ["display_data"], None),
+        ({"caption": "A map.", "name": "fig-map"}, [], None),  # a figure drawn only in some profiles
+        ({"caption": "A map.", "name": "fig-map"}, ["stream", "display_data", "stream"], None),
+        ({"caption": "A map.", "name": "fig-map"}, ["display_data", "execute_result"], "shows 2 rich outputs"),
+        ({"caption": "", "name": "fig-map"}, ["display_data"], "fig-map \\(cell 1\\): no caption"),
+        ({"caption": "A map.", "name": "map"}, ["display_data"], "must start with 'fig-'"),
+        (None, ["display_data", "display_data"], None),  # not a figure cell
+    ],
+)
+def test_figure_problems(options, outputs, problem) -> None:
+    found = study.figure_problems(_figure_notebook(options, outputs))
+    if problem is None:
+        assert found == []
+    else:
+        assert len(found) == 1
+        assert re.search(problem, found[0])
+
+
+def test_figure_cells_lists_index_and_options() -> None:
+    notebook = _figure_notebook({"caption": "A map.", "name": "fig-map"}, ["display_data"])
+    assert study.figure_cells(notebook) == [(1, {"caption": "A map.", "name": "fig-map"})]
 
 
 def test_missing_notebook_source_is_a_clear_error(project: Path) -> None:

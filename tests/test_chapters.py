@@ -1,0 +1,56 @@
+"""The chapters' sources and the committed (cpu) book: numbered figures and their references."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from nucleilib import profiles, study
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMREF = re.compile(r"\{numref\}`(?:[^`<]*<)?([^`>]+)>?`")
+
+
+def _source(name: str):
+    return jupytext.read(ROOT / "notebooks" / f"{name}.py")
+
+
+def _markdown(notebook) -> str:
+    return "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+
+
+def test_figure_names_are_unique_across_the_book() -> None:
+    names = [options["name"] for chapter in profiles.NOTEBOOKS for _, options in study.figure_cells(_source(chapter))]
+    assert names, "no numbered figure in any chapter"
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+@pytest.mark.parametrize("chapter", profiles.NOTEBOOKS)
+def test_every_numref_names_a_figure_of_its_chapter(chapter: str) -> None:
+    notebook = _source(chapter)
+    figures = {options["name"] for _, options in study.figure_cells(notebook)}
+    targets = set(NUMREF.findall(_markdown(notebook)))
+    assert targets <= figures, f"{chapter}: {{numref}} to unknown figure(s) {sorted(targets - figures)}"
+
+
+@pytest.mark.parametrize("chapter", profiles.NOTEBOOKS)
+def test_chapter_figures_have_names_and_captions(chapter: str) -> None:
+    for index, options in study.figure_cells(_source(chapter)):
+        assert str(options.get("name", "")).startswith("fig-"), f"{chapter} cell {index}: {options}"
+        assert len(str(options.get("caption", ""))) > 20, f"{chapter} cell {index}: caption too short: {options}"
+
+
+@pytest.mark.parametrize("chapter", profiles.NOTEBOOKS)
+def test_committed_book_shows_each_figure_once(chapter: str) -> None:
+    executed = ROOT / "book" / "cpu" / f"{chapter}.ipynb"
+    if not executed.is_file():
+        pytest.skip(f"{executed} not committed")
+    notebook = nbformat.read(executed, as_version=4)
+    assert study.figure_problems(notebook) == []
+    source_names = [o["name"] for _, o in study.figure_cells(_source(chapter))]
+    book_names = [o["name"] for _, o in study.figure_cells(notebook)]
+    assert book_names == source_names, f"book/cpu/{chapter}.ipynb is older than notebooks/{chapter}.py: re-run it"
