@@ -430,14 +430,26 @@ def _gpu_names() -> str:
     return ", ".join(line.strip() for line in out.stdout.splitlines() if line.strip())
 
 
+#: What a study run writes itself (executed notebooks, artefacts, the shipped model):
+#: changes there do not make the code of a run differ from its commit.
+STUDY_OUTPUTS: tuple[str, ...] = ("book/*/*.ipynb", "artefacts", "nucleilib/models")
+
+
 def _git_commit(folder: str | os.PathLike[str] | None = None) -> str:
+    """The checkout's commit, marked when its code differs from it.
+
+    Changes to :data:`STUDY_OUTPUTS` do not count: a run rewrites its own
+    executed notebooks and artefacts as it goes, so they would mark every run.
+    """
     try:
         here = Path(folder).resolve() if folder is not None else Path(__file__).resolve().parent
         sha = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, check=True
         ).stdout.strip()
+        excluded = [f":(top,exclude,glob){pattern}" for pattern in STUDY_OUTPUTS]
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded],
+            cwd=here, capture_output=True, text=True, check=True,
         ).stdout.strip()
         return sha + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -305,3 +305,25 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("nuclei")
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("nuclei ")
+
+
+def test_commit_is_marked_only_when_code_differs_from_it(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    for relative in ("nucleilib/study.py", "notebooks/01_eda.py", "book/cpu/01_eda.ipynb", "artefacts/cpu/log.json",
+                     "nucleilib/models/unet/card.json"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("v1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    clean = study._git_commit(tmp_path / "nucleilib")
+    assert re.fullmatch(r"[0-9a-f]{12}", clean)
+    # What a run writes itself does not mark the commit...
+    for relative in ("book/cpu/01_eda.ipynb", "artefacts/cpu/log.json", "nucleilib/models/unet/card.json"):
+        (tmp_path / relative).write_text("v2\n")
+    assert study._git_commit(tmp_path / "nucleilib") == clean
+    # ...a change of the code or of a chapter's source does.
+    (tmp_path / "notebooks" / "01_eda.py").write_text("v2\n")
+    assert study._git_commit(tmp_path) == clean + " (with uncommitted changes)"
