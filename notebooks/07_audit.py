@@ -313,7 +313,8 @@ glue("train_minutes", float(shipped_card["training_minutes"]), display=False)
 # cache (a chapter re-executed with cached models takes minutes while its trainings took much
 # longer), come from the runner's log and the models' training records. Every chapter uses the
 # seed below for its split, initial weights, crop order and augmentation (the comparison
-# chapter adds further seeds, listed in its Table 2).
+# chapter adds further seeds, listed in its Table 2). This chapter's own run is logged when it
+# ends, so the table leaves it out (it takes seconds).
 
 # %%
 run_log = json.loads((out / "run-log.json").read_text()) if (out / "run-log.json").is_file() else {}
@@ -321,7 +322,7 @@ log_table = pd.DataFrame([
     {"notebook": name, "wall minutes": entry["seconds"] / 60, "finished (UTC)": entry.get("finished_utc", ""),
      "commit": entry.get("git_commit", ""), "CPU": entry.get("machine", {}).get("cpu", ""),
      "cores": entry.get("machine", {}).get("cores", ""), "GPU": entry.get("machine", {}).get("gpu", "")}
-    for name, entry in sorted(run_log.items())
+    for name, entry in sorted(run_log.items()) if name != "07_audit"
 ])
 trainings = pd.concat([
     pd.DataFrame([{"model": f"U-Net, chapter 2 ({main_runs[-1].parent.name})", "minutes": main_info["seconds"] / 60,
