@@ -348,8 +348,8 @@ for layer in layers:
                        "positive pixels (sum)": int(rows["positive_pixels"].sum()),
                        "positive regions (sum)": int(rows["positive_regions"].sum())})
 paper_table = pd.DataFrame(paper_rows).set_index("layer")
-confidence_pred = float(probs[..., 0][pred].mean()) if pred.any() else float("nan")
-confidence_truth = float(probs[..., 0][truth].mean()) if truth.any() else float("nan")
+confidence = explain.confidence_readings(probs[..., 0], pred, truth)
+confidence_pred, confidence_truth = confidence["over_predicted_nuclei"], confidence["over_annotated_nuclei"]
 glue("relevance_in_nuclei_min", float(paper_table["mean relevance in nuclei"].min()), display=False)
 glue("relevance_in_nuclei_max", float(paper_table["mean relevance in nuclei"].max()), display=False)
 glue("positive_pixels_min", int(paper_table["positive pixels (sum)"].min()), display=False)

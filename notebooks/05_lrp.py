@@ -315,11 +315,7 @@ glue("positive_regions_max", int(paper_table["positive_regions"].max()), display
 glue("positive_pixels_min", int(paper_table["positive_pixels"].min()), display=False)
 glue("positive_pixels_max", int(paper_table["positive_pixels"].max()), display=False)
 glue("total_pixels", int(truth.size), display=False)
-confidence = {
-    "over_predicted_nuclei": float(probs[..., 0][pred].mean()) if pred.any() else float("nan"),
-    "over_annotated_nuclei": float(probs[..., 0][truth].mean()) if truth.any() else float("nan"),
-    "windows": len(ids),
-}
+confidence = {**explain.confidence_readings(probs[..., 0], pred, truth), "windows": len(ids)}
 (out / "explain-lrp-confidence.json").write_text(json.dumps(confidence, indent=2) + "\n")
 glue("confidence_pred", confidence["over_predicted_nuclei"], display=False)
 glue("confidence_truth", confidence["over_annotated_nuclei"], display=False)

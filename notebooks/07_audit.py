@@ -38,7 +38,7 @@ import pandas as pd
 from IPython.display import HTML, display
 from myst_nb import glue
 
-from nucleilib import audit, models, study
+from nucleilib import audit, explain, models, study
 
 root = study.project_root()
 out = root / artefacts
@@ -184,12 +184,10 @@ add("Explanations", "positively contributing regions", "31,988",
     audit.UNDEFINED, "a count that scales with image number and size; no definition given", lrp_link)
 gradcam = pd.read_csv(out / "explain-gradcam.csv")
 gradcam_truth = gradcam[(gradcam["reference"] == "truth") & (gradcam["target"] == "image")]
-cam_layers = gradcam_truth.groupby("layer", sort=False).agg(
-    boundary=("boundary_share", "mean"), band=("boundary_area_share", "mean"),
-    share=("relevance_share", "mean"), area=("area_share", "mean"))
-boundary_enrichment = cam_layers["boundary"] / cam_layers["band"]
-background_enrichment = (1 - cam_layers["share"]) / (1 - cam_layers["area"])
-nucleus_enrichment = cam_layers["share"] / cam_layers["area"]
+cam_layers = explain.summarise_measures(gradcam_truth, "layer")
+boundary_enrichment = cam_layers["boundary_enrichment"]
+background_enrichment = (1 - cam_layers["relevance_share"]) / (1 - cam_layers["area_share"])
+nucleus_enrichment = cam_layers["enrichment"]
 boundary_holds = (boundary_enrichment > 1) & (background_enrichment < 1)
 add("Explanations", "Grad-CAM attention high on nuclear boundaries, low on background", "qualitative (its Fig. 6)",
     f"a band along the nucleus outlines gets {boundary_enrichment.min():.1f}-{boundary_enrichment.max():.1f}x its area share "
@@ -237,8 +235,7 @@ counts.to_frame("claims")
 # The numbers below are read back from the chapters' saved results.
 
 # %%
-gradcam_enrichment = gradcam_truth.groupby("layer").apply(lambda g: g["relevance_share"].mean() / g["area_share"].mean())
-lrp_enrichment = lrp.groupby("rule").apply(lambda g: g["relevance_share"].mean() / g["area_share"].mean())
+lrp_enrichment = explain.summarise_measures(lrp, "rule")["enrichment"]
 accuracy = pd.read_csv(out / "speed-accuracy-summary.csv", index_col=0)
 shipping = json.loads((out / "speed-shipping.json").read_text())
 fastest = at_256.idxmin()
@@ -250,7 +247,7 @@ facts = {
     "touching_pct": 100 * eda["touching_any_share"], "fastest_ms": at_256.min(),
     "predict_ms": at_256.get("Keras model.predict", float("nan")),
     "int8_iou_change": accuracy.loc["TFLite int8", "IoU change"] if "TFLite int8" in accuracy.index else float("nan"),
-    "gradcam_enrichment_max": gradcam_enrichment.max(), "lrp_enrichment_max": lrp_enrichment.max(),
+    "gradcam_enrichment_max": nucleus_enrichment.max(), "lrp_enrichment_max": lrp_enrichment.max(),
 }
 for key, value in facts.items():
     glue(key, float(value), display=False)

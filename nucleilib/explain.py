@@ -688,6 +688,11 @@ def map_similarity(a: np.ndarray, b: np.ndarray, *, absolute: bool = False) -> f
     return _pearson(stats.rankdata(first.ravel()), stats.rankdata(second.ravel()))
 
 
+def _check_width(width: Any, name: str) -> None:
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ValueError(f"{name} must be a positive integer, got {width!r}")
+
+
 def boundary_band(mask: np.ndarray, width: int = 2) -> np.ndarray:
     """The pixels within ``width`` pixels of a mask's outline, on both sides of it.
 
@@ -724,8 +729,7 @@ def boundary_band(mask: np.ndarray, width: int = 2) -> np.ndarray:
     (32, False, True, True)
     """
     region = _as_mask(mask)
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
+    _check_width(width, "width")
     if not region.any():
         return np.zeros_like(region)
     square = np.ones((3, 3), bool)
@@ -795,8 +799,7 @@ def explanation_metrics(
         raise ValueError(f"got {n_maps} maps, {n_masks} masks and {n_ids} ids; they must match")
     if n_maps == 0:
         raise ValueError("no maps given")
-    if isinstance(boundary_width, bool) or not isinstance(boundary_width, (int, np.integer)) or boundary_width < 1:
-        raise ValueError(f"boundary_width must be a positive integer, got {boundary_width!r}")
+    _check_width(boundary_width, "boundary_width")  # up front: a batch of empty masks never reaches boundary_band
     rows = []
     nan = float("nan")
     for image_id, values, mask in zip(ids, maps, masks):
@@ -894,6 +897,41 @@ def summarise_measures(table: pd.DataFrame, by: str | Sequence[str]) -> pd.DataF
     if boundary:
         summary["boundary_enrichment"] = ratio(summary["boundary_share"], summary["boundary_area_share"])
     return summary
+
+
+def confidence_readings(probabilities: np.ndarray, predicted: np.ndarray, annotated: np.ndarray) -> dict[str, float]:
+    """Candidate readings of an undefined "confidence score": the mean foreground
+    probability over the pixels the model calls nucleus, and over the annotated nuclei.
+
+    Parameters
+    ----------
+    probabilities : ndarray, shape (N, H, W)
+        Foreground probability of each window.
+    predicted, annotated : ndarray of bool, shape (N, H, W)
+        Predicted and annotated nucleus pixels of the same windows.
+
+    Returns
+    -------
+    dict
+        ``over_predicted_nuclei`` and ``over_annotated_nuclei``, pooled over all
+        windows' pixels; NaN where the mask has no pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.array([[[0.9, 0.2], [0.6, 0.1]]]); truth = np.array([[[True, True], [False, False]]])
+    >>> {k: round(v, 2) for k, v in confidence_readings(p, p > 0.5, truth).items()}
+    {'over_predicted_nuclei': 0.75, 'over_annotated_nuclei': 0.55}
+    """
+    values = np.asarray(probabilities, dtype=float)
+    readings = {}
+    for key, mask in (("over_predicted_nuclei", predicted), ("over_annotated_nuclei", annotated)):
+        region = np.asarray(mask)
+        if region.shape != values.shape or region.dtype != bool:
+            raise ValueError(f"{key.removeprefix('over_')}: expected a boolean mask of shape {values.shape}, "
+                             f"got {region.dtype} of shape {region.shape}")
+        readings[key] = float(values[region].mean()) if region.any() else float("nan")
+    return readings
 
 
 # --------------------------------------------------------------------------- randomisation

@@ -702,3 +702,25 @@ def test_placeholder_figure_says_its_message(agg_backend) -> None:
     assert [text.get_text() for text in fig.axes[0].texts] == ["not run in this profile"]
     with pytest.raises(ValueError, match="message"):
         explain.placeholder_figure("  ")
+
+
+def test_confidence_readings_pool_the_pixels_of_all_windows() -> None:
+    probabilities = np.array([[[0.9, 0.2], [0.6, 0.1]], [[0.3, 0.3], [0.3, 0.3]]])
+    predicted = probabilities > 0.5  # 0.9 and 0.6
+    annotated = np.zeros_like(predicted)
+    annotated[0, 0, 0] = annotated[1, 0, 0] = True  # 0.9 and 0.3
+    readings = explain.confidence_readings(probabilities, predicted, annotated)
+    assert readings == pytest.approx({"over_predicted_nuclei": 0.75, "over_annotated_nuclei": 0.6})
+
+
+def test_confidence_readings_of_an_empty_mask_are_nan() -> None:
+    probabilities = np.full((1, 2, 2), 0.4)
+    readings = explain.confidence_readings(probabilities, probabilities > 0.5, probabilities > 0.3)
+    assert np.isnan(readings["over_predicted_nuclei"])
+    assert readings["over_annotated_nuclei"] == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("mask", [np.ones((1, 3, 2), bool), np.ones((1, 2, 2), float)])
+def test_confidence_readings_refuse_a_mask_that_does_not_fit(mask) -> None:
+    with pytest.raises(ValueError, match=r"predicted_nuclei: expected a boolean mask of shape \(1, 2, 2\)"):
+        explain.confidence_readings(np.full((1, 2, 2), 0.4), mask, np.ones((1, 2, 2), bool))
