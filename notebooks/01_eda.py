@@ -29,26 +29,20 @@ max_images = None  # None: the whole set; a number: a random subset of that size
 measure_load_time = True
 
 # %%
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook check, noise here
-
 import json
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from myst_nb import glue
-from skimage.segmentation import find_boundaries
 
-from nucleilib import data, manifest as mf, morphology, study
+from nucleilib import data, morphology
+from nucleilib.plotting import outline_overlay
+from nucleilib.study import chapter, manifest as mf
 
-root = study.project_root()
-out = root / artefacts
-out.mkdir(parents=True, exist_ok=True)
-sns.set_theme(style="whitegrid", context="notebook")
-pd.DataFrame.from_dict(study.run_info(profile), orient="index", columns=["this run"])
+run = chapter.setup(profile, artefacts)
+root, out = run.root, run.out
+run.facts()
 
 # %% [markdown]
 # ## Loading and consolidating the masks
@@ -271,8 +265,7 @@ for row, modality in enumerate(present):
         if col >= len(chosen):
             continue
         sample = by_id[chosen[col]]
-        overlay = sample.image.copy()
-        overlay[find_boundaries(sample.labels, mode="inner")] = (255, 255, 0)
+        overlay = outline_overlay(sample.image, sample.labels)
         ax.imshow(overlay)
         ax.set_title(f"{modality}: {sample.n_nuclei} nuclei\n{sample.image_id[:12]}...", fontsize=9)
 plt.tight_layout()

@@ -38,29 +38,23 @@ ablation_steps = 60
 ship_model = True
 
 # %%
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook check, noise here
-
 import json
 import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import tensorflow as tf
 from myst_nb import glue
-from skimage.segmentation import find_boundaries
 
-from nucleilib import data, evaluation, manifest as mf, models, segmentation, study, training
+from nucleilib import data, evaluation, models, segmenter, training
+from nucleilib.plotting import outline_overlay
+from nucleilib.study import chapter, manifest as mf
+from nucleilib.study.runner import run_info
 
-root = study.project_root()
-out = root / artefacts
-model_cache = out / "models"
-sns.set_theme(style="whitegrid", context="notebook")
-tf.get_logger().setLevel("ERROR")
-pd.DataFrame.from_dict(study.run_info(profile), orient="index", columns=["this run"])
+run = chapter.setup(profile, artefacts)
+root, out, model_cache = run.root, run.out, run.models
+run.facts()
 
 # %% [markdown]
 # ## Data and split
@@ -165,7 +159,7 @@ history.assign(lr=history["lr"].map("{:.1e}".format)).round(4).tail(5)
 # foreground minus the predicted touching borders.
 
 # %%
-metrics, test_probs = segmentation.evaluate_model(model, model_config, test_samples, keep_probabilities=True)
+metrics, test_probs = segmenter.evaluate_model(model, model_config, test_samples, keep_probabilities=True)
 metrics = metrics.merge(manifest[["modality"]], left_on="image_id", right_index=True)
 metrics.to_csv(out / "unet-test-metrics.csv", index=False)
 by_method = metrics.groupby("method")[["dsb_score", "ap50", "f1_50", "iou", "dice"]].mean()
@@ -236,19 +230,18 @@ per_modality.round(3)
 
 # %%
 def show_examples(chosen_samples, title, probs_by_id=None):
-    fn = segmentation.keras_predict_fn(model)
+    seg = segmenter.Segmenter.from_keras(model, model_config)
     fig, axes = plt.subplots(len(chosen_samples), 5, figsize=(17, 3.4 * len(chosen_samples)), squeeze=False)
     for row, sample in enumerate(chosen_samples):
         probs = (probs_by_id or {}).get(sample.image_id)
         if probs is None:
-            probs = segmentation.predict_probabilities(model, model_config, sample.image, predict_fn=fn)
-        labels = segmentation.labels_from_probabilities(probs, model_config, winner)
+            probs = seg.probabilities(sample.image)
+        labels = seg.labels(probs, winner)
         truth = sample.labels > 0
         errors = np.zeros(truth.shape + (3,))
         errors[truth & (labels == 0)] = (0, 0.8, 0)
         errors[~truth & (labels > 0)] = (0.9, 0, 0.9)
-        outlined = sample.image.copy()
-        outlined[find_boundaries(labels, mode="inner")] = (255, 255, 0)
+        outlined = outline_overlay(sample.image, labels)
         panels = [(sample.image, "image"), (truth, f"truth: {sample.n_nuclei} nuclei"),
                   (outlined, f"prediction: {labels.max()} nuclei"), (errors, "errors"),
                   (probs[..., 0], "foreground probability")]
@@ -309,7 +302,7 @@ for sigma in (0.0, 1.5):
         sigma=sigma,
     )
     trained = training.train(short, train_samples, val_samples, model_cache, name=f"ablation-sigma{sigma}")
-    scores, _ = segmentation.evaluate_model(trained.model, short.model, test_samples, methods=[winner])
+    scores, _ = segmenter.evaluate_model(trained.model, short.model, test_samples, methods=[winner])
     ablation.append({"sigma": sigma, "epochs": len(trained.history),
                      "test IoU": scores["iou"].mean(), "test DSB score": scores["dsb_score"].mean()})
 ablation = pd.DataFrame(ablation).set_index("sigma")
@@ -325,7 +318,7 @@ ablation.round(3)
 # `nuclei predict` use it. Only the `cpu` and `gpu` profiles write it.
 
 # %%
-shipped = models.MODELS_DIR / "unet-dsb2018"
+shipped = models.PRETRAINED_DIR / "unet-dsb2018"
 card = {
     "name": "unet-dsb2018",
     "data": "DSB2018 stage1_train, community-fixed (664 images), CC0",
@@ -334,7 +327,7 @@ card = {
     "training_minutes": round(info["seconds"] / 60, 1), "parameters": int(model.count_params()),
     "separation": winner,
     "test_metrics_per_image_mean": {k: round(float(v), 4) for k, v in summary["per-image mean"].items()},
-    "commit": study.run_info()["git commit"], "date": study.run_info()["date (UTC)"],
+    "commit": run_info()["git commit"], "date": run_info()["date (UTC)"],
     "training_config": config.as_dict(),
 }
 if ship_model and profile != "smoke":
@@ -343,7 +336,7 @@ if ship_model and profile != "smoke":
     models.save_model(model, final_config, shipped, card=card, float16=True)
     size = sum(p.stat().st_size for p in shipped.iterdir())
     reloaded, _ = models.load_model("unet-dsb2018")
-    check, _ = segmentation.evaluate_model(reloaded, final_config, test_samples[:5], methods=[winner])
+    check, _ = segmenter.evaluate_model(reloaded, final_config, test_samples[:5], methods=[winner])
     print(f"shipped to {shipped.relative_to(root)} ({size / 1e6:.1f} MB); float16 reload, DSB on 5 test images: "
           f"{check['dsb_score'].mean():.3f} vs {chosen.set_index('image_id').loc[check['image_id'], 'dsb_score'].mean():.3f} in float32")
 else:

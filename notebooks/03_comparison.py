@@ -37,10 +37,6 @@ test_limit = None
 timing_repeats = 10
 
 # %%
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook check, noise here
-
 import dataclasses
 import json
 import time
@@ -48,19 +44,16 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import tensorflow as tf
 from myst_nb import glue
-from skimage.segmentation import find_boundaries
 
-from nucleilib import data, evaluation, manifest as mf, models, morphology, segmentation, study, training
+from nucleilib import backends, data, evaluation, models, morphology, segmenter, training
+from nucleilib.plotting import outline_overlay
+from nucleilib.study import benchmarks, chapter, manifest as mf
 
-root = study.project_root()
-out = root / artefacts
-model_cache = out / "models"
-sns.set_theme(style="whitegrid", context="notebook")
-tf.get_logger().setLevel("ERROR")
-pd.DataFrame.from_dict(study.run_info(profile), orient="index", columns=["this run"])
+run = chapter.setup(profile, artefacts)
+root, out, model_cache = run.root, run.out, run.models
+run.facts()
 
 # %% [markdown]
 # ## Data
@@ -156,7 +149,7 @@ def train_one(name, model_config, split, train_seed):
 
 def evaluate_one(model, model_config, split):
     test = [samples[i] for i in splits[split]["test"]]
-    metrics, probs = segmentation.evaluate_model(model, model_config, test, methods=["borders"], keep_probabilities=True)
+    metrics, probs = segmenter.evaluate_model(model, model_config, test, methods=["borders"], keep_probabilities=True)
     return metrics, probs
 
 
@@ -166,15 +159,8 @@ def micro_pixels(probs, test_ids, threshold=0.5):
 
 
 def ms_per_256(model, in_channels=3, repeats=timing_repeats):
-    fn = segmentation.keras_predict_fn(model)
-    x = np.random.default_rng(0).random((1, 256, 256, in_channels), dtype=np.float32)
-    fn(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+    fn = backends.keras_predict_fn(model)
+    return benchmarks.time_inference(fn, 256, 1, repeats=repeats, warmup=1, channels=in_channels).ms_per_image
 
 
 runs = {}
@@ -229,21 +215,21 @@ for name, cfg in contenders.items():
 shipped, shipped_config = models.load_model("unet-dsb2018")
 card = models.model_card("unet-dsb2018")
 reference_name = f"U-Net, chapter 2 ({card['training_minutes']:.0f} min)"
-metrics, probs = segmentation.evaluate_model(shipped, shipped_config, test_samples, methods=["borders"], keep_probabilities=True)
+metrics, probs = segmenter.evaluate_model(shipped, shipped_config, test_samples, methods=["borders"], keep_probabilities=True)
 per_image.append(metrics.assign(model=reference_name))
 rows.append(table_row(reference_name, metrics, micro_pixels(probs, test_ids), shipped.count_params(),
                       models.count_flops(shipped_config, 256) / 1e9, ms_per_256(shipped)))
 
-classical = segmentation.evaluate_classical(test_samples)
-classical_labels = {s.image_id: segmentation.classical_labels(s.image) for s in test_samples}
+classical = segmenter.evaluate_classical(test_samples)
+classical_labels = {s.image_id: segmenter.classical_labels(s.image) for s in test_samples}
 per_image.append(classical.assign(model="Classical"))
 classical_micro = evaluation.pixel_metrics_micro([(classical_labels[i] > 0, samples[i].labels > 0) for i in test_ids])
 crop_256 = next(s.image[:256, :256] for s in test_samples if min(s.image.shape[:2]) >= 256)
-segmentation.classical_labels(crop_256)
+segmenter.classical_labels(crop_256)
 classical_ms = []
 for _ in range(timing_repeats):
     start = time.perf_counter()
-    segmentation.classical_labels(crop_256)
+    segmenter.classical_labels(crop_256)
     classical_ms.append(1000 * (time.perf_counter() - start))
 rows.append(table_row("Classical", classical, classical_micro, 0, np.nan, float(np.median(classical_ms))))
 
@@ -324,9 +310,8 @@ for row, image_id in enumerate(picks):
             if name == "Classical":
                 labels = classical_labels[image_id]
             else:
-                labels = segmentation.labels_from_probabilities(probabilities[name][image_id], contenders[name], "borders")
-            shown = sample.image.copy()
-            shown[find_boundaries(labels, mode="inner")] = (255, 255, 0)
+                labels = segmenter.labels_from_probabilities(probabilities[name][image_id], contenders[name], "borders")
+            shown = outline_overlay(sample.image, labels)
             ax.imshow(shown)
             score = per_image[(per_image["model"] == name) & (per_image["image_id"] == image_id)]["dsb_score"].iloc[0]
             title = f"{name}: {labels.max()} nuclei, DSB {score:.2f}"

@@ -43,10 +43,6 @@ boundary_width = 2  # pixels on each side of a nucleus outline in the boundary b
 # %%
 # Renders the figures that nucleilib.explain returns (built outside pyplot) as the cell's value.
 # %matplotlib inline
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook check, noise here
-
 import os
 import time
 from pathlib import Path
@@ -55,19 +51,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import tensorflow as tf
 from IPython.display import display
 from myst_nb import glue
 
-from nucleilib import explain, manifest as mf, models, segmentation, study
+from nucleilib import models, segmenter
+from nucleilib.study import chapter, explain, manifest as mf
 
 started = time.perf_counter()
-root = study.project_root()
-out = root / artefacts
-sns.set_theme(style="whitegrid", context="notebook")
-tf.get_logger().setLevel("ERROR")
-pd.DataFrame.from_dict(study.run_info(profile), orient="index", columns=["this run"])
+run = chapter.setup(profile, artefacts)
+root, out = run.root, run.out
+run.facts()
 
 # %% [markdown]
 # ## Images and model
@@ -88,7 +82,7 @@ samples = {s.image_id: s for s in picked_samples}
 windows = explain.explanation_windows(picked_samples, modality, config, image_size)
 x, raw, truth_labels, truth = windows.x, windows.raw, windows.truth_labels, windows.truth
 probs = model.predict(x, verbose=0)
-pred_labels = np.stack([segmentation.labels_from_probabilities(p, config) for p in probs])
+pred_labels = np.stack([segmenter.labels_from_probabilities(p, config) for p in probs])
 pred = probs[..., 0] > config.threshold
 layers = list(cam_layers) if cam_layers is not None else explain.default_cam_layers(model)
 missing = sorted(set(mf.MODALITIES) - set(modality))

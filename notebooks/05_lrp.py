@@ -65,18 +65,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from IPython.display import display
 from myst_nb import glue
 
-from nucleilib import explain, models, study
+from nucleilib import models
+from nucleilib.study import chapter, explain
 
 started = time.perf_counter()
-root = study.project_root()
-out = root / artefacts
-sns.set_theme(style="whitegrid", context="notebook")
-tf.get_logger().setLevel("ERROR")
-pd.DataFrame.from_dict(study.run_info(profile), orient="index", columns=["this run"])
+run = chapter.setup(profile, artefacts)
+root, out = run.root, run.out
+run.facts()
 
 # %% [markdown]
 # ## Images and model

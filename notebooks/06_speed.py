@@ -67,17 +67,15 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import tensorflow as tf
 from myst_nb import glue
 
-from nucleilib import data, deploy, manifest as mf, models, study, training
+from nucleilib import backends, data, export, models, training
+from nucleilib.study import benchmarks, chapter, manifest as mf
 
-root = study.project_root()
-out = root / artefacts
-sns.set_theme(style="whitegrid", context="notebook")
-tf.get_logger().setLevel("ERROR")
-pd.DataFrame.from_dict(study.run_info(profile), orient="index", columns=["this run"])
+run = chapter.setup(profile, artefacts)
+root, out = run.root, run.out
+run.facts()
 
 # %% [markdown]
 # ## Model, data and threads
@@ -89,7 +87,7 @@ pd.DataFrame.from_dict(study.run_info(profile), orient="index", columns=["this r
 
 # %%
 model, config = models.load_model(model_name)
-card = models.model_card(model_name) if (models.MODELS_DIR / model_name / "card.json").is_file() else {}
+card = models.model_card(model_name) if (models.PRETRAINED_DIR / model_name / "card.json").is_file() else {}
 split_ids = mf.load_split(out / "splits" / f"split-{split}.csv")
 test_ids = split_ids["test"][: None if test_limit is None else int(test_limit)]
 rng = np.random.default_rng(seed)
@@ -115,7 +113,7 @@ print(f"{model_name}: {model.count_params():,} parameters; trained under profile
 # %%
 cores = os.cpu_count() or 1
 tflite_threads = int(tflite_threads or cores)
-bf16 = deploy.bfloat16_support()
+bf16 = benchmarks.bfloat16_support()
 threads = pd.DataFrame.from_dict({
     "CPU cores (os.cpu_count)": cores,
     "TensorFlow intra-op threads (0 = default, one per core)": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -145,21 +143,21 @@ threads
 # images; only the float input and output are converted at the two ends.
 
 # %%
-calibration = deploy.representative_crops(train_x, n=calibration_crops, size=calibration_size, seed=seed)
+calibration = export.representative_crops(train_x, n=calibration_crops, size=calibration_size, seed=seed)
 flat, convert_s = {}, {}
-for kind in deploy.TFLITE_KINDS:
+for kind in backends.TFLITE_KINDS:
     start = time.perf_counter()
-    flat[kind] = deploy.to_tflite(model, kind, calibration if kind == "int8" else None)
+    flat[kind] = export.to_tflite(model, kind, calibration if kind == "int8" else None)
     convert_s[kind] = time.perf_counter() - start
-shipped_dir = models.MODELS_DIR / model_name
+shipped_dir = models.PRETRAINED_DIR / model_name
 sizes_table = pd.DataFrame([
     {"model": "Keras weights, float32 (in memory)", "MB": 4 * model.count_params() / 1e6},
     {"model": "shipped weights.npz (float16, compressed)", "MB": (shipped_dir / "weights.npz").stat().st_size / 1e6},
-    *[{"model": f"TFLite {kind}", "MB": len(flat[kind]) / 1e6} for kind in deploy.TFLITE_KINDS],
+    *[{"model": f"TFLite {kind}", "MB": len(flat[kind]) / 1e6} for kind in backends.TFLITE_KINDS],
 ]).set_index("model")
-sizes_table["conversion s"] = [np.nan, np.nan] + [convert_s[k] for k in deploy.TFLITE_KINDS]
+sizes_table["conversion s"] = [np.nan, np.nan] + [convert_s[k] for k in backends.TFLITE_KINDS]
 sizes_table.to_csv(out / "speed-sizes.csv")
-for kind in deploy.TFLITE_KINDS:
+for kind in backends.TFLITE_KINDS:
     glue(f"mb_{kind}", len(flat[kind]) / 1e6, display=False)
 glue("mb_npz", float(sizes_table.loc["shipped weights.npz (float16, compressed)", "MB"]), display=False)
 glue("int8_size_ratio", len(flat["float32"]) / len(flat["int8"]), display=False)
@@ -181,10 +179,10 @@ sizes_table.round(2)
 glue("warmup_calls", warmup, display=False)
 glue("timing_repeats", repeats, display=False)
 glue("max_batch_mpix", max_batch_pixels / 1e6, display=False)
-fns = deploy.benchmark_predict_fns(model, flat, num_threads=tflite_threads)
-grid = deploy.timing_grid(sizes, batches, max_batch_pixels)
+fns = benchmarks.benchmark_predict_fns(model, flat, num_threads=tflite_threads)
+grid = benchmarks.timing_grid(sizes, batches, max_batch_pixels)
 load_before = os.getloadavg()[0]
-timing = deploy.time_backends(fns, grid, repeats=repeats, warmup=warmup, channels=config.in_channels)
+timing = benchmarks.time_backends(fns, grid, repeats=repeats, warmup=warmup, channels=config.in_channels)
 load_after = os.getloadavg()[0]
 load_avg = max(load_before, load_after)
 glue("load_avg", load_avg, display=False)
@@ -192,7 +190,7 @@ glue("load_note", "busy with other work, so all times are inflated" if load_avg 
      else "otherwise quiet", display=False)
 print(f"load average (1 min) on {cores} cores: {load_before:.1f} before, {load_after:.1f} after the timing runs")
 timing.to_csv(out / "speed-timing.csv", index=False)
-labels = list(deploy.BENCHMARK_BACKENDS.values())
+labels = list(benchmarks.BENCHMARK_BACKENDS.values())
 ms_table = timing.pivot_table(index=["size", "batch"], columns="label", values="ms_per_image")[labels]
 ms_table.round(1)
 
@@ -236,10 +234,10 @@ glue("small_size", int(smallest), display=False)
 glue("keras_predict_ms", float(single.loc["keras-predict", "ms_per_image"]), display=False)
 glue("keras_ms", float(single.loc["keras", "ms_per_image"]), display=False)
 glue("xla_ms", float(single.loc["xla", "ms_per_image"]), display=False)
-for kind in deploy.TFLITE_KINDS:
+for kind in backends.TFLITE_KINDS:
     glue(f"tflite_{kind}_ms", float(single.loc[f"tflite-{kind}", "ms_per_image"]), display=False)
 glue("int8_speedup", float(single.loc["keras", "ms_per_image"] / single.loc["tflite-int8", "ms_per_image"]), display=False)
-glue("best_single_label", deploy.BENCHMARK_BACKENDS[best_single], display=False)
+glue("best_single_label", benchmarks.BENCHMARK_BACKENDS[best_single], display=False)
 glue("best_single_ms", float(single.loc[best_single, "ms_per_image"]), display=False)
 glue("best_any_label", str(best_any["label"]), display=False)
 glue("best_any_batch", int(best_any["batch"]), display=False)
@@ -255,7 +253,7 @@ largest = timing[(timing["size"] == max(timing["size"])) & (timing["batch"] == 1
 glue("large_size", int(max(timing["size"])), display=False)
 glue("large_keras_ms", float(largest.loc["keras", "ms_per_image"]), display=False)
 glue("large_int8_ms", float(largest.loc["tflite-int8", "ms_per_image"]), display=False)
-print(f"{smallest}x{smallest}, batch 1: fastest is {deploy.BENCHMARK_BACKENDS[best_single]} at "
+print(f"{smallest}x{smallest}, batch 1: fastest is {benchmarks.BENCHMARK_BACKENDS[best_single]} at "
       f"{single.loc[best_single, 'ms_per_image']:.1f} ms/image; any batch: {best_any['label']} (batch {best_any['batch']}) "
       f"at {best_any['ms_per_image']:.1f} ms/image; target {target_ms:g} ms: {'met' if meets else 'missed'}")
 
@@ -266,9 +264,9 @@ print(f"{smallest}x{smallest}, batch 1: fastest is {deploy.BENCHMARK_BACKENDS[be
 
 # %%
 thread_rows = []
-for kind in deploy.TFLITE_KINDS:
+for kind in backends.TFLITE_KINDS:
     for n_threads in sorted({1, cores}):
-        t = deploy.time_inference(deploy.tflite_predict_fn(flat[kind], num_threads=n_threads), smallest, 1,
+        t = benchmarks.time_inference(backends.tflite_predict_fn(flat[kind], num_threads=n_threads), smallest, 1,
                                   repeats, warmup, channels=config.in_channels)
         thread_rows.append({"model": f"TFLite {kind}", "threads": n_threads, "ms per image (median)": t.ms_per_image,
                             "ms per image (fastest)": t.min_ms_per_image})
@@ -291,7 +289,7 @@ thread_table.round(1)
 
 # %%
 accuracy_fns = {name: fns[name] for name in ("keras", "xla", "tflite-float16", "tflite-int8")}
-scores = deploy.evaluate_backends(accuracy_fns, config, test_samples, reference="keras")
+scores = benchmarks.evaluate_backends(accuracy_fns, config, test_samples, reference="keras")
 scores.to_csv(out / "speed-accuracy.csv", index=False)
 accuracy = scores.groupby("backend", sort=False).agg(
     iou=("iou", "mean"), dsb_score=("dsb_score", "mean"), f1_50=("f1_50", "mean"),
@@ -300,9 +298,9 @@ accuracy = scores.groupby("backend", sort=False).agg(
 )
 accuracy.insert(1, "IoU change", accuracy["iou"] - accuracy.loc["keras", "iou"])
 accuracy.insert(3, "DSB change", accuracy["dsb_score"] - accuracy.loc["keras", "dsb_score"])
-accuracy.index = [deploy.BENCHMARK_BACKENDS[name] for name in accuracy.index]
+accuracy.index = [benchmarks.BENCHMARK_BACKENDS[name] for name in accuracy.index]
 accuracy.to_csv(out / "speed-accuracy-summary.csv")
-by_name = accuracy.rename(index={v: k for k, v in deploy.BENCHMARK_BACKENDS.items()})
+by_name = accuracy.rename(index={v: k for k, v in benchmarks.BENCHMARK_BACKENDS.items()})
 glue("iou_keras", float(by_name.loc["keras", "iou"]), display=False)
 glue("dsb_keras", float(by_name.loc["keras", "dsb_score"]), display=False)
 for name in ("xla", "tflite-float16", "tflite-int8"):
@@ -321,7 +319,7 @@ per_image = scores.pivot(index="image_id", columns="backend", values=["iou", "ds
 for ax, metric in zip(axes, ["iou", "dsb_score"]):
     for name, marker in (("tflite-float16", "s"), ("tflite-int8", "o")):
         ax.scatter(per_image[(metric, "keras")], per_image[(metric, name)], marker=marker, alpha=0.7,
-                   label=deploy.BENCHMARK_BACKENDS[name])
+                   label=benchmarks.BENCHMARK_BACKENDS[name])
     lo = float(np.nanmin(per_image[metric].to_numpy()))
     ax.plot([lo, 1], [lo, 1], color="grey", lw=1)
     ax.set(xlabel=f"Keras {metric}", ylabel=f"quantised {metric}", title=f"per test image: {metric}")
@@ -346,8 +344,8 @@ glue("train_warmup_n", train_warmup, display=False)
 glue("train_batch_n", train_batch_size, display=False)
 glue("train_crop_n", train_crop, display=False)
 rates = {}
-for variant in deploy.THROUGHPUT_VARIANTS:
-    rates[variant] = deploy.training_throughput(train_config, train_x, train_y, variant, steps=train_steps,
+for variant in benchmarks.THROUGHPUT_VARIANTS:
+    rates[variant] = benchmarks.training_throughput(train_config, train_x, train_y, variant, steps=train_steps,
                                                 warmup=train_warmup)
 throughput = pd.DataFrame({"crops per s": pd.Series(rates)})
 throughput["vs plain"] = throughput["crops per s"] / rates["plain"]
@@ -374,12 +372,12 @@ glue("max_iou_loss", max_iou_loss, display=False)
 decisions = []
 for kind in ("int8", "float16"):
     loss = float(by_name.loc["keras", "iou"] - by_name.loc[f"tflite-{kind}", "iou"])
-    target = shipped_dir / deploy.tflite_filename(kind)
+    target = shipped_dir / backends.tflite_filename(kind)
     if not ship_quantised or profile == "smoke":
         why = "ship_quantised is off" if not ship_quantised else "the smoke profile never ships"
         decisions.append(f"{kind}: not shipped ({why}); IoU loss {loss:+.4f}")
     elif loss <= max_iou_loss:
-        deploy.save_tflite(flat[kind], shipped_dir, kind)
+        export.save_tflite(flat[kind], shipped_dir, kind)
         decisions.append(f"{kind}: shipped to {target.relative_to(root)} (IoU loss {loss:+.4f} <= {max_iou_loss})")
     else:
         target.unlink(missing_ok=True)
@@ -390,7 +388,7 @@ glue("ship_verdict", decisions[0], display=False)
 (out / "speed-shipping.json").write_text(json.dumps({"profile": profile, "decisions": decisions,
                                                      "int8_iou_loss": int8_loss}, indent=2) + "\n")
 print("\n".join(decisions))
-deploy.file_sizes(shipped_dir)
+benchmarks.file_sizes(shipped_dir)
 
 # %%
 minutes = (time.perf_counter() - notebook_start) / 60

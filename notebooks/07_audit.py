@@ -28,21 +28,18 @@ max_images = None
 metric_tolerance = 0.02
 
 # %%
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")
-
 import json
 
 import pandas as pd
 from IPython.display import HTML, display
 from myst_nb import glue
 
-from nucleilib import audit, explain, models, study
+from nucleilib import models
+from nucleilib.study import audit, chapter, explain
 
-root = study.project_root()
-out = root / artefacts
-pd.DataFrame.from_dict(study.run_info(profile), orient="index", columns=["this run"])
+run = chapter.setup(profile, artefacts)
+root, out = run.root, run.out
+run.facts()
 
 # %% [markdown]
 # ## The rules

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from .errors import DatasetError
+from .io import read_image, read_mask
 
 DATA_ENV = "NUCLEI_DATA_DIR"
 CACHE_ENV = "NUCLEI_CACHE_DIR"
@@ -50,13 +51,6 @@ DATASETS: dict[str, dict[str, str | int | None]] = {
     },
 }
 DEFAULT_DATASET = "dsb2018-stage1-train"
-
-
-class DatasetError(ValueError):
-    """A file or folder of the data set is missing or malformed.
-
-    The message always names the offending path.
-    """
 
 
 @dataclass(frozen=True)
@@ -89,115 +83,6 @@ class Sample:
     @property
     def n_nuclei(self) -> int:
         return int(self.labels.max())
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a microscopy image as an RGB uint8 array.
-
-    Parameters
-    ----------
-    path : path-like
-        PNG, TIFF or JPEG file; 8- or 16-bit; grey, grey+alpha, RGB or RGBA.
-
-    Returns
-    -------
-    ndarray of uint8, shape (H, W, 3)
-        16-bit images are scaled by their maximum possible value (65535).
-
-    Raises
-    ------
-    DatasetError
-        If the file is missing, unreadable, truncated or not a 2-D image.
-
-    Examples
-    --------
-    >>> img = read_image("stage1_train/abc/images/abc.png")  # doctest: +SKIP
-    >>> img.shape[-1]  # doctest: +SKIP
-    3
-    """
-    array = read_raw(path)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    elif array.ndim == 3 and array.shape[-1] in (2, 4):  # grey+alpha or RGBA
-        colour = array[..., :-1]
-        array = np.repeat(colour, 3, axis=-1) if colour.shape[-1] == 1 else colour
-    elif not (array.ndim == 3 and array.shape[-1] == 3):
-        raise DatasetError(f"{path}: expected a 2-D grey or colour image, got shape {array.shape}")
-    if array.dtype == np.uint16:
-        array = np.round(array.astype(np.float32) / 257.0).astype(np.uint8)
-    elif array.dtype != np.uint8:
-        array = _to_uint8(array, Path(path))
-    return np.ascontiguousarray(array)
-
-
-def read_raw(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode an image file as it is stored (dtype and channels unchanged).
-
-    Used for label images, whose values must not be rescaled.
-
-    Raises
-    ------
-    DatasetError
-        If the file is missing or cannot be decoded.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            return np.asarray(tifffile.imread(path))
-        with Image.open(path) as img:
-            img.load()
-            if img.mode == "P":
-                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-            elif img.mode in ("I;16", "I;16B", "I;16L"):
-                return np.asarray(img, dtype=np.uint16)
-            elif img.mode in ("I", "F"):
-                return np.asarray(img)
-            elif img.mode == "1":
-                img = img.convert("L")
-            return np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DatasetError(f"{path}: cannot decode image ({reason})") from None
-
-
-def _to_uint8(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.dtype.kind == "b":
-        return array.astype(np.uint8) * 255
-    if array.dtype.kind in "iu":
-        top = float(np.iinfo(array.dtype).max) if array.max() > 255 else 255.0
-        return np.clip(np.round(array.astype(np.float64) / top * 255), 0, 255).astype(np.uint8)
-    if array.dtype.kind == "f":
-        lo, hi = float(np.nanmin(array)), float(np.nanmax(array))
-        scale = hi - lo if hi > lo else 1.0
-        return np.round((np.nan_to_num(array, nan=lo) - lo) / scale * 255).astype(np.uint8)
-    raise DatasetError(f"{path}: unsupported pixel type {array.dtype}")
-
-
-def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one nucleus mask as a boolean array.
-
-    Raises
-    ------
-    DatasetError
-        If the file cannot be decoded or holds more than two distinct values.
-    """
-    path = Path(path)
-    array = read_raw(path)
-    if array.ndim == 3:
-        array = array[..., 0]
-    values = np.unique(array)
-    if values.size > 2 or (values.size == 2 and values[0] != 0):
-        shown = ", ".join(str(v) for v in values[:5]) + (", ..." if values.size > 5 else "")
-        raise DatasetError(f"{path}: mask is not binary (values {shown})")
-    return array > 0
 
 
 def read_sample(folder: str | os.PathLike[str]) -> Sample:

@@ -1,8 +1,9 @@
 """Segmentation networks, their loss and metrics, and shipped pretrained models.
 
-A model travels as a folder or a pair of files: its configuration (architecture,
-preprocessing, post-processing thresholds) as JSON beside its weights, so that
-``load_model("unet-dsb2018")`` rebuilds exactly the network that was trained.
+A model travels as a folder: its configuration (architecture, preprocessing,
+post-processing thresholds) as JSON beside its weights, so that
+``load_model("unet-dsb2018")`` rebuilds exactly the network that was trained. The
+models shipped with the package live in ``nucleilib/pretrained/<name>/``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+from .errors import ModelNotFoundError
+
+#: Folder of the models shipped inside the package, one sub-folder per model name.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
 @dataclass(frozen=True)
@@ -439,6 +443,23 @@ foreground_iou.__name__ = "iou"
 foreground_accuracy.__name__ = "accuracy"
 
 
+def compile_model(model: Any, *, learning_rate: float = 1e-3, border_weight: float = 1.0,
+                  jit_compile: bool | None = None) -> Any:
+    """Compile ``model`` for training as every training here does: Adam, BCE + Dice, IoU and accuracy.
+
+    Returns the model, compiled in place.
+    """
+    import tensorflow as tf
+
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss=bce_dice_loss(border_weight),
+        metrics=[foreground_accuracy, foreground_iou],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
 # --------------------------------------------------------------------------- saving and loading
 
 
@@ -463,8 +484,8 @@ def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, ModelConfig]
     config_path, weights_path = folder / "config.json", folder / "weights.npz"
     for path in (config_path, weights_path):
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: model file is missing")
-    config = ModelConfig.from_dict(json.loads(config_path.read_text()))
+            raise ModelNotFoundError(f"{path}: model file is missing")
+    config = load_config(folder)
     model = build_model(config)
     with np.load(weights_path) as stored:
         weights = [stored[f"arr_{i}"].astype(np.float32) for i in range(len(stored.files))]
@@ -474,11 +495,52 @@ def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, ModelConfig]
     return model, config
 
 
+def load_config(folder: str | os.PathLike[str]) -> ModelConfig:
+    """The :class:`ModelConfig` saved in a model folder's ``config.json``."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path}: model file is missing")
+    try:
+        return ModelConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ModelNotFoundError(f"{path}: not a model configuration ({err})") from None
+
+
 def available_models() -> list[str]:
-    """Names of the pretrained models shipped inside the package."""
-    if not MODELS_DIR.is_dir():
+    """Names of the pretrained models shipped inside the package.
+
+    Examples
+    --------
+    >>> "unet-dsb2018" in available_models()
+    True
+    """
+    if not PRETRAINED_DIR.is_dir():
         return []
-    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def model_folder(name_or_path: str | os.PathLike[str]) -> Path:
+    """The folder of a shipped model (by name) or of a model folder (by path).
+
+    Raises
+    ------
+    ModelNotFoundError
+        Naming the model and listing the shipped ones.
+
+    Examples
+    --------
+    >>> model_folder("unet-dsb2018").name
+    'unet-dsb2018'
+    """
+    candidate = Path(name_or_path)
+    if candidate.is_dir():
+        return candidate
+    shipped = PRETRAINED_DIR / str(name_or_path)
+    if shipped.is_dir():
+        return shipped
+    known = ", ".join(available_models()) or "none"
+    raise ModelNotFoundError(
+        f"unknown model {str(name_or_path)!r}: not a folder, and not a shipped model (shipped: {known})")
 
 
 def load_model(name_or_path: str | os.PathLike[str] = "unet-dsb2018") -> tuple[Any, ModelConfig]:
@@ -488,19 +550,12 @@ def load_model(name_or_path: str | os.PathLike[str] = "unet-dsb2018") -> tuple[A
     -------
     (tf.keras.Model, ModelConfig)
     """
-    candidate = Path(name_or_path)
-    if candidate.is_dir():
-        return load_model_folder(candidate)
-    shipped = MODELS_DIR / str(name_or_path)
-    if shipped.is_dir():
-        return load_model_folder(shipped)
-    known = ", ".join(available_models()) or "none"
-    raise ValueError(f"unknown model {str(name_or_path)!r}: not a folder, and not a shipped model (shipped: {known})")
+    return load_model_folder(model_folder(name_or_path))
 
 
 def model_card(name: str) -> dict[str, Any]:
     """The model card (data, split, profile, epochs, metrics, commit, date) of a shipped model."""
-    path = MODELS_DIR / name / "card.json"
+    path = model_folder(name) / "card.json"
     if not path.is_file():
-        raise ValueError(f"no model card for {name!r} ({path})")
+        raise ModelNotFoundError(f"{path}: no model card for {name!r}")
     return dict(json.loads(path.read_text()))

@@ -7,11 +7,12 @@ the book reuses it instead of training again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Sample
-from .models import ModelConfig, bce_dice_loss, build_model, foreground_accuracy, foreground_iou, load_model_folder, save_model
+from .models import ModelConfig, build_model, compile_model, load_model_folder, save_model
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def _strategy() -> Any:
     return tf.distribute.get_strategy()
 
 
-def _set_precision(mode: str) -> str:
+def precision_policy(mode: str) -> str:
+    """The Keras mixed-precision policy name for ``mode`` (auto, off, float16, bfloat16)."""
     import tensorflow as tf
 
     if mode == "auto":
@@ -124,8 +126,25 @@ def _set_precision(mode: str) -> str:
     policy = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}.get(mode)
     if policy is None:
         raise ValueError(f"unknown mixed_precision {mode!r}; use auto, off, float16 or bfloat16")
-    tf.keras.mixed_precision.set_global_policy(policy)
     return policy
+
+
+@contextlib.contextmanager
+def precision(mode: str) -> Iterator[str]:
+    """Set TensorFlow's global mixed-precision policy for the ``with`` block only.
+
+    The previous policy comes back however the block ends (a failed or interrupted
+    training included), so no later model is built in the wrong precision.
+    """
+    import tensorflow as tf
+
+    policy = precision_policy(mode)
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield policy
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 class _TimeLimit:
@@ -150,7 +169,7 @@ class _TimeLimit:
 
 def prepare_arrays(samples: Sequence[Sample], config: TrainConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Preprocessed images and training targets for a list of samples."""
-    from .transforms import make_targets, preprocess
+    from .preprocess import make_targets, preprocess
 
     model = config.model
     images = [
@@ -191,10 +210,6 @@ def train(
     verbose : int
         Keras verbosity (2: one line per epoch).
     """
-    import tensorflow as tf
-
-    from .transforms import training_dataset, validation_tiles
-
     if config.monitor not in ("val_loss", "val_iou"):
         raise ValueError(f"monitor must be val_loss or val_iou, got {config.monitor!r}")
     mode = "min" if config.monitor == "val_loss" else "max"
@@ -211,7 +226,37 @@ def train(
         info = json.loads(done.read_text())
         return TrainResult(model, config, history, folder, True, float(info.get("seconds", 0.0)))
     set_seeds(config.seed)
-    policy = _set_precision(config.mixed_precision)
+    with precision(config.mixed_precision) as policy:
+        fit, seconds, time_limit, trained = _fit(config, train_samples, val_samples, folder, mode, verbose)
+    history = pd.DataFrame(fit.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    # Re-create in float32 so the saved and shipped model does not depend on the policy.
+    final = build_model(config.model)
+    final.set_weights(trained.get_weights())
+    save_model(final, config.model, folder, float16=False)
+    history.to_csv(folder / "history.csv", index=False)
+    (folder / "best.weights.h5").unlink(missing_ok=True)
+    done.write_text(json.dumps({
+        "config": config.as_dict(),
+        "seconds": round(seconds, 1),
+        "epochs_run": len(history),
+        "best_epoch": int(history[config.monitor].idxmin() if mode == "min" else history[config.monitor].idxmax()) + 1,
+        "monitor": config.monitor,
+        "stopped_by_time": bool(getattr(time_limit, "stopped_by_time", False)),
+        "precision_policy": policy,
+        "train_images": len(train_samples),
+        "train_crops_per_s": round(len(history) * config.steps_per_epoch * config.batch_size / seconds, 1),
+    }, indent=2) + "\n")
+    return TrainResult(final, config, history, folder, False, seconds)
+
+
+def _fit(config: TrainConfig, train_samples: Sequence[Sample], val_samples: Sequence[Sample], folder: Path,
+         mode: str, verbose: int) -> tuple[Any, float, Any, Any]:
+    """Build, compile and fit one network under the current precision policy."""
+    import tensorflow as tf
+
+    from .pipeline import training_dataset, validation_tiles
+
     images, targets = prepare_arrays(train_samples, config)
     val_images, val_targets = prepare_arrays(val_samples, config)
     x_val, y_val = validation_tiles(val_images, val_targets, tile=config.val_tile)
@@ -219,12 +264,8 @@ def train(
         images, targets, crop=config.crop, batch_size=config.batch_size, seed=config.seed
     )
     with _strategy().scope():
-        model = build_model(config.model)
-        model.compile(
-            optimizer=tf.keras.optimizers.Adam(config.learning_rate),
-            loss=bce_dice_loss(config.border_weight),
-            metrics=[foreground_accuracy, foreground_iou],
-        )
+        model = compile_model(build_model(config.model), learning_rate=config.learning_rate,
+                              border_weight=config.border_weight)
     folder.mkdir(parents=True, exist_ok=True)
     best = folder / "best.weights.h5"
     callbacks = [
@@ -249,27 +290,7 @@ def train(
     )
     seconds = time.perf_counter() - start
     model.load_weights(str(best))
-    history = pd.DataFrame(fit.history)
-    history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    tf.keras.mixed_precision.set_global_policy("float32")
-    # Re-create in float32 so the saved and shipped model does not depend on the policy.
-    final = build_model(config.model)
-    final.set_weights(model.get_weights())
-    save_model(final, config.model, folder, float16=False)
-    history.to_csv(folder / "history.csv", index=False)
-    best.unlink(missing_ok=True)
-    done.write_text(json.dumps({
-        "config": config.as_dict(),
-        "seconds": round(seconds, 1),
-        "epochs_run": len(history),
-        "best_epoch": int(history[config.monitor].idxmin() if mode == "min" else history[config.monitor].idxmax()) + 1,
-        "monitor": config.monitor,
-        "stopped_by_time": bool(getattr(time_limit, "stopped_by_time", False)),
-        "precision_policy": policy,
-        "train_images": len(train_samples),
-        "train_crops_per_s": round(len(history) * config.steps_per_epoch * config.batch_size / seconds, 1),
-    }, indent=2) + "\n")
-    return TrainResult(final, config, history, folder, False, seconds)
+    return fit, seconds, time_limit, model
 
 
 def with_model(config: TrainConfig, **changes: Any) -> TrainConfig:

@@ -1,7 +1,7 @@
 """Sphinx extension of the book: MathJax served from the book itself, and no
 script included twice.
 
-The published HTML must work offline (and pass :mod:`nucleilib.sitecheck`, which
+The published HTML must work offline (and pass :mod:`nucleilib.study.book.sitecheck`, which
 treats any script, stylesheet or font fetched from another origin as an error).
 Sphinx's MathJax extension loads MathJax 3 from a CDN by default; ``_config.yml``
 points ``mathjax_path`` at ``mathjax/tex-mml-chtml.js`` instead, which Sphinx
@@ -19,12 +19,14 @@ It is loaded from ``_config.yml``::
 
     sphinx:
       extra_extensions:
-        - nucleilib.bookext
+        - nucleilib.study.book.bookext
       config:
         mathjax_path: mathjax/tex-mml-chtml.js
 """
 
 from __future__ import annotations
+
+from ...errors import NucleiError
 
 import shutil
 from pathlib import Path
@@ -48,7 +50,7 @@ MATHJAX_PARTS = (
 )
 
 
-class MathJaxMissing(RuntimeError):
+class MathJaxMissing(NucleiError, RuntimeError):
     """The MathJax package is not installed."""
 
 

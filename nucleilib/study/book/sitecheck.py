@@ -22,13 +22,15 @@ browser downloads are never used.
 
 Command line::
 
-    python -m nucleilib.sitecheck _build/cpu/_build/html --screenshots _build/cpu/screenshots
+    python -m nucleilib.study.book.sitecheck _build/cpu/_build/html --screenshots _build/cpu/screenshots
 
 exits 0 when the book is clean, 1 with one line per problem (page, kind,
 detail) otherwise, and 2 when the folder or the browser is missing.
 """
 
 from __future__ import annotations
+
+from ...errors import NucleiError
 
 import argparse
 import functools
@@ -112,7 +114,7 @@ class SiteReport:
         return "\n".join(lines)
 
 
-class SiteCheckError(RuntimeError):
+class SiteCheckError(NucleiError, RuntimeError):
     """The check could not run: no HTML folder, no browser, no Playwright."""
 
 
@@ -592,9 +594,9 @@ def _screenshot(context: Any, origin: str, page_name: str, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nucleilib.sitecheck HTML_DIR [--screenshots DIR] [--links-only]``."""
+    """``python -m nucleilib.study.book.sitecheck HTML_DIR [--screenshots DIR] [--links-only]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m nucleilib.sitecheck",
+        prog="python -m nucleilib.study.book.sitecheck",
         description="Check a built HTML book in headless Chromium, offline: console and page errors, "
                     "failed or external requests, broken links and anchors, images that did not load.",
     )

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..errors import NucleiError
 from .profiles import NOTEBOOKS, check_profile, notebook_parameters
 
 STATE_FILE = "study-state.json"
@@ -32,7 +33,7 @@ STATE_FILE = "study-state.json"
 RUN_LOG = "run-log.json"
 
 
-class StudyError(RuntimeError):
+class StudyError(NucleiError, RuntimeError):
     """A notebook of the study failed, or the project layout is broken."""
 
 
@@ -432,7 +433,7 @@ def _gpu_names() -> str:
 
 #: What a study run writes itself (executed notebooks, artefacts, the shipped model):
 #: changes there do not make the code of a run differ from its commit.
-STUDY_OUTPUTS: tuple[str, ...] = ("book/*/*.ipynb", "artefacts", "nucleilib/models")
+STUDY_OUTPUTS: tuple[str, ...] = ("book/*/*.ipynb", "artefacts", "nucleilib/pretrained")
 
 
 def _git_commit(folder: str | os.PathLike[str] | None = None) -> str:

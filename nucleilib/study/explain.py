@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
-from .models import ModelConfig, build_unet
+from ..models import ModelConfig, build_unet
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -220,7 +220,7 @@ def pick_test_samples(artefacts: Any, split: str, n_per_modality: int, *, seed: 
     import warnings
     from pathlib import Path
 
-    from .data import data_root, load_dataset
+    from ..data import data_root, load_dataset
     from .manifest import MODALITIES
 
     folder = Path(artefacts)
@@ -290,7 +290,7 @@ def explanation_windows(samples: Any, modality: Sequence[str], config: ModelConf
     size : int
         Window side, a positive multiple of 16.
     """
-    from .transforms import preprocess
+    from ..preprocess import preprocess
 
     samples = list(samples)
     if len(samples) != len(modality):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Sample
+from ..data import Sample
 
 MODALITIES = ("fluorescence", "brightfield", "stained tissue")
 DENSITY_BINS = ("sparse", "medium", "dense")

@@ -1,0 +1,312 @@
+"""NumPy preprocessing shared by training and inference, and the training targets.
+
+Pure and deterministic, so that an image is prepared for the network the same way
+when a model is trained and when it segments a user's image:
+:func:`percentile_normalise`, :func:`is_bright_background`, :func:`preprocess`,
+:func:`make_targets` and :func:`make_distance_target`. The augmented ``tf.data``
+training pipeline is in :mod:`nucleilib.pipeline`.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+from scipy import ndimage
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_hwc(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """``image`` as a float32 (H, W, C) array with C in {1, 3}; raises ValueError otherwise."""
+    array = np.asarray(image)
+    if not (array.dtype in (np.uint8, np.uint16) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{name}: expected a uint8, uint16 or floating array, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3):
+        raise ValueError(f"{name}: expected shape (H, W), (H, W, 1) or (H, W, 3), got {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name}: empty image of shape {array.shape}")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return array
+
+
+def _as_labels(labels: np.ndarray) -> np.ndarray:
+    array = np.asarray(labels)
+    if array.ndim != 2:
+        raise ValueError(f"labels: expected a 2-D label image, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
+        raise ValueError(f"labels: expected an integer label image, got dtype {array.dtype}")
+    if array.size and array.min() < 0:
+        raise ValueError("labels: negative labels are not allowed (0 is background)")
+    return array.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def percentile_normalise(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Scale an image so its ``low`` and ``high`` percentiles become 0 and 1.
+
+    The percentiles are taken over all pixels and channels together (one linear
+    map for the whole image, so colours keep their ratios), and the result is
+    clipped to [0, 1]. When the two percentiles coincide (a flat image, or one
+    whose few bright pixels are rarer than ``100 - high`` percent) the minimum
+    and maximum are used instead; a single-valued image gives zeros.
+
+    Parameters
+    ----------
+    image : ndarray
+        Any shape; uint8, uint16 or floating (finite) values.
+    low, high : float
+        Percentiles, ``0 <= low < high <= 100``.
+
+    Returns
+    -------
+    ndarray of float32
+        Same shape as ``image``, values in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the percentiles are out of order or range, or the image is empty,
+        of another dtype or not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = percentile_normalise(np.arange(101, dtype=np.uint8), low=10, high=90)
+    >>> float(x[10]), float(x[50]), float(x[90]), float(x[100])
+    (0.0, 0.5, 1.0, 1.0)
+    >>> float(percentile_normalise(np.full((4, 4), 7, np.uint8)).max())
+    0.0
+    """
+    if not 0.0 <= low < high <= 100.0:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low}, high={high}")
+    array = np.asarray(image)
+    if not (array.dtype in (np.uint8, np.uint16) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"image: expected a uint8, uint16 or floating array, got dtype {array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"image: empty array of shape {array.shape}")
+    x = array.astype(np.float32)  # always a copy: the input is never modified
+    if not np.isfinite(x).all():
+        raise ValueError("image: contains NaN or infinite values")
+    lo, hi = (float(v) for v in np.percentile(x, [low, high]))
+    if hi <= lo:
+        lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return np.zeros(x.shape, dtype=np.float32)
+    x -= lo
+    x /= hi - lo
+    np.clip(x, 0.0, 1.0, out=x)
+    return x
+
+
+def is_bright_background(image: np.ndarray) -> bool:
+    """Whether an image has a bright background (bright field, stained tissue).
+
+    The test is on the *percentile-normalised* scale (see
+    :func:`percentile_normalise`, so dim and bright exposures are judged alike):
+    the image is normalised, averaged over its channels to a grey level, and its
+    median grey level compared with 0.5. Nuclei cover well under half of a
+    typical DSB image, so the median is a background pixel.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W), (H, W, 1) or (H, W, 3)
+        uint8, uint16 or floating values.
+
+    Returns
+    -------
+    bool
+        ``True`` when the median normalised grey level exceeds 0.5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dark = np.full((32, 32), 10, np.uint8); dark[8:16, 8:16] = 200
+    >>> is_bright_background(dark), is_bright_background(255 - dark)
+    (False, True)
+    """
+    x = percentile_normalise(_as_hwc(image))
+    return bool(np.median(x.mean(axis=-1)) > 0.5)
+
+
+def preprocess(
+    image: np.ndarray,
+    *,
+    sigma: float = 0.0,
+    invert_bright: bool = True,
+    grey: bool = False,
+) -> np.ndarray:
+    """Turn a raw image into network input (used for training and inference alike).
+
+    In order:
+
+    1. grey conversion (channel mean) when ``grey`` is set; it comes first so
+       that the single channel spans the full [0, 1] range after step 3;
+    2. a Gaussian filter of standard deviation ``sigma`` pixels over the two
+       spatial axes only (never across channels; ``mode="reflect"``), skipped
+       when ``sigma`` is 0 (the seed paper uses 1.5);
+    3. :func:`percentile_normalise` with its default 1st/99.8th percentiles;
+    4. inversion ``1 - x`` when ``invert_bright`` is set and
+       :func:`is_bright_background` is true *of the input image*, so nuclei are
+       bright on a dark background in every modality. The decision does not
+       depend on ``sigma`` or ``grey``;
+    5. grey input is repeated to three channels unless ``grey`` is set.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W), (H, W, 1) or (H, W, 3)
+        uint8 or uint16 (floating input is accepted too); the scale does not
+        matter because of the normalisation.
+    sigma : float
+        Gaussian standard deviation in pixels, ``>= 0``.
+    invert_bright : bool
+        Invert bright-background images.
+    grey : bool
+        Return one grey channel instead of three.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W, 1) if ``grey`` else (H, W, 3)
+        Values in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        For another shape or dtype, non-finite values or a negative ``sigma``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bright_field = np.full((32, 32, 3), 200, np.uint8); bright_field[8:16, 8:16] = 60
+    >>> x = preprocess(bright_field)
+    >>> x.shape, x.dtype.name, float(x[10, 10, 0]), float(x[0, 0, 0])
+    ((32, 32, 3), 'float32', 1.0, 0.0)
+    >>> preprocess(bright_field, grey=True, sigma=1.5).shape
+    (32, 32, 1)
+    """
+    if not np.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    x = _as_hwc(image)
+    channels = x.shape[-1]
+    bright = invert_bright and is_bright_background(x)
+    if grey and channels == 3:
+        x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+    if sigma > 0:
+        x = ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0.0), mode="reflect")
+    x = percentile_normalise(x)
+    if bright:
+        x = np.subtract(1.0, x, dtype=np.float32)
+    if not grey and x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def make_targets(labels: np.ndarray, *, border_width: int = 2) -> np.ndarray:
+    """Foreground and touching-border targets of an instance label image.
+
+    * Channel 0, foreground: ``labels > 0``.
+    * Channel 1, touching border: the pixels ``p`` of a nucleus (``labels[p] > 0``)
+      that have a pixel of a *different* nucleus within Chebyshev distance
+      ``border_width``, i.e. inside the ``(2 w + 1) x (2 w + 1)`` square centred on
+      ``p``. It is computed exactly with a grey dilation (maximum filter) of the
+      labels and a grey erosion (minimum filter) of the labels with background
+      set above every label: ``p`` is a border pixel when either differs from
+      ``labels[p]``. Pixels outside the image count as background.
+
+    With ``border_width=1`` a nucleus has border pixels exactly when it touches
+    another one in the sense of :func:`nucleilib.morphology.touching_labels`
+    (8-neighbours); with the default 2, nuclei separated by a one-pixel gap get a
+    border too. Background pixels and lone nuclei never do, so the channel is the
+    network's signal for separating touching nuclei. ``border_width=0`` gives an
+    empty border channel.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Instance labels, 0 for background (e.g. :attr:`nucleilib.data.Sample.labels`).
+    border_width : int
+        Reach of the border in pixels, ``>= 0``.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W, 2)
+        Values in {0, 1}; the border channel is a subset of the foreground.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is not a 2-D non-negative integer array or ``border_width``
+        is negative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[0, 1, 1, 2, 2, 0, 3]], np.uint16)
+    >>> make_targets(labels, border_width=1)[0, :, 1]
+    array([0., 0., 1., 1., 0., 0., 0.], dtype=float32)
+    """
+    if isinstance(border_width, bool) or not isinstance(border_width, (int, np.integer)) or border_width < 0:
+        raise ValueError(f"border_width must be an integer >= 0, got {border_width!r}")
+    lab = _as_labels(labels)
+    targets = np.zeros((*lab.shape, 2), dtype=np.float32)
+    foreground = lab > 0
+    targets[..., 0] = foreground
+    if border_width > 0 and foreground.any():
+        size = 2 * int(border_width) + 1
+        sentinel = int(lab.max()) + 1  # above every label (a huge int64 does not survive ndimage's cval)
+        highest = ndimage.maximum_filter(lab, size=size, mode="constant", cval=0)
+        lowest = ndimage.minimum_filter(np.where(foreground, lab, sentinel), size=size, mode="constant", cval=sentinel)
+        targets[..., 1] = foreground & ((highest != lab) | (lowest != lab))
+    return targets
+
+
+def make_distance_target(labels: np.ndarray) -> np.ndarray:
+    """Per-nucleus normalised distance transform.
+
+    Inside each nucleus: the Euclidean distance to the nearest pixel that is not
+    part of that nucleus (background, another nucleus, or outside the image),
+    divided by the nucleus's largest such distance. So every nucleus peaks at 1
+    in its centre and touching nuclei are separated by low values.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Instance labels, 0 for background.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        0 on the background, in (0, 1] inside nuclei.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((7, 7), np.uint16); labels[1:6, 1:6] = 1
+    >>> d = make_distance_target(labels)
+    >>> float(d[3, 3]), float(d[1, 1]), float(d[0, 0])
+    (1.0, 0.3333333432674408, 0.0)
+    """
+    lab = _as_labels(labels)
+    out = np.zeros(lab.shape, dtype=np.float32)
+    height, width = lab.shape
+    for index, box in enumerate(ndimage.find_objects(lab), start=1):
+        if box is None:
+            continue
+        # The 1-pixel ring around the bounding box holds no pixel of this nucleus, so
+        # the nearest non-nucleus pixel of any inner pixel lies within the window.
+        y0, y1 = max(box[0].start - 1, 0), min(box[0].stop + 1, height)
+        x0, x1 = max(box[1].start - 1, 0), min(box[1].stop + 1, width)
+        inside = np.pad(lab[y0:y1, x0:x1] == index, 1)  # outside the image counts as boundary
+        distance = ndimage.distance_transform_edt(inside)[1:-1, 1:-1]
+        window = out[y0:y1, x0:x1]
+        mask = inside[1:-1, 1:-1]
+        window[mask] = distance[mask] / distance.max()
+    return out
