@@ -30,10 +30,12 @@ measure_load_time = True
 
 # %%
 import json
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from myst_nb import glue
 
 from nucleilib import data, morphology

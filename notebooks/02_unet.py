@@ -39,6 +39,7 @@ ship_model = True
 
 # %%
 import json
+import warnings
 import os
 
 import matplotlib.pyplot as plt

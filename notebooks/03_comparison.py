@@ -39,6 +39,7 @@ timing_repeats = 10
 # %%
 import dataclasses
 import json
+import warnings
 import time
 
 import matplotlib.pyplot as plt
