@@ -1,0 +1,65 @@
+"""Imaging groups and folds that hold whole groups out."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from nucleilib.study.groups import check_folds, group_table, grouped_folds, imaging_groups
+
+
+def _manifest() -> pd.DataFrame:
+    rows = []
+    for i in range(40):
+        rows.append(("fl256", "fluorescence", 256, 256))
+    for i in range(35):
+        rows.append(("fl520", "fluorescence", 520, 696))
+    for i in range(5):
+        rows.append(("fl512", "fluorescence", 512, 640))
+    for i in range(3):
+        rows.append(("fl603", "fluorescence", 603, 1272))
+    for i in range(31):
+        rows.append(("he", "stained tissue", 256, 320))
+    for i in range(16):
+        rows.append(("bf", "brightfield", 1024, 1024))
+    return pd.DataFrame([{"image_id": f"{kind}-{k:03d}", "modality": m, "height": h, "width": w}
+                         for k, (kind, m, h, w) in enumerate(rows)])
+
+
+def test_groups_by_modality_and_size_pool_rare_sizes():
+    groups = imaging_groups(_manifest())
+    table = group_table(groups).set_index("group")["images"].to_dict()
+    assert table == {"fluorescence 256x256": 40, "fluorescence 520x696": 35, "stained tissue 256x320": 31,
+                     "brightfield": 16, "fluorescence, other sizes": 8}
+
+
+@pytest.mark.parametrize("n_folds", [None, 2, 3, 5])
+def test_no_group_on_both_sides_and_every_image_tested_once(n_folds):
+    groups = imaging_groups(_manifest())
+    folds = grouped_folds(groups, n_folds)
+    assert len(folds) == (5 if n_folds is None else n_folds)
+    check_folds(folds, groups)
+    for fold in folds:
+        assert not set(groups[fold["train"]]) & set(groups[fold["test"]])
+        assert set(fold["train"]).isdisjoint(fold["test"])
+
+
+def test_balanced_folds_deal_largest_group_first():
+    groups = imaging_groups(_manifest())
+    sizes = sorted(len(f["test"]) for f in grouped_folds(groups, 2))
+    assert sizes == [40 + 16 + 8, 35 + 31]
+
+
+def test_check_folds_catches_a_leak():
+    groups = imaging_groups(_manifest())
+    folds = grouped_folds(groups, 2)
+    leaked = [dict(folds[0], train=folds[0]["train"] + folds[0]["test"][:1]), folds[1]]
+    with pytest.raises(ValueError, match="both sides"):
+        check_folds(leaked, groups)
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="lacks column"):
+        imaging_groups(pd.DataFrame({"image_id": ["a"]}))
+    with pytest.raises(ValueError, match="more than the 5 groups"):
+        grouped_folds(imaging_groups(_manifest()), 6)
