@@ -12,6 +12,7 @@ the chapters hold only what they are about.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -84,8 +85,6 @@ def setup(profile: str, artefacts: str | os.PathLike[str], *, theme: bool = True
         import seaborn as sns
 
         sns.set_theme(style="whitegrid", context="notebook")
-    import sys
-
-    if "tensorflow" in sys.modules:
-        sys.modules["tensorflow"].get_logger().setLevel("ERROR")
+    # TensorFlow's Python logger (retracing notices and the like), whether or not it is imported yet.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return ChapterRun(profile, root, out)
