@@ -38,20 +38,14 @@ ablation_steps = 60
 ship_model = True
 
 # %%
-import json
-import warnings
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 from myst_nb import glue
 
-from nucleilib import data, evaluation, models, segmenter, training
-from nucleilib.plotting import outline_overlay
-from nucleilib.study import chapter, manifest as mf
-from nucleilib.study.runner import run_info
+from nucleilib import models, segmenter, training
+from nucleilib.study import chapter, comparison as cmp, manifest as mf, unet
 
 run = chapter.setup(profile, artefacts)
 root, out, model_cache = run.root, run.out, run.models
@@ -64,14 +58,11 @@ run.facts()
 # scaled from the paper's 670/10/60 to our image count.
 
 # %%
-split_ids = mf.load_split(out / "splits" / f"split-{split}.csv")
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
-    samples = {s.image_id: s for s in data.load_dataset(data.data_root(), ids=sum(split_ids.values(), []))}
+split_ids, samples = mf.load_split_samples(out, split)
 train_samples = [samples[i] for i in split_ids["train"]]
 val_samples = [samples[i] for i in split_ids["val"]]
 test_samples = [samples[i] for i in split_ids["test"]]
-manifest = pd.read_csv(out / "manifest.csv").set_index("image_id")
+manifest = mf.load_manifest(out)
 pd.DataFrame({name: [len(ids)] for name, ids in split_ids.items()}, index=["images"])
 
 # %% [markdown]
@@ -117,15 +108,11 @@ config = training.TrainConfig(
 )
 result = training.train(config, train_samples, val_samples, model_cache, name=f"unet-{split}")
 model = result.model
-info = json.loads((result.folder / "train-config.json").read_text())
+info = cmp.train_info(result)
 history = result.history
-glue("train_minutes", info["seconds"] / 60, display=False)
-glue("epochs_run", info["epochs_run"], display=False)
-glue("best_epoch", info["best_epoch"], display=False)
-glue("crops_per_s", info["train_crops_per_s"], display=False)
-print(f"{'reloaded' if result.reused else 'trained'}: {info['epochs_run']} epochs in {info['seconds'] / 60:.1f} min "
-      f"({info['train_crops_per_s']} crops/s), best epoch {info['best_epoch']}, "
-      f"stopped by the time budget: {info['stopped_by_time']}, precision: {info['precision_policy']}")
+for key, value in unet.training_glue(info).items():
+    glue(key, value, display=False)
+print(unet.training_message(result.reused, info))
 
 # %% mystnb={"figure": {"caption": "Learning curves: loss (BCE + Dice), pixel accuracy and foreground IoU per epoch on the augmented training crops and on the validation tiles; dotted line: the kept epoch.", "name": "fig-unet-curves"}}
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
@@ -163,38 +150,18 @@ history.assign(lr=history["lr"].map("{:.1e}".format)).round(4).tail(5)
 metrics, test_probs = segmenter.evaluate_model(model, model_config, test_samples, keep_probabilities=True)
 metrics = metrics.merge(manifest[["modality"]], left_on="image_id", right_index=True)
 metrics.to_csv(out / "unet-test-metrics.csv", index=False)
-by_method = metrics.groupby("method")[["dsb_score", "ap50", "f1_50", "iou", "dice"]].mean()
-winner = by_method["dsb_score"].idxmax()
+by_method = unet.method_table(metrics)
+winner = unet.best_method(by_method)
 glue("winner", winner, display=False)
 by_method.round(3).sort_values("dsb_score", ascending=False)
 
 # %%
 chosen = metrics[metrics["method"] == winner]
-truth_masks = [s.labels > 0 for s in test_samples]
-pred_masks = [test_probs[s.image_id][..., 0] > model_config.threshold for s in test_samples]
-micro = evaluation.pixel_metrics_micro(list(zip(pred_masks, truth_masks)))
-rows = []
-for column in ["accuracy", "precision", "recall", "iou", "dice", "mean_iou", "dsb_score", "ap50", "f1_50"]:
-    values = chosen[column].to_numpy()
-    lo, hi = evaluation.bootstrap_ci(values, seed=seed)
-    rows.append({
-        "metric": column,
-        "micro (pixels pooled)": getattr(micro, column) if hasattr(micro, column) else np.nan,
-        "per-image mean": values.mean(),
-        "95% CI low": lo,
-        "95% CI high": hi,
-    })
-summary = pd.DataFrame(rows).set_index("metric")
+micro = cmp.micro_pixels(test_probs, test_samples, model_config.threshold)
+summary = unet.summary_table(chosen, micro, seed=seed)
 summary.to_csv(out / "unet-test-summary.csv")
-for column in ["accuracy", "precision", "recall", "iou", "dice", "mean_iou", "dsb_score", "ap50"]:
-    glue(f"test_{column}", float(summary.loc[column, "per-image mean"]), display=False)
-    glue(f"test_{column}_lo", float(summary.loc[column, "95% CI low"]), display=False)
-    glue(f"test_{column}_hi", float(summary.loc[column, "95% CI high"]), display=False)
-for column in ["accuracy", "precision", "recall", "iou"]:
-    glue(f"micro_{column}", float(summary.loc[column, "micro (pixels pooled)"]), display=False)
-count_error = chosen["count_error"].abs().mean()
-glue("count_abs_error", float(count_error), display=False)
-glue("infer_ms", 1000 * float(chosen["predict_s"].median()), display=False)
+for key, value in unet.summary_glue(summary, chosen).items():
+    glue(key, value, display=False)
 summary.round(3)
 
 # %% [markdown]
@@ -202,24 +169,13 @@ summary.round(3)
 # IoU 0.882) and the Kaggle starter's official score of 0.277:
 
 # %%
-paper = {"accuracy": 0.975, "precision": 0.945, "recall": 0.951, "iou": 0.882}
-comparison = pd.DataFrame({
-    "seed paper": pd.Series(paper),
-    "ours, micro": summary["micro (pixels pooled)"].reindex(list(paper)),
-    "ours, per-image mean": summary["per-image mean"].reindex(list(paper)),
-})
-comparison.loc["DSB score"] = [np.nan, np.nan, summary.loc["dsb_score", "per-image mean"]]
-comparison.round(3)
+unet.paper_comparison(summary).round(3)
 
 # %% [markdown]
 # ### By modality
 
 # %%
-per_modality = chosen.groupby("modality").agg(
-    images=("image_id", "count"), iou=("iou", "mean"), dice=("dice", "mean"),
-    dsb_score=("dsb_score", "mean"), count_error=("count_error", "mean"),
-)
-per_modality.round(3)
+unet.per_modality(chosen).round(3)
 
 # %% [markdown]
 # ## What the predictions look like
@@ -230,40 +186,19 @@ per_modality.round(3)
 # ({numref}`fig-unet-train-examples` and {numref}`fig-unet-test-examples`).
 
 # %%
-def show_examples(chosen_samples, title, probs_by_id=None):
-    seg = segmenter.Segmenter.from_keras(model, model_config)
-    fig, axes = plt.subplots(len(chosen_samples), 5, figsize=(17, 3.4 * len(chosen_samples)), squeeze=False)
-    for row, sample in enumerate(chosen_samples):
-        probs = (probs_by_id or {}).get(sample.image_id)
-        if probs is None:
-            probs = seg.probabilities(sample.image)
-        labels = seg.labels(probs, winner)
-        truth = sample.labels > 0
-        errors = np.zeros(truth.shape + (3,))
-        errors[truth & (labels == 0)] = (0, 0.8, 0)
-        errors[~truth & (labels > 0)] = (0.9, 0, 0.9)
-        outlined = outline_overlay(sample.image, labels)
-        panels = [(sample.image, "image"), (truth, f"truth: {sample.n_nuclei} nuclei"),
-                  (outlined, f"prediction: {labels.max()} nuclei"), (errors, "errors"),
-                  (probs[..., 0], "foreground probability")]
-        for ax, (panel, name) in zip(axes[row], panels):
-            ax.imshow(panel, cmap="magma" if name.startswith("foreground") else "gray", vmin=0, vmax=1 if panel.dtype != np.uint8 else 255)
-            ax.set_title(name, fontsize=9)
-            ax.axis("off")
-        axes[row, 0].set_ylabel(manifest.loc[sample.image_id, "modality"])
-    fig.suptitle(title)
-    plt.tight_layout()
-    plt.show()
-
+seg = segmenter.Segmenter.from_keras(model, model_config)
 
 # %% mystnb={"figure": {"caption": "Two training images: image, annotation, predicted nuclei outlined in yellow, errors (green: missed nucleus pixels, magenta: false positives) and foreground probability.", "name": "fig-unet-train-examples"}}
 rng = np.random.default_rng(seed)
-show_examples([train_samples[i] for i in rng.choice(len(train_samples), 2, replace=False)], "training images")
+shown = [train_samples[i] for i in rng.choice(len(train_samples), 2, replace=False)]
+unet.example_figure(seg, shown, winner, manifest["modality"], "training images")
+plt.show()
 
 # %% mystnb={"figure": {"caption": "The test images with the worst, the median and the best DSB score, with the same panels as the training images.", "name": "fig-unet-test-examples"}}
-hard = chosen.sort_values("dsb_score")
-picks = [hard["image_id"].iloc[0], hard["image_id"].iloc[len(hard) // 2], hard["image_id"].iloc[-1]]
-show_examples([samples[i] for i in picks], "test images: the worst, the median and the best DSB score", test_probs)
+picks = unet.example_picks(chosen)
+unet.example_figure(seg, [samples[i] for i in picks], winner, manifest["modality"],
+                    "test images: the worst, the median and the best DSB score", test_probs)
+plt.show()
 
 # %% [markdown]
 # ## Filters of the 13th convolution layer
@@ -295,18 +230,8 @@ plt.show()
 # helps here (the main model above uses no filter).
 
 # %%
-ablation = []
-for sigma in (0.0, 1.5):
-    short = training.with_model(
-        training.TrainConfig(model=model_config, crop=crop, batch_size=batch_size, epochs=epochs,
-                             steps_per_epoch=ablation_steps, patience=patience, max_minutes=ablation_minutes, seed=seed),
-        sigma=sigma,
-    )
-    trained = training.train(short, train_samples, val_samples, model_cache, name=f"ablation-sigma{sigma}")
-    scores, _ = segmenter.evaluate_model(trained.model, short.model, test_samples, methods=[winner])
-    ablation.append({"sigma": sigma, "epochs": len(trained.history),
-                     "test IoU": scores["iou"].mean(), "test DSB score": scores["dsb_score"].mean()})
-ablation = pd.DataFrame(ablation).set_index("sigma")
+ablation = unet.gaussian_ablation(config, train_samples, val_samples, test_samples, model_cache, winner,
+                                  steps=ablation_steps, minutes=ablation_minutes)
 glue("ablation_iou_0", float(ablation.loc[0.0, "test IoU"]), display=False)
 glue("ablation_iou_15", float(ablation.loc[1.5, "test IoU"]), display=False)
 ablation.round(3)
@@ -319,27 +244,12 @@ ablation.round(3)
 # `nuclei predict` use it. Only the `cpu` and `gpu` profiles write it.
 
 # %%
-shipped = models.PRETRAINED_DIR / "unet-dsb2018"
-card = {
-    "name": "unet-dsb2018",
-    "data": "DSB2018 stage1_train, community-fixed (664 images), CC0",
-    "split": split, "train_images": len(train_samples), "val_images": len(val_samples), "test_images": len(test_samples),
-    "profile": profile, "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"],
-    "training_minutes": round(info["seconds"] / 60, 1), "parameters": int(model.count_params()),
-    "separation": winner,
-    "test_metrics_per_image_mean": {k: round(float(v), 4) for k, v in summary["per-image mean"].items()},
-    "commit": run_info()["git commit"], "date": run_info()["date (UTC)"],
-    "training_config": config.as_dict(),
-}
 if ship_model and profile != "smoke":
-    import dataclasses
-    final_config = dataclasses.replace(model_config, separation=winner)
-    models.save_model(model, final_config, shipped, card=card, float16=True)
-    size = sum(p.stat().st_size for p in shipped.iterdir())
-    reloaded, _ = models.load_model("unet-dsb2018")
-    check, _ = segmenter.evaluate_model(reloaded, final_config, test_samples[:5], methods=[winner])
-    print(f"shipped to {shipped.relative_to(root)} ({size / 1e6:.1f} MB); float16 reload, DSB on 5 test images: "
-          f"{check['dsb_score'].mean():.3f} vs {chosen.set_index('image_id').loc[check['image_id'], 'dsb_score'].mean():.3f} in float32")
+    card = unet.shipping_card(split=split, split_ids=split_ids, profile=profile, info=info,
+                              parameters=model.count_params(), separation=winner, summary=summary,
+                              training_config=config)
+    print(unet.ship_model(model, model_config, winner, card, models.PRETRAINED_DIR / "unet-dsb2018", chosen,
+                          test_samples[:5], root=root))
 else:
     print(f"profile {profile}: model not shipped")
 

@@ -66,13 +66,12 @@ import json
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import seaborn as sns
-import tensorflow as tf
+import tensorflow as tf  # noqa: F401  (imported before the set-up call, which then quiets its logger)
 from myst_nb import glue
 
 from nucleilib import backends, data, export, models, training
-from nucleilib.study import benchmarks, chapter, manifest as mf
+from nucleilib.study import benchmarks, chapter
 
 run = chapter.setup(profile, artefacts)
 root, out = run.root, run.out
@@ -89,14 +88,8 @@ run.facts()
 # %%
 model, config = models.load_model(model_name)
 card = models.model_card(model_name) if (models.PRETRAINED_DIR / model_name / "card.json").is_file() else {}
-split_ids = mf.load_split(out / "splits" / f"split-{split}.csv")
-test_ids = split_ids["test"][: None if test_limit is None else int(test_limit)]
-rng = np.random.default_rng(seed)
-train_pick = sorted(rng.choice(split_ids["train"], min(train_images, len(split_ids["train"])), replace=False))
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
-    test_samples = data.load_dataset(data.data_root(), ids=test_ids)
-    train_samples = data.load_dataset(data.data_root(), ids=train_pick)
+test_samples, train_samples = benchmarks.load_speed_samples(
+    out / "splits" / f"split-{split}.csv", data.data_root(), test_limit=test_limit, train_images=train_images, seed=seed)
 train_config = training.TrainConfig(model=config, crop=train_crop, batch_size=train_batch_size, seed=seed)
 train_x, train_y = training.prepare_arrays(train_samples, train_config)
 glue("n_test", len(test_samples), display=False)
@@ -115,15 +108,7 @@ print(f"{model_name}: {model.count_params():,} parameters; trained under profile
 cores = os.cpu_count() or 1
 tflite_threads = int(tflite_threads or cores)
 bf16 = benchmarks.bfloat16_support()
-threads = pd.DataFrame.from_dict({
-    "CPU cores (os.cpu_count)": cores,
-    "TensorFlow intra-op threads (0 = default, one per core)": tf.config.threading.get_intra_op_parallelism_threads(),
-    "TensorFlow inter-op threads (0 = default)": tf.config.threading.get_inter_op_parallelism_threads(),
-    "TensorFlow Lite interpreter threads": tflite_threads,
-    "CPU has AVX512-BF16": bf16["avx512_bf16"],
-    "CPU has AMX-BF16": bf16["amx_bf16"],
-    "GPU visible to TensorFlow": bf16["gpu"],
-}, orient="index", columns=["value"])
+threads = benchmarks.threads_table(cores, tflite_threads, bf16)
 glue("cores", cores, display=False)
 glue("tflite_threads", tflite_threads, display=False)
 glue("avx512_bf16", "has" if bf16["avx512_bf16"] else "does not have", display=False)
@@ -145,23 +130,12 @@ threads
 
 # %%
 calibration = export.representative_crops(train_x, n=calibration_crops, size=calibration_size, seed=seed)
-flat, convert_s = {}, {}
-for kind in backends.TFLITE_KINDS:
-    start = time.perf_counter()
-    flat[kind] = export.to_tflite(model, kind, calibration if kind == "int8" else None)
-    convert_s[kind] = time.perf_counter() - start
+flat, convert_s = benchmarks.convert_tflite(model, calibration, backends.TFLITE_KINDS)
 shipped_dir = models.PRETRAINED_DIR / model_name
-sizes_table = pd.DataFrame([
-    {"model": "Keras weights, float32 (in memory)", "MB": 4 * model.count_params() / 1e6},
-    {"model": "shipped weights.npz (float16, compressed)", "MB": (shipped_dir / "weights.npz").stat().st_size / 1e6},
-    *[{"model": f"TFLite {kind}", "MB": len(flat[kind]) / 1e6} for kind in backends.TFLITE_KINDS],
-]).set_index("model")
-sizes_table["conversion s"] = [np.nan, np.nan] + [convert_s[k] for k in backends.TFLITE_KINDS]
+sizes_table = benchmarks.model_sizes(model.count_params(), shipped_dir / "weights.npz", flat, convert_s)
 sizes_table.to_csv(out / "speed-sizes.csv")
-for kind in backends.TFLITE_KINDS:
-    glue(f"mb_{kind}", len(flat[kind]) / 1e6, display=False)
-glue("mb_npz", float(sizes_table.loc["shipped weights.npz (float16, compressed)", "MB"]), display=False)
-glue("int8_size_ratio", len(flat["float32"]) / len(flat["int8"]), display=False)
+for name, value in benchmarks.size_facts(flat, sizes_table).items():
+    glue(name, value, display=False)
 glue("calibration_crops", len(calibration), display=False)
 sizes_table.round(2)
 
@@ -187,12 +161,10 @@ timing = benchmarks.time_backends(fns, grid, repeats=repeats, warmup=warmup, cha
 load_after = os.getloadavg()[0]
 load_avg = max(load_before, load_after)
 glue("load_avg", load_avg, display=False)
-glue("load_note", "busy with other work, so all times are inflated" if load_avg > 1.5 * cores
-     else "otherwise quiet", display=False)
+glue("load_note", benchmarks.load_note(load_avg, cores), display=False)
 print(f"load average (1 min) on {cores} cores: {load_before:.1f} before, {load_after:.1f} after the timing runs")
 timing.to_csv(out / "speed-timing.csv", index=False)
-labels = list(benchmarks.BENCHMARK_BACKENDS.values())
-ms_table = timing.pivot_table(index=["size", "batch"], columns="label", values="ms_per_image")[labels]
+ms_table = benchmarks.ms_table(timing)
 ms_table.round(1)
 
 # %% [markdown]
@@ -207,13 +179,14 @@ batch_values = sorted(timing["batch"].unique())
 fig, axes = plt.subplots(1, len(batch_values), figsize=(5 * len(batch_values), 4), sharex=True, sharey=True,
                          squeeze=False)
 size_ticks = sorted(timing["size"].unique())
+labels = list(ms_table.columns)
 palette = dict(zip(labels, sns.color_palette("tab10", len(labels))))
 for ax, batch in zip(axes[0], batch_values):
     part = timing[timing["batch"] == batch]
     for label in labels:
         line = part[part["label"] == label].sort_values("size")
         ax.plot(line["size"], line["ms_per_image"], marker="o", label=label, color=palette[label])
-    ax.axhline(99.37, color="grey", ls="--", lw=1, label="seed paper, RTX 3060 (99.37 ms)")
+    ax.axhline(benchmarks.PAPER_MS, color="grey", ls="--", lw=1, label=f"seed paper, RTX 3060 ({benchmarks.PAPER_MS} ms)")
     ax.scatter([256], [target_ms], marker="*", s=160, color="black", zorder=5, label=f"target: {target_ms:g} ms at 256x256")
     ax.set(xscale="log", yscale="log", xlabel="image side (pixels)", title=f"batch of {batch}")
     ax.xaxis.set_minor_locator(plt.NullLocator())
@@ -226,37 +199,14 @@ plt.tight_layout()
 plt.show()
 
 # %%
-smallest = min(timing["size"])
-at_small = timing[timing["size"] == smallest]
-single = at_small[at_small["batch"] == 1].set_index("backend")
-best_single = single["ms_per_image"].idxmin()
-best_any = at_small.loc[at_small["ms_per_image"].idxmin()]
-glue("small_size", int(smallest), display=False)
-glue("keras_predict_ms", float(single.loc["keras-predict", "ms_per_image"]), display=False)
-glue("keras_ms", float(single.loc["keras", "ms_per_image"]), display=False)
-glue("xla_ms", float(single.loc["xla", "ms_per_image"]), display=False)
-for kind in backends.TFLITE_KINDS:
-    glue(f"tflite_{kind}_ms", float(single.loc[f"tflite-{kind}", "ms_per_image"]), display=False)
-glue("int8_speedup", float(single.loc["keras", "ms_per_image"] / single.loc["tflite-int8", "ms_per_image"]), display=False)
-glue("best_single_label", benchmarks.BENCHMARK_BACKENDS[best_single], display=False)
-glue("best_single_ms", float(single.loc[best_single, "ms_per_image"]), display=False)
-glue("best_any_label", str(best_any["label"]), display=False)
-glue("best_any_batch", int(best_any["batch"]), display=False)
-glue("best_any_ms", float(best_any["ms_per_image"]), display=False)
-glue("target_ms", float(target_ms), display=False)
-meets = best_any["ms_per_image"] <= target_ms
-glue("target_verdict", "meets" if meets else "misses", display=False)
-glue("target_factor", float(best_any["ms_per_image"] / target_ms), display=False)
-paper_factor = 99.37 / float(single.loc[best_single, "ms_per_image"])
-glue("paper_comparison", f"{paper_factor:.2f} times faster than" if paper_factor >= 1
-     else f"{1 / paper_factor:.2f} times slower than", display=False)
-largest = timing[(timing["size"] == max(timing["size"])) & (timing["batch"] == 1)].set_index("backend")
-glue("large_size", int(max(timing["size"])), display=False)
-glue("large_keras_ms", float(largest.loc["keras", "ms_per_image"]), display=False)
-glue("large_int8_ms", float(largest.loc["tflite-int8", "ms_per_image"]), display=False)
-print(f"{smallest}x{smallest}, batch 1: fastest is {benchmarks.BENCHMARK_BACKENDS[best_single]} at "
-      f"{single.loc[best_single, 'ms_per_image']:.1f} ms/image; any batch: {best_any['label']} (batch {best_any['batch']}) "
-      f"at {best_any['ms_per_image']:.1f} ms/image; target {target_ms:g} ms: {'met' if meets else 'missed'}")
+facts = benchmarks.timing_facts(timing, target_ms)
+for name, value in facts.items():
+    glue(name, value, display=False)
+smallest = facts["small_size"]
+print(f"{smallest}x{smallest}, batch 1: fastest is {facts['best_single_label']} at {facts['best_single_ms']:.1f} "
+      f"ms/image; any batch: {facts['best_any_label']} (batch {facts['best_any_batch']}) at "
+      f"{facts['best_any_ms']:.1f} ms/image; target {target_ms:g} ms: "
+      f"{'met' if facts['target_verdict'] == 'meets' else 'missed'}")
 
 # %% [markdown]
 # TensorFlow Lite's thread pool synchronises its threads at every layer, which pays off on idle
@@ -264,14 +214,8 @@ print(f"{smallest}x{smallest}, batch 1: fastest is {benchmarks.BENCHMARK_BACKEND
 # at {glue:text}`small_size` pixels and batch 1, with one thread and with one per core:
 
 # %%
-thread_rows = []
-for kind in backends.TFLITE_KINDS:
-    for n_threads in sorted({1, cores}):
-        t = benchmarks.time_inference(backends.tflite_predict_fn(flat[kind], num_threads=n_threads), smallest, 1,
-                                  repeats, warmup, channels=config.in_channels)
-        thread_rows.append({"model": f"TFLite {kind}", "threads": n_threads, "ms per image (median)": t.ms_per_image,
-                            "ms per image (fastest)": t.min_ms_per_image})
-thread_table = pd.DataFrame(thread_rows).set_index(["model", "threads"])
+thread_table = benchmarks.tflite_thread_timing(flat, smallest, (1, cores), repeats=repeats, warmup=warmup,
+                                               channels=config.in_channels)
 thread_table.to_csv(out / "speed-threads.csv")
 glue("int8_one_thread_ms", float(thread_table.loc[("TFLite int8", 1), "ms per image (median)"]), display=False)
 glue("int8_all_threads_ms", float(thread_table.loc[("TFLite int8", cores), "ms per image (median)"]), display=False)
@@ -292,26 +236,10 @@ thread_table.round(1)
 accuracy_fns = {name: fns[name] for name in ("keras", "xla", "tflite-float16", "tflite-int8")}
 scores = benchmarks.evaluate_backends(accuracy_fns, config, test_samples, reference="keras")
 scores.to_csv(out / "speed-accuracy.csv", index=False)
-accuracy = scores.groupby("backend", sort=False).agg(
-    iou=("iou", "mean"), dsb_score=("dsb_score", "mean"), f1_50=("f1_50", "mean"),
-    prob_max_abs_diff=("prob_max_abs_diff", "max"), prob_mean_abs_diff=("prob_mean_abs_diff", "mean"),
-    foreground_flips=("foreground_flips", "mean"), predict_s=("predict_s", "median"),
-)
-accuracy.insert(1, "IoU change", accuracy["iou"] - accuracy.loc["keras", "iou"])
-accuracy.insert(3, "DSB change", accuracy["dsb_score"] - accuracy.loc["keras", "dsb_score"])
-accuracy.index = [benchmarks.BENCHMARK_BACKENDS[name] for name in accuracy.index]
+accuracy = benchmarks.accuracy_summary(scores, reference="keras")
 accuracy.to_csv(out / "speed-accuracy-summary.csv")
-by_name = accuracy.rename(index={v: k for k, v in benchmarks.BENCHMARK_BACKENDS.items()})
-glue("iou_keras", float(by_name.loc["keras", "iou"]), display=False)
-glue("dsb_keras", float(by_name.loc["keras", "dsb_score"]), display=False)
-for name in ("xla", "tflite-float16", "tflite-int8"):
-    key = name.replace("tflite-", "").replace("-", "_")
-    glue(f"iou_{key}", float(by_name.loc[name, "iou"]), display=False)
-    glue(f"dsb_{key}", float(by_name.loc[name, "dsb_score"]), display=False)
-    glue(f"iou_change_{key}", float(by_name.loc[name, "IoU change"]), display=False)
-    glue(f"dsb_change_{key}", float(by_name.loc[name, "DSB change"]), display=False)
-    glue(f"flips_{key}", 100 * float(by_name.loc[name, "foreground_flips"]), display=False)
-    glue(f"maxdiff_{key}", float(by_name.loc[name, "prob_max_abs_diff"]), display=False)
+for name, value in benchmarks.accuracy_facts(accuracy, ("xla", "tflite-float16", "tflite-int8")).items():
+    glue(name, value, display=False)
 accuracy.round(4)
 
 # %% mystnb={"figure": {"caption": "Per test image, IoU and DSB score of the quantised TensorFlow Lite models (float16, int8) against the Keras model; grey: equality.", "name": "fig-speed-quantised"}}
@@ -344,19 +272,11 @@ glue("train_steps_n", train_steps, display=False)
 glue("train_warmup_n", train_warmup, display=False)
 glue("train_batch_n", train_batch_size, display=False)
 glue("train_crop_n", train_crop, display=False)
-rates = {}
-for variant in benchmarks.THROUGHPUT_VARIANTS:
-    rates[variant] = benchmarks.training_throughput(train_config, train_x, train_y, variant, steps=train_steps,
-                                                warmup=train_warmup)
-throughput = pd.DataFrame({"crops per s": pd.Series(rates)})
-throughput["vs plain"] = throughput["crops per s"] / rates["plain"]
-throughput["vs tuned"] = throughput["crops per s"] / rates["tuned"]
+rates = benchmarks.throughput_rates(train_config, train_x, train_y, steps=train_steps, warmup=train_warmup)
+throughput = benchmarks.throughput_table(rates)
 throughput.to_csv(out / "speed-throughput.csv")
-for variant, rate in rates.items():
-    glue(f"rate_{variant}", float(rate), display=False)
-glue("tuned_vs_plain", float(rates["tuned"] / rates["plain"]), display=False)
-glue("bf16_vs_tuned", float(rates["bfloat16"] / rates["tuned"]), display=False)
-glue("xla_vs_tuned", float(rates["xla"] / rates["tuned"]), display=False)
+for name, value in benchmarks.throughput_facts(rates).items():
+    glue(name, value, display=False)
 throughput.round(2)
 
 # %% [markdown]
@@ -370,20 +290,10 @@ throughput.round(2)
 
 # %%
 glue("max_iou_loss", max_iou_loss, display=False)
-decisions = []
-for kind in ("int8", "float16"):
-    loss = float(by_name.loc["keras", "iou"] - by_name.loc[f"tflite-{kind}", "iou"])
-    target = shipped_dir / backends.tflite_filename(kind)
-    if not ship_quantised or profile == "smoke":
-        why = "ship_quantised is off" if not ship_quantised else "the smoke profile never ships"
-        decisions.append(f"{kind}: not shipped ({why}); IoU loss {loss:+.4f}")
-    elif loss <= max_iou_loss:
-        export.save_tflite(flat[kind], shipped_dir, kind)
-        decisions.append(f"{kind}: shipped to {target.relative_to(root)} (IoU loss {loss:+.4f} <= {max_iou_loss})")
-    else:
-        target.unlink(missing_ok=True)
-        decisions.append(f"{kind}: NOT shipped, IoU loss {loss:+.4f} exceeds {max_iou_loss}")
-int8_loss = float(by_name.loc["keras", "iou"] - by_name.loc["tflite-int8", "iou"])
+losses = benchmarks.iou_losses(accuracy, ("int8", "float16"), reference="keras")
+decisions = benchmarks.ship_quantised_models(flat, losses, shipped_dir, root=root, max_iou_loss=max_iou_loss,
+                                             ship_quantised=ship_quantised, profile=profile)
+int8_loss = losses["int8"]
 glue("int8_iou_loss", int8_loss, display=False)
 glue("ship_verdict", decisions[0], display=False)
 (out / "speed-shipping.json").write_text(json.dumps({"profile": profile, "decisions": decisions,

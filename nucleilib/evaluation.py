@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from .validation import positive_int
 import pandas as pd
 from numpy.typing import ArrayLike
 
@@ -630,8 +631,7 @@ def bootstrap_ci(
         raise ValueError(f"values must be a non-empty 1-D sequence, got shape {data.shape}")
     if not np.all(np.isfinite(data)):
         raise ValueError("values must be finite (drop NaN or infinite values first)")
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot}")
+    positive_int(n_boot, "n_boot")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
     rng = np.random.default_rng(seed)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .backends import _check_kind, tflite_filename
+from .validation import multiple_of, positive_int
 
 # --------------------------------------------------------------------------- conversion
 
@@ -208,7 +209,7 @@ def to_tflite(model: Any, kind: str = "float32", representative: Sequence[np.nda
 def representative_crops(images: Sequence[np.ndarray], n: int = 32, size: int = 256, seed: int = 0) -> list[np.ndarray]:
     """``n`` random ``size`` x ``size`` crops of preprocessed images, for int8 calibration.
 
-    Drawn by :func:`nucleilib.transforms.random_windows` (images weighted by the
+    Drawn by :func:`nucleilib.pipeline.random_windows` (images weighted by the
     square root of their area, positions uniform, reflect padding where an
     image is smaller than ``size``), without augmentation.
 
@@ -218,12 +219,10 @@ def representative_crops(images: Sequence[np.ndarray], n: int = 32, size: int = 
     >>> len(crops), crops[0].shape
     (2, (64, 64, 3))
     """
-    from .transforms import random_windows
+    from .pipeline import random_windows
 
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16 or size % 16:
-        raise ValueError(f"size must be a positive multiple of 16, got {size!r}")
+    positive_int(n, "n")
+    multiple_of(size, 16, "size")
     images = [np.asarray(image, dtype=np.float32) for image in images]
     dummy = [np.zeros(image.shape[:2] + (1,), np.float32) for image in images]
     windows = random_windows(images, dummy, size, seed)

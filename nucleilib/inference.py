@@ -4,7 +4,7 @@ and instance separation of probability maps into labelled nuclei.
 The "model" is any callable mapping a float32 batch ``(N, H, W, C)``, with
 ``H`` and ``W`` multiples of 16, to probabilities ``(N, H, W, K)``; a Keras
 model's ``predict_on_batch`` or ``__call__`` fits (see
-:func:`nucleilib.segmentation.keras_predict_fn`).
+:func:`nucleilib.backends.keras_predict_fn`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from skimage.morphology import local_maxima, reconstruction, remove_small_holes
 from skimage.segmentation import relabel_sequential, watershed
 
 from .morphology import nucleus_table
+from .validation import multiple_of, positive_int
 
 PredictFn = Callable[[np.ndarray], Any]
 
@@ -60,8 +61,7 @@ def pad_to_multiple(image: np.ndarray, multiple: int = 16) -> tuple[np.ndarray, 
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"expected an image of shape (H, W) or (H, W, C), got shape {image.shape}")
-    if not isinstance(multiple, (int, np.integer)) or multiple < 1:
-        raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
+    positive_int(multiple, "multiple")
     height, width = image.shape[:2]
     if height == 0 or width == 0:
         raise ValueError(f"cannot pad an empty image of shape {image.shape}")
@@ -208,14 +208,11 @@ def predict_tiled(
         image = image[..., np.newaxis]
     if image.ndim != 3:
         raise ValueError(f"expected an image of shape (H, W) or (H, W, C), got shape {image.shape}")
-    if not isinstance(multiple, (int, np.integer)) or multiple < 1:
-        raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
-    if not isinstance(tile, (int, np.integer)) or tile < multiple or tile % multiple:
-        raise ValueError(f"tile must be a positive multiple of {multiple}, got {tile!r}")
+    positive_int(multiple, "multiple")
+    multiple_of(tile, multiple, "tile")
     if not isinstance(overlap, (int, np.integer)) or not 0 <= overlap < tile / 2:
         raise ValueError(f"overlap must be an integer with 0 <= overlap < tile / 2 = {tile / 2:g}, got {overlap!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    positive_int(batch_size, "batch_size")
 
     padded, size = pad_to_multiple(image.astype(np.float32, copy=False), multiple)
     height, width = padded.shape[:2]

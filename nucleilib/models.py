@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelNotFoundError
+from .validation import multiple_of
 
 #: Folder of the models shipped inside the package, one sub-folder per model name.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -372,8 +373,7 @@ def count_flops(config: ModelConfig, size: int = 256) -> int:
     """
     from tensorflow.keras import layers
 
-    if size < 16 or size % 16:
-        raise ValueError(f"size must be a positive multiple of 16, got {size}")
+    multiple_of(size, 16, "size")
     model = build_model(config, input_size=size)
     macs = 0
     for layer in model.layers:
@@ -501,7 +501,10 @@ def load_config(folder: str | os.PathLike[str]) -> ModelConfig:
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: model file is missing")
     try:
-        return ModelConfig.from_dict(json.loads(path.read_text()))
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise TypeError(f"a JSON object expected, got {type(values).__name__}")
+        return ModelConfig.from_dict(values)
     except (json.JSONDecodeError, TypeError) as err:
         raise ModelNotFoundError(f"{path}: not a model configuration ({err})") from None
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .validation import non_negative_int
 from .validation import positive_int as _positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -308,8 +309,7 @@ def random_windows(
     ((16, 16, 3), (16, 16, 2))
     """
     size = _positive_int(size, "size")
-    if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
-        raise ValueError(f"margin must be an integer >= 0, got {margin!r}")
+    non_negative_int(margin, "margin")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; choose from {', '.join(WEIGHTINGS)}")
     images, targets = _pairs(images, targets)
@@ -429,7 +429,7 @@ def training_dataset(
     prefetch : bool
         End with ``.prefetch(AUTOTUNE)`` (the default). ``parallel=False,
         prefetch=False`` is the unoptimised baseline of
-        :func:`nucleilib.deploy.training_throughput`.
+        :func:`nucleilib.study.benchmarks.training_throughput`.
 
     Returns
     -------
@@ -458,8 +458,7 @@ def training_dataset(
     batch_size = _positive_int(batch_size, "batch_size")
     if steps_per_epoch is not None:
         steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    non_negative_int(seed, "seed")
     images, targets = _pairs(images, targets)
     size = context_size(crop) if augment else crop
     margin = (size - crop) // 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 
 import numpy as np
+from .validation import non_negative_int
 from scipy import ndimage
 
 # --------------------------------------------------------------------------- validation
@@ -253,8 +254,7 @@ def make_targets(labels: np.ndarray, *, border_width: int = 2) -> np.ndarray:
     >>> make_targets(labels, border_width=1)[0, :, 1]
     array([0., 0., 1., 1., 0., 0., 0.], dtype=float32)
     """
-    if isinstance(border_width, bool) or not isinstance(border_width, (int, np.integer)) or border_width < 0:
-        raise ValueError(f"border_width must be an integer >= 0, got {border_width!r}")
+    non_negative_int(border_width, "border_width")
     lab = _as_labels(labels)
     targets = np.zeros((*lab.shape, 2), dtype=np.float32)
     foreground = lab > 0

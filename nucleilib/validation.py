@@ -32,7 +32,7 @@ def positive_int(value: Any, name: str) -> int:
 def non_negative_int(value: Any, name: str) -> int:
     """``value`` as an int if it is an integer >= 0 (not a bool), else a ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
 
 

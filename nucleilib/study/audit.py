@@ -1,13 +1,15 @@
 """Verdicts for the claims audit: a seed paper's number against our measurement.
 
 Each rule is a pure function returning one of :data:`VERDICTS`, so that the
-audit table is computed from the measurements rather than typed in.
+audit table is computed from the measurements rather than typed in. The rules
+are registered by name in :data:`RULES`, the names the claim rows of
+:mod:`nucleilib.study.claims` use.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 REPRODUCED = "reproduced"
@@ -180,6 +182,67 @@ def majority_verdict(holds: Sequence[bool], *, min_share: float = 0.5) -> str:
     if not 0 <= min_share < 1:
         raise ValueError(f"min_share must be in [0, 1), got {min_share}")
     return REPRODUCED if sum(flags) / len(flags) > min_share else NOT_REPRODUCED
+
+
+def spread_verdict(spread: float, reference: float, *, floor: float = 0.05) -> str:
+    """Verdict on "insensitive to X": the spread of a measure over the values of X
+    (say, over three data splits) is no wider than its spread over repeats that
+    change nothing but chance (seeds), or than ``floor``.
+
+    Examples
+    --------
+    >>> spread_verdict(0.031, 0.006), spread_verdict(0.08, 0.006)
+    ('reproduced', 'not reproduced')
+    >>> spread_verdict(0.08, 0.09)
+    'reproduced'
+    """
+    spread = _finite(spread, "spread")
+    reference = _finite(reference, "reference")
+    floor = _finite(floor, "floor")
+    if spread < 0 or reference < 0 or floor < 0:
+        raise ValueError(f"spreads and floor must be >= 0, got {spread}, {reference}, {floor}")
+    return REPRODUCED if spread <= max(reference, floor) else NOT_REPRODUCED
+
+
+def undefined_verdict() -> str:
+    """The verdict on a claim the paper gives no definition for: :data:`UNDEFINED`."""
+    return UNDEFINED
+
+
+def not_testable_verdict() -> str:
+    """The verdict on a claim tied to hardware we do not have: :data:`NOT_TESTABLE`."""
+    return NOT_TESTABLE
+
+
+#: The verdict rules by the name a claim row gives (its ``verdict_rule``).
+RULES: Mapping[str, Callable[..., str]] = {
+    "point": point_verdict,
+    "range": range_verdict,
+    "mean_sd": mean_sd_verdict,
+    "order": order_verdict,
+    "early_progress": early_progress_verdict,
+    "majority": majority_verdict,
+    "spread": spread_verdict,
+    "undefined": undefined_verdict,
+    "not_testable": not_testable_verdict,
+}
+
+
+def apply_rule(name: str, **arguments: object) -> str:
+    """The verdict of rule ``name`` (a key of :data:`RULES`) on ``arguments``.
+
+    Examples
+    --------
+    >>> apply_rule("point", claimed=740, measured=664, tolerance=0)
+    'not reproduced'
+    >>> apply_rule("plausible")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown verdict rule 'plausible'; use one of point, range, mean_sd, order, early_progress, majority, spread, undefined, not_testable
+    """
+    if name not in RULES:
+        raise ValueError(f"unknown verdict rule {name!r}; use one of {', '.join(RULES)}")
+    return RULES[name](**arguments)
 
 
 @dataclass(frozen=True)

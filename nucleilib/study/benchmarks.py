@@ -19,6 +19,7 @@ import numpy as np
 from ..backends import _check_kind, keras_predict_fn, tflite_predict_fn
 from ..inference import PredictFn
 from ..models import ModelConfig
+from ..validation import non_negative_int, positive_int
 
 #: Variants of :func:`training_throughput`.
 THROUGHPUT_VARIANTS: tuple[str, ...] = ("plain", "tuned", "bfloat16", "xla")
@@ -60,8 +61,7 @@ def time_inference(predict_fn: PredictFn, size: int = 256, batch: int = 1, repea
     """
     for name, value, low in (("size", size, 1), ("batch", batch, 1), ("repeats", repeats, 1),
                              ("warmup", warmup, 0), ("channels", channels, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        (positive_int if low else non_negative_int)(value, name)
     if not callable(predict_fn):
         raise ValueError(f"predict_fn must be callable, got {type(predict_fn).__name__}")
     x = np.random.default_rng(seed).random((batch, size, size, channels), dtype=np.float32)
@@ -143,8 +143,7 @@ def training_throughput(config: Any, images: Sequence[np.ndarray], targets: Sequ
     if variant not in THROUGHPUT_VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(THROUGHPUT_VARIANTS)}")
     for name, value, low in (("steps", steps, 1), ("warmup", warmup, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        (positive_int if low else non_negative_int)(value, name)
     seed = config.seed if seed is None else seed
     plain = variant == "plain"
     dataset = training_dataset(images, targets, crop=config.crop, batch_size=config.batch_size, seed=seed,
@@ -325,3 +324,445 @@ def file_sizes(folder: str | os.PathLike[str]) -> Any:
     files = [folder / "weights.npz", *sorted(folder.glob("model-*.tflite"))]
     rows = [{"file": p.name, "bytes": p.stat().st_size, "MB": p.stat().st_size / 1e6} for p in files if p.is_file()]
     return pd.DataFrame(rows, columns=["file", "bytes", "MB"])
+
+
+# --------------------------------------------------------------------------- the speed chapter's sections
+
+#: The seed paper's inference time per image, in milliseconds (NVIDIA RTX 3060).
+PAPER_MS: float = 99.37
+
+
+def speed_ids(split: dict[str, list[str]], *, test_limit: int | None = None, train_images: int = 48,
+              seed: int = 42) -> tuple[list[str], list[str]]:
+    """The test and training image ids of the speed chapter.
+
+    Parameters
+    ----------
+    split : dict
+        ``{"train": [...], "val": [...], "test": [...]}``
+        (:func:`nucleilib.study.manifest.load_split`).
+    test_limit : int, optional
+        Keep only the first ``test_limit`` test ids (default all).
+    train_images : int
+        How many training ids to draw (without replacement, with ``seed``), for
+        the int8 calibration crops and the throughput runs; at most all of them.
+    seed : int
+
+    Returns
+    -------
+    test_ids, train_ids : list of str
+        The test ids in the split's order; the drawn training ids sorted.
+
+    Examples
+    --------
+    >>> split = {"train": ["d", "c", "b", "a"], "val": [], "test": ["x", "y", "z"]}
+    >>> test, train = speed_ids(split, test_limit=2, train_images=9)
+    >>> test, train
+    (['x', 'y'], ['a', 'b', 'c', 'd'])
+    """
+    test_ids = list(split["test"][: None if test_limit is None else int(test_limit)])
+    rng = np.random.default_rng(seed)
+    pool = split["train"]
+    train_ids = sorted(rng.choice(pool, min(train_images, len(pool)), replace=False))
+    return test_ids, [str(i) for i in train_ids]
+
+
+def load_speed_samples(split_file: str | os.PathLike[str], data_dir: str | os.PathLike[str], *,
+                       test_limit: int | None = None, train_images: int = 48,
+                       seed: int = 42) -> tuple[list[Any], list[Any]]:
+    """Load the test and training samples of :func:`speed_ids` from a split CSV,
+    without the loader's warnings about overlapping masks.
+
+    Returns
+    -------
+    test_samples, train_samples : list of Sample
+    """
+    import warnings
+
+    from ..data import load_dataset
+    from .manifest import load_split
+
+    test_ids, train_ids = speed_ids(load_split(split_file), test_limit=test_limit, train_images=train_images,
+                                    seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return load_dataset(data_dir, ids=test_ids), load_dataset(data_dir, ids=train_ids)
+
+
+def threads_table(cores: int, tflite_threads: int, bf16: dict[str, bool]) -> Any:
+    """The thread settings of the timing runs and the CPU's bfloat16 support, as a one-column table.
+
+    Parameters
+    ----------
+    cores : int
+        ``os.cpu_count()``.
+    tflite_threads : int
+        Threads given to the TensorFlow Lite interpreters.
+    bf16 : dict
+        :func:`bfloat16_support`.
+    """
+    import pandas as pd
+    import tensorflow as tf
+
+    return pd.DataFrame.from_dict({
+        "CPU cores (os.cpu_count)": cores,
+        "TensorFlow intra-op threads (0 = default, one per core)": tf.config.threading.get_intra_op_parallelism_threads(),
+        "TensorFlow inter-op threads (0 = default)": tf.config.threading.get_inter_op_parallelism_threads(),
+        "TensorFlow Lite interpreter threads": tflite_threads,
+        "CPU has AVX512-BF16": bf16["avx512_bf16"],
+        "CPU has AMX-BF16": bf16["amx_bf16"],
+        "GPU visible to TensorFlow": bf16["gpu"],
+    }, orient="index", columns=["value"])
+
+
+def convert_tflite(model: Any, calibration: Sequence[np.ndarray] | None,
+                   kinds: Sequence[str] | None = None) -> tuple[dict[str, bytes], dict[str, float]]:
+    """Convert a Keras model to TensorFlow Lite once per kind, timing each conversion.
+
+    Parameters
+    ----------
+    model : tf.keras.Model
+    calibration : sequence of ndarray
+        Representative crops (:func:`nucleilib.export.representative_crops`), used by ``"int8"`` only.
+    kinds : sequence of str, optional
+        Default :data:`nucleilib.backends.TFLITE_KINDS`.
+
+    Returns
+    -------
+    flat : dict
+        Kind -> flat buffer, in the order of ``kinds``.
+    seconds : dict
+        Kind -> conversion time in seconds.
+    """
+    from ..backends import TFLITE_KINDS
+    from ..export import to_tflite
+
+    flat, seconds = {}, {}
+    for kind in TFLITE_KINDS if kinds is None else kinds:
+        start = time.perf_counter()
+        flat[kind] = to_tflite(model, kind, calibration if kind == "int8" else None)
+        seconds[kind] = time.perf_counter() - start
+    return flat, seconds
+
+
+def model_sizes(n_params: int, weights_file: str | os.PathLike[str], flat: dict[str, bytes],
+                convert_s: dict[str, float]) -> Any:
+    """Sizes in MB of the float model and its TensorFlow Lite conversions.
+
+    Parameters
+    ----------
+    n_params : int
+        Parameters of the Keras model (4 bytes each in float32).
+    weights_file : path-like
+        The shipped ``weights.npz``.
+    flat, convert_s : dict
+        Kind -> flat buffer and kind -> conversion seconds (:func:`convert_tflite`).
+
+    Returns
+    -------
+    DataFrame
+        Index ``model``; columns ``MB`` and ``conversion s`` (NaN for the float rows).
+    """
+    import pandas as pd
+
+    table = pd.DataFrame([
+        {"model": "Keras weights, float32 (in memory)", "MB": 4 * n_params / 1e6},
+        {"model": "shipped weights.npz (float16, compressed)", "MB": Path(weights_file).stat().st_size / 1e6},
+        *[{"model": f"TFLite {kind}", "MB": len(content) / 1e6} for kind, content in flat.items()],
+    ]).set_index("model")
+    table["conversion s"] = [np.nan, np.nan] + [convert_s[kind] for kind in flat]
+    return table
+
+
+def size_facts(flat: dict[str, bytes], sizes: Any) -> dict[str, float]:
+    """The chapter's numbers about file sizes: ``mb_<kind>`` for every flat buffer,
+    ``mb_npz`` (the shipped weights) and ``int8_size_ratio`` (float32 over int8 bytes).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> sizes = pd.DataFrame({"MB": [2.0]}, index=["shipped weights.npz (float16, compressed)"])
+    >>> size_facts({"float32": b"x" * 4_000_000, "int8": b"x" * 1_000_000}, sizes)
+    {'mb_float32': 4.0, 'mb_int8': 1.0, 'mb_npz': 2.0, 'int8_size_ratio': 4.0}
+    """
+    facts = {f"mb_{kind}": len(content) / 1e6 for kind, content in flat.items()}
+    facts["mb_npz"] = float(sizes.loc["shipped weights.npz (float16, compressed)", "MB"])
+    facts["int8_size_ratio"] = len(flat["float32"]) / len(flat["int8"])
+    return facts
+
+
+def load_note(load_avg: float, cores: int) -> str:
+    """How the chapter describes the machine's load: busy above 1.5 times the cores.
+
+    Examples
+    --------
+    >>> load_note(3.1, 2), load_note(3.0, 2)
+    ('busy with other work, so all times are inflated', 'otherwise quiet')
+    """
+    return "busy with other work, so all times are inflated" if load_avg > 1.5 * cores else "otherwise quiet"
+
+
+def ms_table(timing: Any) -> Any:
+    """Milliseconds per image (median) of :func:`time_backends`, one row per
+    (size, batch) and one column per backend label, in the order of :data:`BENCHMARK_BACKENDS`."""
+    table = timing.pivot_table(index=["size", "batch"], columns="label", values="ms_per_image")
+    return table[[label for label in BENCHMARK_BACKENDS.values() if label in table.columns]]
+
+
+def timing_facts(timing: Any, target_ms: float, paper_ms: float = PAPER_MS) -> dict[str, Any]:
+    """The chapter's numbers about inference time, from a :func:`time_backends` table.
+
+    At the smallest size and batch 1: the time of every backend of
+    :data:`BENCHMARK_BACKENDS` and the fastest one; at the smallest size and any
+    batch: the fastest backend and batch, and whether it meets ``target_ms``;
+    the fastest single-image time against the paper's ``paper_ms``; at the
+    largest size and batch 1: the ``tf.function`` and int8 times.
+
+    Parameters
+    ----------
+    timing : DataFrame
+        Columns ``backend``, ``label``, ``size``, ``batch``, ``ms_per_image``
+        and rows for all backends of :data:`BENCHMARK_BACKENDS` at batch 1.
+    target_ms : float
+        Target milliseconds per image at the smallest size.
+    paper_ms : float
+        The seed paper's milliseconds per image.
+
+    Returns
+    -------
+    dict
+        ``small_size``, ``keras_predict_ms``, ``keras_ms``, ``xla_ms``,
+        ``tflite_<kind>_ms``, ``int8_speedup``, ``best_single_label``,
+        ``best_single_ms``, ``best_any_label``, ``best_any_batch``,
+        ``best_any_ms``, ``target_ms``, ``target_verdict`` ("meets" or
+        "misses"), ``target_factor``, ``paper_comparison`` (text),
+        ``large_size``, ``large_keras_ms``, ``large_int8_ms``.
+    """
+    from ..backends import TFLITE_KINDS
+
+    smallest = min(timing["size"])
+    at_small = timing[timing["size"] == smallest]
+    single = at_small[at_small["batch"] == 1].set_index("backend")["ms_per_image"]
+    best_single = single.idxmin()
+    best_any = at_small.loc[at_small["ms_per_image"].idxmin()]
+    largest = timing[(timing["size"] == max(timing["size"])) & (timing["batch"] == 1)].set_index("backend")
+    paper_factor = paper_ms / float(single[best_single])
+    facts: dict[str, Any] = {"small_size": int(smallest), "keras_predict_ms": float(single["keras-predict"]),
+                             "keras_ms": float(single["keras"]), "xla_ms": float(single["xla"])}
+    facts.update({f"tflite_{kind}_ms": float(single[f"tflite-{kind}"]) for kind in TFLITE_KINDS})
+    facts.update({
+        "int8_speedup": float(single["keras"] / single["tflite-int8"]),
+        "best_single_label": BENCHMARK_BACKENDS[best_single], "best_single_ms": float(single[best_single]),
+        "best_any_label": str(best_any["label"]), "best_any_batch": int(best_any["batch"]),
+        "best_any_ms": float(best_any["ms_per_image"]), "target_ms": float(target_ms),
+        "target_verdict": "meets" if best_any["ms_per_image"] <= target_ms else "misses",
+        "target_factor": float(best_any["ms_per_image"] / target_ms),
+        "paper_comparison": f"{paper_factor:.2f} times faster than" if paper_factor >= 1
+        else f"{1 / paper_factor:.2f} times slower than",
+        "large_size": int(max(timing["size"])), "large_keras_ms": float(largest.loc["keras", "ms_per_image"]),
+        "large_int8_ms": float(largest.loc["tflite-int8", "ms_per_image"]),
+    })
+    return facts
+
+
+def tflite_thread_timing(flat: dict[str, bytes], size: int, thread_counts: Sequence[int], *, repeats: int = 3,
+                         warmup: int = 1, channels: int = 3) -> Any:
+    """:func:`time_inference` of every TensorFlow Lite model at batch 1 with each thread count.
+
+    Returns
+    -------
+    DataFrame
+        Index (``model``, ``threads``), ``model`` as ``"TFLite <kind>"``;
+        columns ``ms per image (median)`` and ``ms per image (fastest)``.
+    """
+    import pandas as pd
+
+    rows = []
+    for kind, content in flat.items():
+        for n_threads in sorted(set(thread_counts)):
+            t = time_inference(tflite_predict_fn(content, num_threads=n_threads), size, 1, repeats, warmup,
+                               channels=channels)
+            rows.append({"model": f"TFLite {kind}", "threads": n_threads, "ms per image (median)": t.ms_per_image,
+                         "ms per image (fastest)": t.min_ms_per_image})
+    return pd.DataFrame(rows).set_index(["model", "threads"])
+
+
+def accuracy_summary(scores: Any, reference: str = "keras") -> Any:
+    """Mean scores per backend of :func:`evaluate_backends`, and their change from ``reference``.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by backend label (:data:`BENCHMARK_BACKENDS`), backends in the
+        order of ``scores``; columns ``iou``, ``IoU change``, ``dsb_score``,
+        ``DSB change``, ``f1_50`` (means), ``prob_max_abs_diff`` (max),
+        ``prob_mean_abs_diff``, ``foreground_flips`` (means), ``predict_s`` (median).
+    """
+    accuracy = scores.groupby("backend", sort=False).agg(
+        iou=("iou", "mean"), dsb_score=("dsb_score", "mean"), f1_50=("f1_50", "mean"),
+        prob_max_abs_diff=("prob_max_abs_diff", "max"), prob_mean_abs_diff=("prob_mean_abs_diff", "mean"),
+        foreground_flips=("foreground_flips", "mean"), predict_s=("predict_s", "median"),
+    )
+    accuracy.insert(1, "IoU change", accuracy["iou"] - accuracy.loc[reference, "iou"])
+    accuracy.insert(3, "DSB change", accuracy["dsb_score"] - accuracy.loc[reference, "dsb_score"])
+    accuracy.index = [BENCHMARK_BACKENDS.get(name, name) for name in accuracy.index]
+    return accuracy
+
+
+def _by_backend(accuracy: Any) -> Any:
+    return accuracy.rename(index={label: name for name, label in BENCHMARK_BACKENDS.items()})
+
+
+def accuracy_facts(accuracy: Any, names: Sequence[str] = ("xla", "tflite-float16", "tflite-int8"),
+                   reference: str = "keras") -> dict[str, float]:
+    """The chapter's numbers about accuracy, from :func:`accuracy_summary`.
+
+    Returns
+    -------
+    dict
+        ``iou_<reference>``, ``dsb_<reference>``, and for every backend of
+        ``names`` (key without ``tflite-``, e.g. ``int8``): ``iou_<key>``,
+        ``dsb_<key>``, ``iou_change_<key>``, ``dsb_change_<key>``,
+        ``flips_<key>`` (percent of pixels) and ``maxdiff_<key>``.
+    """
+    by_name = _by_backend(accuracy)
+    facts = {f"iou_{reference}": float(by_name.loc[reference, "iou"]),
+             f"dsb_{reference}": float(by_name.loc[reference, "dsb_score"])}
+    for name in names:
+        key = name.replace("tflite-", "").replace("-", "_")
+        row = by_name.loc[name]
+        facts.update({f"iou_{key}": float(row["iou"]), f"dsb_{key}": float(row["dsb_score"]),
+                      f"iou_change_{key}": float(row["IoU change"]), f"dsb_change_{key}": float(row["DSB change"]),
+                      f"flips_{key}": 100 * float(row["foreground_flips"]),
+                      f"maxdiff_{key}": float(row["prob_max_abs_diff"])})
+    return facts
+
+
+def iou_losses(accuracy: Any, kinds: Sequence[str] = ("int8", "float16"), reference: str = "keras") -> dict[str, float]:
+    """Mean test IoU of ``reference`` minus that of each ``tflite-<kind>`` backend.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> accuracy = pd.DataFrame({"iou": [0.8, 0.79, 0.8]},
+    ...                         index=["Keras, tf.function", "TFLite int8", "TFLite float16"])
+    >>> {kind: round(loss, 4) for kind, loss in iou_losses(accuracy).items()}
+    {'int8': 0.01, 'float16': 0.0}
+    """
+    by_name = _by_backend(accuracy)
+    return {kind: float(by_name.loc[reference, "iou"] - by_name.loc[f"tflite-{kind}", "iou"]) for kind in kinds}
+
+
+def shipping_decision(loss: float, max_iou_loss: float, *, ship_quantised: bool, profile: str) -> str:
+    """Whether a quantised model goes into the package: the shipping rule.
+
+    A TensorFlow Lite model is shipped only when its test IoU is within
+    ``max_iou_loss`` of the float model's (``loss <= max_iou_loss``), only when
+    ``ship_quantised`` is on, and never from the ``smoke`` profile. A model that
+    fails the test is removed from the package (so no stale quantised model
+    outlives a retrained float one); with shipping off nothing is touched.
+
+    Returns
+    -------
+    {"off", "smoke", "ship", "remove"}
+        ``"off"``: ``ship_quantised`` is off; ``"smoke"``: the smoke profile;
+        ``"ship"``: write the file; ``"remove"``: delete it (a NaN loss fails).
+
+    Examples
+    --------
+    >>> shipping_decision(0.004, 0.01, ship_quantised=True, profile="cpu")
+    'ship'
+    >>> shipping_decision(0.02, 0.01, ship_quantised=True, profile="gpu")
+    'remove'
+    >>> shipping_decision(0.0, 0.01, ship_quantised=True, profile="smoke")
+    'smoke'
+    """
+    if not ship_quantised:
+        return "off"
+    if profile == "smoke":
+        return "smoke"
+    return "ship" if loss <= max_iou_loss else "remove"
+
+
+def ship_quantised_models(flat: dict[str, bytes], losses: dict[str, float], folder: str | os.PathLike[str], *,
+                          root: str | os.PathLike[str], max_iou_loss: float, ship_quantised: bool,
+                          profile: str) -> list[str]:
+    """Apply :func:`shipping_decision` to each quantised model and say what was done.
+
+    Parameters
+    ----------
+    flat : dict
+        Kind -> flat buffer (:func:`convert_tflite`).
+    losses : dict
+        Kind -> IoU loss (:func:`iou_losses`), in the order the decisions are made.
+    folder : path-like
+        The shipped model's folder (it holds ``config.json``); a shipped model
+        is written there by :func:`nucleilib.export.save_tflite`.
+    root : path-like
+        The project folder, against which the decision names the written file.
+    max_iou_loss, ship_quantised, profile
+        As for :func:`shipping_decision`.
+
+    Returns
+    -------
+    list of str
+        One line per kind, such as ``"int8: shipped to nucleilib/pretrained/...
+        (IoU loss +0.0012 <= 0.01)"``.
+    """
+    from ..backends import tflite_filename
+    from ..export import save_tflite
+
+    folder = Path(folder)
+    decisions = []
+    for kind, loss in losses.items():
+        target = folder / tflite_filename(kind)
+        action = shipping_decision(loss, max_iou_loss, ship_quantised=ship_quantised, profile=profile)
+        if action in ("off", "smoke"):
+            why = "ship_quantised is off" if action == "off" else "the smoke profile never ships"
+            decisions.append(f"{kind}: not shipped ({why}); IoU loss {loss:+.4f}")
+        elif action == "ship":
+            save_tflite(flat[kind], folder, kind)
+            decisions.append(f"{kind}: shipped to {target.relative_to(root)} (IoU loss {loss:+.4f} <= {max_iou_loss})")
+        else:
+            target.unlink(missing_ok=True)
+            decisions.append(f"{kind}: NOT shipped, IoU loss {loss:+.4f} exceeds {max_iou_loss}")
+    return decisions
+
+
+def throughput_rates(config: Any, images: Sequence[np.ndarray], targets: Sequence[np.ndarray], *, steps: int = 10,
+                     warmup: int = 2, variants: Sequence[str] = THROUGHPUT_VARIANTS) -> dict[str, float]:
+    """:func:`training_throughput` of each variant, in turn: variant -> crops per second."""
+    return {variant: training_throughput(config, images, targets, variant, steps=steps, warmup=warmup)
+            for variant in variants}
+
+
+def throughput_table(rates: dict[str, float]) -> Any:
+    """Crops per second of each variant and its ratio to ``plain`` and ``tuned``.
+
+    Examples
+    --------
+    >>> throughput_table({"plain": 2.0, "tuned": 4.0, "xla": 5.0})["vs tuned"].tolist()
+    [0.5, 1.0, 1.25]
+    """
+    import pandas as pd
+
+    table = pd.DataFrame({"crops per s": pd.Series(rates)})
+    table["vs plain"] = table["crops per s"] / rates["plain"]
+    table["vs tuned"] = table["crops per s"] / rates["tuned"]
+    return table
+
+
+def throughput_facts(rates: dict[str, float]) -> dict[str, float]:
+    """The chapter's numbers about training throughput: ``rate_<variant>``,
+    ``tuned_vs_plain``, ``bf16_vs_tuned`` and ``xla_vs_tuned``.
+
+    Examples
+    --------
+    >>> throughput_facts({"plain": 2.0, "tuned": 4.0, "bfloat16": 2.0, "xla": 5.0})["xla_vs_tuned"]
+    1.25
+    """
+    facts = {f"rate_{variant}": float(rate) for variant, rate in rates.items()}
+    facts.update({"tuned_vs_plain": float(rates["tuned"] / rates["plain"]),
+                  "bf16_vs_tuned": float(rates["bfloat16"] / rates["tuned"]),
+                  "xla_vs_tuned": float(rates["xla"] / rates["tuned"])})
+    return facts

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,88 @@ def load_split(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     if missing:
         raise ValueError(f"{path}: split file lacks column(s) {', '.join(sorted(missing))}")
     return {name: table.loc[table["subset"] == name, "image_id"].tolist() for name in ("train", "val", "test")}
+
+
+def split_file(out: str | os.PathLike[str], split: str) -> Path:
+    """The split CSV ``<out>/splits/split-<split>.csv`` written by the data chapter."""
+    return Path(out) / "splits" / f"split-{split}.csv"
+
+
+def load_splits(
+    out: str | os.PathLike[str], names: Sequence[str] = SPLIT_NAMES, *, test_limit: int | None = None
+) -> dict[str, dict[str, list[str]]]:
+    """Read several splits of an artefact folder, optionally keeping only the first test images.
+
+    Parameters
+    ----------
+    out : path-like
+        Artefact folder holding ``splits/split-<name>.csv``.
+    names : sequence of str
+        The splits to read, in this order.
+    test_limit : int, optional
+        Keep only the first ``test_limit`` test ids of each split (quick runs);
+        ``None`` or 0 keeps them all.
+
+    Returns
+    -------
+    dict
+        ``{name: {"train": [...], "val": [...], "test": [...]}}``.
+    """
+    splits = {name: load_split(split_file(out, name)) for name in names}
+    if test_limit:
+        splits = {name: {**ids, "test": ids["test"][:test_limit]} for name, ids in splits.items()}
+    return splits
+
+
+def load_samples(ids: Iterable[str], root: str | os.PathLike[str] | None = None) -> dict[str, Sample]:
+    """Load the samples of ``ids`` (each once, in first-seen order) as ``{image_id: Sample}``.
+
+    The warning about overlapping masks is silenced: the data chapter reports them.
+
+    Parameters
+    ----------
+    ids : iterable of str
+        Image ids; repeats are loaded once.
+    root : path-like, optional
+        DSB-layout folder; defaults to :func:`nucleilib.data.data_root`.
+    """
+    from ..data import data_root, load_dataset
+
+    wanted = list(dict.fromkeys(ids))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        loaded = load_dataset(root if root is not None else data_root(), ids=wanted)
+    return {s.image_id: s for s in loaded}
+
+
+def load_split_samples(
+    out: str | os.PathLike[str], split: str, *, root: str | os.PathLike[str] | None = None,
+    test_limit: int | None = None,
+) -> tuple[dict[str, list[str]], dict[str, Sample]]:
+    """One split of an artefact folder and the samples of all its images.
+
+    Parameters
+    ----------
+    out : path-like
+        Artefact folder holding ``splits/split-<split>.csv``.
+    split : str
+        The split's name (one of :data:`SPLIT_NAMES`).
+    root : path-like, optional
+        DSB-layout folder; defaults to :func:`nucleilib.data.data_root`.
+    test_limit : int, optional
+        Keep only the first ``test_limit`` test ids.
+
+    Returns
+    -------
+    ids : dict
+        ``{"train": [...], "val": [...], "test": [...]}``.
+    samples : dict
+        ``{image_id: Sample}`` for every id of the split.
+    """
+    ids = load_splits(out, [split], test_limit=test_limit)[split]
+    return ids, load_samples([i for part in ids.values() for i in part], root)
+
+
+def load_manifest(out: str | os.PathLike[str]) -> pd.DataFrame:
+    """The data chapter's ``manifest.csv`` of an artefact folder, indexed by image id."""
+    return pd.read_csv(Path(out) / "manifest.csv").set_index("image_id")

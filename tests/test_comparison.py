@@ -1,0 +1,444 @@
+"""The U-Net and comparison chapters' computations (nucleilib.study.comparison and .unet)
+and the split-sample loader of nucleilib.study.manifest, on small hand-made inputs."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from nucleilib import training
+from nucleilib.data import Sample
+from nucleilib.evaluation import PixelMetrics
+from nucleilib.models import ModelConfig
+from nucleilib.segmenter import Segmenter
+from nucleilib.study import comparison as cmp
+from nucleilib.study import manifest as mf
+from nucleilib.study import unet
+
+BASE = ModelConfig(residual=True, batch_norm=True, outputs=("foreground", "border"))
+BUDGET = {"crop": 64, "batch_size": 4, "epochs": 2, "steps_per_epoch": 3, "patience": 2, "max_minutes": 2.0}
+
+
+def _sample(image_id: str, labels: np.ndarray) -> Sample:
+    labels = np.asarray(labels, np.uint16)
+    return Sample(image_id, np.zeros(labels.shape + (3,), np.uint8), labels)
+
+
+def _per_image(scores: dict[str, list[float]], ids=("a", "b", "c"), modalities=None) -> pd.DataFrame:
+    rows = []
+    for model, values in scores.items():
+        for k, (image_id, value) in enumerate(zip(ids, values)):
+            row = {"image_id": image_id, "model": model, "dsb_score": value}
+            if modalities is not None:
+                row["modality"] = modalities[k]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- training configurations
+
+
+def test_train_config_equals_the_chapters_explicit_config_and_digest() -> None:
+    resunet = ModelConfig(architecture="resunet", extra={"units_per_level": 2})
+    budget = training.TrainConfig(seed=42, **BUDGET)
+    made = cmp.train_config(budget, resunet, 1)
+    explicit = training.TrainConfig(model=resunet, seed=1, **BUDGET)
+    assert made == explicit
+    ids = (["t1", "t2"], ["v1"])
+    assert training.training_digest(made, *ids) == training.training_digest(explicit, *ids)
+    assert training.training_digest(cmp.train_config(budget, resunet, 2), *ids) != training.training_digest(made, *ids)
+
+
+def test_ablation_config_equals_the_chapters_explicit_config() -> None:
+    main = training.TrainConfig(model=BASE, crop=64, batch_size=4, epochs=2, steps_per_epoch=5, patience=2,
+                                max_minutes=2.0, seed=42)
+    explicit = training.with_model(
+        training.TrainConfig(model=BASE, crop=64, batch_size=4, epochs=2, steps_per_epoch=3, patience=2,
+                             max_minutes=0.5, seed=42), sigma=1.5)
+    made = unet.ablation_config(main, 1.5, steps=3, minutes=0.5)
+    assert made == explicit
+    assert training.training_digest(made, ["a"], ["b"]) == training.training_digest(explicit, ["a"], ["b"])
+
+
+def test_training_plan_order_matches_the_cached_labels() -> None:
+    plan = cmp.training_plan(["U-Net", "ResUNet", "DeepLabV3+"], ["original", "80-10-10", "70-20-10"], 42, [1, 2])
+    assert plan == [("U-Net", "original", 42), ("ResUNet", "original", 42), ("DeepLabV3+", "original", 42),
+                    ("U-Net", "80-10-10", 42), ("U-Net", "70-20-10", 42), ("U-Net", "original", 1),
+                    ("U-Net", "original", 2)]
+    assert cmp.run_label(BASE, "original", 42) == "cmp-unet-original-s42"
+    assert cmp.run_label(ModelConfig(architecture="deeplabv3plus"), "70-20-10", 2) == "cmp-deeplabv3plus-70-20-10-s2"
+
+
+def test_train_contenders_calls_train_with_the_original_configs_and_names(tmp_path: Path, monkeypatch) -> None:
+    calls = []
+
+    def fake_train(config, train_samples, val_samples, cache_root, *, name, verbose):
+        calls.append((config, [s.image_id for s in train_samples], [s.image_id for s in val_samples], name, verbose))
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "train-config.json").write_text(json.dumps(
+            {"epochs_run": 2, "best_epoch": 1, "seconds": 90.0, "stopped_by_time": False, "train_crops_per_s": 5.0}))
+        return SimpleNamespace(folder=folder, reused=True, model=None)
+
+    monkeypatch.setattr(training, "train", fake_train)
+    contenders = {"U-Net": BASE, "ResUNet": ModelConfig(architecture="resunet")}
+    splits = {"original": {"train": ["a", "b"], "val": ["c"], "test": ["d"]},
+              "80-10-10": {"train": ["b"], "val": ["a"], "test": ["c"]}}
+    samples = {i: _sample(i, np.zeros((4, 4))) for i in "abcd"}
+    lines: list[str] = []
+    runs = cmp.train_contenders(contenders, splits, samples, tmp_path, budget=training.TrainConfig(seed=42, **BUDGET),
+                                seed=42, extra_seeds=[1], log=lines.append)
+    assert list(runs) == [("U-Net", "original", 42), ("ResUNet", "original", 42), ("U-Net", "80-10-10", 42),
+                          ("U-Net", "original", 1)]
+    names = [c[3] for c in calls]
+    assert names == ["cmp-unet-original-s42", "cmp-resunet-original-s42", "cmp-unet-80-10-10-s42",
+                     "cmp-unet-original-s1"]
+    assert calls[0][0] == training.TrainConfig(model=BASE, seed=42, **BUDGET)
+    assert calls[3][0] == training.TrainConfig(model=BASE, seed=1, **BUDGET)
+    assert calls[2][1:3] == (["b"], ["a"]) and all(c[4] == 0 for c in calls)
+    assert len(lines) == 4 and "reloaded, 2 epochs in 1.5 min, best epoch 1" in lines[0]
+
+    log = cmp.training_log(runs)
+    assert log.columns.tolist() == ["model", "split", "seed", "epochs", "best epoch", "minutes", "crops/s", "reloaded"]
+    assert log["minutes"].tolist() == [1.5] * 4 and log["reloaded"].all()
+    assert log["seed"].tolist() == [42, 42, 42, 1]
+
+
+def test_gaussian_ablation_trains_both_sigmas_and_scores_them(monkeypatch) -> None:
+    import nucleilib.segmenter as segmenter_module
+
+    trained = []
+
+    def fake_train(config, train_samples, val_samples, cache_root, *, name):
+        trained.append((config, name))
+        return SimpleNamespace(model=config.model.sigma, history=pd.DataFrame({"epoch": [1, 2, 3]}))
+
+    def fake_evaluate(model, config, samples, *, methods):
+        assert methods == ["borders"] and config.sigma == model
+        return pd.DataFrame({"iou": [0.5 + model / 10, 0.5], "dsb_score": [0.25, 0.75]}), {}
+
+    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(segmenter_module, "evaluate_model", fake_evaluate)
+    main = training.TrainConfig(model=BASE, seed=42, **BUDGET)
+    table = unet.gaussian_ablation(main, [], [], [], "cache", "borders", steps=7, minutes=0.5)
+    assert [name for _, name in trained] == ["ablation-sigma0.0", "ablation-sigma1.5"]
+    assert trained[1][0] == unet.ablation_config(main, 1.5, steps=7, minutes=0.5)
+    assert table.index.tolist() == [0.0, 1.5]
+    assert table.columns.tolist() == ["epochs", "test IoU", "test DSB score"]
+    assert table.loc[1.5, "test IoU"] == pytest.approx(0.575)
+    assert table.loc[0.0, "test DSB score"] == 0.5 and table.loc[0.0, "epochs"] == 3
+
+
+# --------------------------------------------------------------------------- Table 1
+
+
+def test_micro_pixels_pools_over_images() -> None:
+    truth_a = np.array([[1, 1], [0, 0]])
+    truth_b = np.array([[0, 0], [0, 2]])
+    samples = [_sample("a", truth_a), _sample("b", truth_b)]
+    probs = {"a": np.array([[[0.9], [0.2]], [[0.7], [0.1]]]), "b": np.full((2, 2, 1), 0.8)}
+    m = cmp.micro_pixels(probs, samples)
+    # a: tp 1, fp 1, fn 1, tn 1; b: tp 1, fp 3 -> tp 2, fp 4, fn 1, tn 1
+    assert (m.precision, m.recall, m.accuracy) == (pytest.approx(2 / 6), pytest.approx(2 / 3), pytest.approx(3 / 8))
+    assert cmp.micro_pixels(probs, samples, threshold=0.85).precision == pytest.approx(1.0)
+
+
+def test_table_row_and_assembled_table1() -> None:
+    micro = PixelMetrics.from_counts(tp=3, fp=1, fn=1, tn=5)
+    metrics = pd.DataFrame({"dsb_score": [0.5, 0.5, 0.5], "ap50": [0.0, 0.5, 1.0]})
+    row = cmp.table_row("U-Net", metrics, micro, 1234, 2.5, 7.0, seed=0)
+    assert list(row) == ["model", "accuracy", "precision", "recall", "IoU", "Dice", "DSB score", "DSB 95% CI",
+                         "AP@0.5", "parameters", "GFLOPs/256²", "ms/256²"]
+    assert row["accuracy"] == 0.8 and row["IoU"] == 0.6 and row["precision"] == 0.75
+    assert row["DSB 95% CI"] == "0.500-0.500" and row["AP@0.5"] == 0.5
+    classical = dict(row, model="Classical", parameters=0, **{"GFLOPs/256²": np.nan, "DSB score": 0.25})
+    shipped = dict(row, model="U-Net, chapter 2 (27 min)", **{"DSB score": 0.9})
+    resunet = dict(row, model="ResUNet", **{"DSB score": 0.6, "IoU": 0.7})
+    table = cmp.assemble_table1([row, resunet, shipped, classical])
+    assert table.index.tolist() == ["U-Net", "ResUNet", "U-Net, chapter 2 (27 min)", "Classical"]
+    assert table.columns[-4:].tolist() == ["paper accuracy", "paper precision", "paper recall", "paper IoU"]
+    assert table.loc["ResUNet", "paper recall"] == 0.817 and np.isnan(table.loc["Classical", "paper IoU"])
+
+    glued = cmp.table1_glue(table, "U-Net, chapter 2 (27 min)")
+    assert glued["t1_best"] == "ResUNet"  # the shipped model scores higher but is left out
+    assert glued["t1_resunet_iou"] == 0.7 and glued["t1_shipped_dsb"] == 0.9 and glued["t1_classical_dsb"] == 0.25
+    assert glued["t1_unet_ms"] == 7.0 and glued["t1_unet_acc"] == 0.8
+    assert len(glued) == 4 * 4 + 1
+
+
+def test_per_image_table_adds_modality_and_drops_unknown_images() -> None:
+    frames = [_per_image({"U-Net": [0.1, 0.2]}, ids=("a", "b")), _per_image({"X": [0.3, 0.4]}, ids=("a", "z"))]
+    manifest = pd.DataFrame({"image_id": ["a", "b"], "modality": ["m1", "m2"], "nuclei": [1, 2]}).set_index("image_id")
+    table = cmp.per_image_table(frames, manifest)
+    assert table[["image_id", "model", "modality"]].values.tolist() == [["a", "U-Net", "m1"], ["b", "U-Net", "m2"],
+                                                                         ["a", "X", "m1"]]
+
+
+def test_paired_differences_counts_and_constant_shift() -> None:
+    per_image = _per_image({"U-Net": [0.5, 0.75, 0.25], "Worse": [0.25, 0.75, 0.5], "Shifted": [0.625, 0.875, 0.375]})
+    table = cmp.paired_differences(per_image, seed=0)
+    assert table.index.tolist() == ["Shifted", "Worse"]
+    assert table.columns.tolist() == ["mean DSB difference vs U-Net", "95% CI low", "95% CI high", "images better",
+                                      "images worse"]
+    assert table.loc["Shifted"].tolist() == [0.125, 0.125, 0.125, 3, 0]
+    assert table.loc["Worse", "mean DSB difference vs U-Net"] == 0.0
+    assert (table.loc["Worse", "images better"], table.loc["Worse", "images worse"]) == (1, 1)
+    assert table.loc["Worse", "95% CI low"] < 0 < table.loc["Worse", "95% CI high"]
+
+
+def test_by_modality_means_and_reference_counts() -> None:
+    per_image = _per_image({"U-Net": [0.2, 0.4, 0.9], "X": [0.6, 0.8, 0.1]}, modalities=["f", "f", "b"])
+    table = cmp.by_modality(per_image)
+    assert table.columns.tolist() == ["b (1 images)", "f (2 images)"]
+    assert table.loc["U-Net"].round(6).tolist() == [0.9, 0.3]
+    assert table.loc["X"].round(6).tolist() == [0.1, 0.7]
+
+
+def test_hard_cases_and_side_by_side_figure() -> None:
+    touching = np.zeros((8, 8)); touching[1:4, 1:3] = 1; touching[1:4, 3:5] = 2; touching[6:8, 6:8] = 3
+    apart = np.zeros((8, 8)); apart[0:2, 0:2] = 1; apart[5:7, 5:7] = 2
+    samples = {"t": _sample("t", touching), "s1": _sample("s1", apart), "s2": _sample("s2", apart)}
+    test_samples = list(samples.values())
+    per_image = _per_image({"U-Net": [0.9, 0.6, 0.3], "X": [0.1, 0.2, 0.3], "Classical": [0.5, 0.5, 0.25]},
+                           ids=("t", "s1", "s2"),
+                           modalities=["fluorescence", "stained tissue", "stained tissue"])
+    picks, share = cmp.hard_cases(per_image, test_samples)
+    assert share == {"t": pytest.approx(2 / 3), "s1": 0.0, "s2": 0.0}
+    assert picks == ["t", "s2"]  # no brightfield image: two picks
+
+    cfg = ModelConfig(outputs=("foreground",))
+    probabilities = {"X": {i: (s.labels > 0)[..., None].astype(np.float32) for i, s in samples.items()}}
+    predictions = cmp.pick_labels(picks, probabilities, {"X": cfg}, {i: s.labels for i, s in samples.items()})
+    assert list(predictions) == ["X", "Classical"] and list(predictions["X"]) == picks
+    assert predictions["Classical"]["t"] is samples["t"].labels
+    modality = per_image.drop_duplicates("image_id").set_index("image_id")["modality"]
+    fig = cmp.side_by_side_figure(picks, samples, predictions, per_image, modality, share)
+    try:
+        assert len(fig.axes) == len(picks) * 4
+        assert fig.axes[0].get_title() == "fluorescence, 67% touching"
+        assert fig.axes[3].get_title() == "Classical: 3 nuclei, DSB 0.50"
+        assert fig.axes[4].get_title() == "stained tissue, 0% touching"
+        assert fig.axes[6].get_title().startswith("X: ") and fig.axes[6].get_title().endswith("DSB 0.30")
+        assert fig.axes[7].get_title() == "Classical: 2 nuclei, DSB 0.25"
+    finally:
+        plt.close(fig)
+
+
+def test_score_classical_row_labels_and_timing(dsb) -> None:
+    from nucleilib.data import read_sample
+
+    big = dsb.sample("big", shape=(256, 256), discs=((60, 60, 20), (180, 170, 25)))
+    small = dsb.sample("small", shape=(64, 64))
+    samples = [read_sample(big.folder), read_sample(small.folder)]
+    row, per_image, labels = cmp.score_classical(samples, seed=0, timing_repeats=2)
+    assert row["model"] == "Classical" and row["parameters"] == 0 and np.isnan(row["GFLOPs/256²"])
+    assert row["ms/256²"] > 0 and row["IoU"] > 0.8
+    assert set(labels) == {"big", "small"} and int(labels["big"].max()) == 2
+    assert per_image["model"].unique().tolist() == ["Classical"] and len(per_image) == 2
+    with pytest.raises(ValueError, match="256x256"):
+        cmp.score_classical(samples[1:], seed=0, timing_repeats=1)
+
+
+# --------------------------------------------------------------------------- Table 2
+
+
+def test_summary_row_and_table2_row() -> None:
+    metrics = pd.DataFrame({"iou": [0.5, 0.75], "dsb_score": [0.25, 0.25]})
+    row = cmp.summary_row(metrics, seed=0)
+    assert row["IoU"] == 0.625 and row["DSB score 95% CI"] == "0.250-0.250"
+    ids = {"train": list("abc"), "val": ["d"], "test": ["e", "f"]}
+    with_paper = cmp.table2_row("original", 42, ids, metrics, 7, bootstrap_seed=0, paper=(670, 10, 60, 0.88))
+    assert list(with_paper) == ["split", "seed", "train/val/test", "IoU", "IoU 95% CI", "DSB score",
+                                "DSB score 95% CI", "epochs", "paper train/val/test", "paper IoU"]
+    assert with_paper["train/val/test"] == "3/1/2" and with_paper["paper train/val/test"] == "670/10/60"
+    without = cmp.table2_row("original", 1, ids, metrics, 7, bootstrap_seed=0)
+    assert without["paper train/val/test"] == "" and np.isnan(without["paper IoU"])
+
+
+def test_split_seed_table_reuses_the_reference_metrics_and_evaluates_the_rest() -> None:
+    splits = {"original": {"train": ["a"], "val": ["b"], "test": ["c", "d"]},
+              "80-10-10": {"train": ["a", "b"], "val": ["c"], "test": ["d"]}}
+    samples = {i: _sample(i, np.zeros((2, 2))) for i in "abcd"}
+    runs = {("U-Net", "original", 42): (SimpleNamespace(model="m42"), {"epochs_run": 5}),
+            ("U-Net", "80-10-10", 42): (SimpleNamespace(model="m80"), {"epochs_run": 6}),
+            ("U-Net", "original", 1): (SimpleNamespace(model="m1"), {"epochs_run": 7})}
+    scores = {"m80": 0.5, "m1": 0.75}
+    evaluated = []
+
+    def fake_evaluate(model, config, test_samples):
+        evaluated.append((model, [s.image_id for s in test_samples]))
+        return pd.DataFrame({"iou": [scores[model]] * len(test_samples), "dsb_score": [scores[model] / 2] * len(test_samples)}), {}
+
+    reference = pd.DataFrame({"iou": [0.25, 0.25], "dsb_score": [0.125, 0.125]})
+    table = cmp.split_seed_table(runs, splits, samples, BASE, reference, seed=42, extra_seeds=[1],
+                                 evaluate=fake_evaluate)
+    assert evaluated == [("m80", ["d"]), ("m1", ["c", "d"])]
+    assert table[["split", "seed", "IoU", "epochs"]].values.tolist() == [["original", 42, 0.25, 5],
+                                                                          ["80-10-10", 42, 0.5, 6],
+                                                                          ["original", 1, 0.75, 7]]
+    assert table["paper IoU"].tolist()[:2] == [0.88, 0.85] and np.isnan(table["paper IoU"].iloc[2])
+    assert table["train/val/test"].tolist() == ["1/1/2", "2/1/1", "1/1/2"]
+
+    spread = cmp.spread_table(table, seed=42)
+    assert spread.columns.tolist() == ["range over seeds (original split)", "SD over seeds",
+                                       "range over splits (seed 42)", "paper's range over splits"]
+    assert spread.loc["IoU"].tolist()[:3] == [0.5, pytest.approx(np.sqrt(0.125)), 0.25]
+    assert spread.loc["DSB score", "range over splits (seed 42)"] == 0.125
+    glued = cmp.spread_glue(spread, table, seed=42)
+    assert glued == {"seed_iou_range": 0.5, "split_iou_range": 0.25, "seed_dsb_range": 0.25,
+                     "split_dsb_range": 0.125, "n_seeds": 2}
+
+
+# --------------------------------------------------------------------------- the U-Net chapter
+
+
+def _unet_metrics() -> pd.DataFrame:
+    rows = []
+    for method, shift in (("components", 0.0), ("borders", 0.25)):
+        for k, image_id in enumerate("abc"):
+            rows.append({"image_id": image_id, "method": method, "modality": "f" if k < 2 else "b",
+                         "accuracy": 0.9, "precision": 0.8, "recall": 0.7, "iou": 0.5, "dice": 0.6, "mean_iou": 0.7,
+                         "dsb_score": 0.25 * k + shift, "ap50": 0.5, "f1_50": 0.5, "count_error": [2, -4, 0][k],
+                         "predict_s": [0.1, 0.3, 0.2][k]})
+    return pd.DataFrame(rows)
+
+
+def test_method_table_picks_the_best_separation() -> None:
+    table = unet.method_table(_unet_metrics())
+    assert table.columns.tolist() == ["dsb_score", "ap50", "f1_50", "iou", "dice"]
+    assert table.loc["borders", "dsb_score"] == 0.5 and table.loc["components", "dsb_score"] == 0.25
+    assert unet.best_method(table) == "borders"
+
+
+def test_summary_table_glue_and_paper_comparison() -> None:
+    chosen = _unet_metrics().query("method == 'borders'")
+    micro = PixelMetrics.from_counts(tp=3, fp=1, fn=1, tn=5)
+    summary = unet.summary_table(chosen, micro, seed=0)
+    assert summary.index.tolist() == list(unet.SUMMARY_METRICS)
+    assert summary.columns.tolist() == ["micro (pixels pooled)", "per-image mean", "95% CI low", "95% CI high"]
+    assert summary.loc["iou", "micro (pixels pooled)"] == 0.6 and np.isnan(summary.loc["dsb_score", "micro (pixels pooled)"])
+    assert summary.loc["dsb_score", "per-image mean"] == 0.5
+    assert summary.loc["iou"].tolist()[1:] == [0.5, 0.5, 0.5]
+
+    glued = unet.summary_glue(summary, chosen)
+    assert len(glued) == 8 * 3 + 4 + 2 and "test_f1_50" not in glued
+    assert glued["micro_accuracy"] == 0.8 and glued["test_dsb_score"] == 0.5
+    assert glued["count_abs_error"] == 2.0 and glued["infer_ms"] == pytest.approx(200.0)
+
+    paper = unet.paper_comparison(summary)
+    assert paper.index.tolist() == ["accuracy", "precision", "recall", "iou", "DSB score"]
+    assert paper.loc["iou"].tolist() == [0.882, 0.6, 0.5]
+    assert np.isnan(paper.loc["DSB score", "seed paper"]) and paper.loc["DSB score", "ours, per-image mean"] == 0.5
+
+
+def test_per_modality_and_example_picks() -> None:
+    chosen = _unet_metrics().query("method == 'components'")
+    table = unet.per_modality(chosen)
+    assert table.columns.tolist() == ["images", "iou", "dice", "dsb_score", "count_error"]
+    assert table.loc["f"].tolist() == [2, 0.5, 0.6, 0.125, -1.0]
+    shuffled = chosen.assign(dsb_score=[0.5, 0.1, 0.9, ][::-1])  # a: 0.9, b: 0.1, c: 0.5
+    assert unet.example_picks(shuffled) == ["b", "c", "a"]
+
+
+def test_training_glue_and_message() -> None:
+    info = {"seconds": 120.0, "epochs_run": 4, "best_epoch": 3, "train_crops_per_s": 12.5, "stopped_by_time": True,
+            "precision_policy": "float32"}
+    assert unet.training_glue(info) == {"train_minutes": 2.0, "epochs_run": 4, "best_epoch": 3, "crops_per_s": 12.5}
+    assert unet.training_message(False, info) == ("trained: 4 epochs in 2.0 min (12.5 crops/s), best epoch 3, "
+                                                  "stopped by the time budget: True, precision: float32")
+
+
+def test_error_map_and_example_figure() -> None:
+    truth = np.zeros((16, 16), np.uint16); truth[2:6, 2:6] = 1; truth[9:14, 9:14] = 2
+    image = np.zeros((16, 16, 3), np.uint8); image[2:6, 2:6] = 255; image[0:2, 12:16] = 255
+    sample = Sample("a", image, truth)
+    errors = unet.error_map(truth > 0, np.where(image[..., 0] > 0, 1, 0))
+    assert errors[10, 10].tolist() == [0, 0.8, 0] and errors[0, 13].tolist() == [0.9, 0, 0.9]
+    assert errors[3, 3].tolist() == [0, 0, 0]
+    config = ModelConfig(outputs=("foreground",), invert_bright=False, separation="components", min_size=1)
+    seg = Segmenter(lambda x: x[..., :1], config)
+    fig = unet.example_figure(seg, [sample, sample], "components", {"a": "fluorescence"}, "examples",
+                              {"a": np.ones((16, 16, 1), np.float32)})
+    try:
+        assert len(fig.axes) == 10 and fig.axes[0].get_ylabel() == "fluorescence"
+        assert fig.axes[1].get_title() == "truth: 2 nuclei" and fig.axes[2].get_title() == "prediction: 1 nuclei"
+    finally:
+        plt.close(fig)
+
+
+def test_shipping_card() -> None:
+    summary = pd.DataFrame({"per-image mean": [0.123456, 0.5]}, index=["iou", "dsb_score"])
+    config = training.TrainConfig(model=BASE, seed=42, **BUDGET)
+    card = unet.shipping_card(split="original", split_ids={"train": ["a", "b"], "val": ["c"], "test": ["d"]},
+                              profile="cpu", info={"epochs_run": 4, "best_epoch": 3, "seconds": 1500.0},
+                              parameters=2000, separation="borders", summary=summary, training_config=config,
+                              run={"git commit": "abc", "date (UTC)": "2026-01-01 00:00"})
+    assert (card["train_images"], card["val_images"], card["test_images"]) == (2, 1, 1)
+    assert card["training_minutes"] == 25.0 and card["commit"] == "abc"
+    assert card["test_metrics_per_image_mean"] == {"iou": 0.1235, "dsb_score": 0.5}
+    assert card["training_config"] == config.as_dict()
+
+
+# --------------------------------------------------------------------------- loading a split's samples
+
+
+def _write_split(out: Path, name: str, subsets: dict[str, list[str]]) -> None:
+    rows = [{"image_id": i, "subset": part} for part, ids in subsets.items() for i in ids]
+    path = mf.split_file(out, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def test_load_split_samples_on_a_tiny_dsb_folder(dsb, tmp_path: Path) -> None:
+    root = dsb.dataset(5)
+    # an extra sample whose two masks overlap: loading it warns, the loader stays quiet
+    dsb.sample("img05", discs=((20, 20, 8), (24, 24, 8)))
+    out = tmp_path / "artefacts"
+    subsets = {"train": ["img00", "img01", "img05"], "val": ["img02"], "test": ["img03", "img04"]}
+    _write_split(out, "original", subsets)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ids, samples = mf.load_split_samples(out, "original", root=root)
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]
+    assert ids == subsets
+    assert sorted(samples) == sorted(i for part in subsets.values() for i in part)
+    assert samples["img02"].n_nuclei == 3 and samples["img00"].n_nuclei == 1
+    assert samples["img05"].overlapping_masks == 1
+
+    limited, few = mf.load_split_samples(out, "original", root=root, test_limit=1)
+    assert limited["test"] == ["img03"] and "img04" not in few
+
+
+def test_load_splits_keeps_order_and_limits_tests(tmp_path: Path) -> None:
+    _write_split(tmp_path, "80-10-10", {"train": ["a"], "val": ["b"], "test": ["c", "d", "e"]})
+    _write_split(tmp_path, "original", {"train": ["a", "b"], "val": [], "test": ["c", "d"]})
+    splits = mf.load_splits(tmp_path, ["original", "80-10-10"], test_limit=2)
+    assert list(splits) == ["original", "80-10-10"]
+    assert splits["80-10-10"]["test"] == ["c", "d"] and splits["original"]["val"] == []
+    assert mf.load_splits(tmp_path, ["80-10-10"])["80-10-10"]["test"] == ["c", "d", "e"]
+    with pytest.raises(FileNotFoundError):
+        mf.load_splits(tmp_path, ["70-20-10"])
+
+
+def test_load_samples_loads_repeats_once(dsb) -> None:
+    root = dsb.dataset(3)
+    samples = mf.load_samples(["img02", "img00", "img02"], root=root)
+    assert list(samples) == ["img02", "img00"]
+
+
+def test_load_manifest_is_indexed_by_image_id(tmp_path: Path) -> None:
+    pd.DataFrame({"image_id": ["a", "b"], "modality": ["fluorescence", "brightfield"]}).to_csv(
+        tmp_path / "manifest.csv", index=False)
+    manifest = mf.load_manifest(tmp_path)
+    assert manifest.loc["b", "modality"] == "brightfield"
