@@ -63,3 +63,32 @@ def test_errors_name_the_problem():
         imaging_groups(pd.DataFrame({"image_id": ["a"]}))
     with pytest.raises(ValueError, match="more than the 5 groups"):
         grouped_folds(imaging_groups(_manifest()), 6)
+
+
+def test_grouped_evaluation_trains_per_fold_without_its_groups(tmp_path):
+    from types import SimpleNamespace
+
+    from nucleilib.study.groups import group_summary, grouped_evaluation
+
+    groups = imaging_groups(_manifest())
+    folds = grouped_folds(groups, 3)
+    samples = {i: SimpleNamespace(image_id=i) for i in groups.index}
+    seen = []
+
+    def fake_train(budget, fit, val, cache_root, *, name, verbose):
+        seen.append((name, {s.image_id for s in fit}, {s.image_id for s in val}))
+        config = SimpleNamespace(model=SimpleNamespace(separation="borders"))
+        return SimpleNamespace(model=None, config=config, folder=tmp_path / name)
+
+    def fake_evaluate(model, config, test, methods):
+        ids = [s.image_id for s in test]
+        return pd.DataFrame({"image_id": ids, "dsb_score": [0.5] * len(ids), "ap50": 0.6, "iou": 0.7}), {}
+
+    per_image = grouped_evaluation(samples, groups, folds, None, tmp_path, train=fake_train, evaluate=fake_evaluate)
+    assert sorted(per_image["image_id"]) == sorted(groups.index)
+    for (name, fit, val), fold in zip(seen, folds):
+        assert not (fit | val) & set(fold["test"])
+        assert not fit & val and len(val) == 9
+    summary = group_summary(per_image)
+    assert summary.loc["mean over groups", "images"] == len(groups)
+    assert summary.loc["brightfield", "DSB"] == 0.5

@@ -123,3 +123,120 @@ def check_folds(folds: Sequence[dict[str, list[str]]], groups: pd.Series) -> Non
         tested += fold["test"]
     if sorted(tested) != sorted(groups.index):
         raise ValueError("the folds' test sets do not cover every image exactly once")
+
+
+def validation_ids(train_ids: Sequence[str], n: int = 9) -> list[str]:
+    """``n`` evenly spaced ids of the sorted training pool, kept for early stopping.
+
+    Examples
+    --------
+    >>> validation_ids([f"i{k:02d}" for k in range(20)], 4)
+    ['i00', 'i05', 'i10', 'i15']
+    """
+    ordered = sorted(train_ids)
+    n = min(positive_int(n, "n"), len(ordered))
+    step = len(ordered) / n
+    return [ordered[int(k * step)] for k in range(n)]
+
+
+def grouped_evaluation(samples: dict, groups: pd.Series, folds: Sequence[dict[str, list[str]]], budget: object,
+                       cache_root: object, *, name: str = "grouped", n_val: int = 9,
+                       train: object = None, evaluate: object = None) -> pd.DataFrame:
+    """Train one network per fold on the other groups and score every held-out image.
+
+    Parameters
+    ----------
+    samples : dict
+        Image id -> :class:`nucleilib.data.Sample`, every id of the folds.
+    groups : Series
+        :func:`imaging_groups`.
+    folds : sequence of dict
+        :func:`grouped_folds`; checked by :func:`check_folds`.
+    budget : TrainConfig
+        One training configuration for every fold (cached by digest under
+        ``cache_root``, so a re-run trains nothing).
+    n_val : int
+        Training images set aside per fold for early stopping (:func:`validation_ids`).
+    train, evaluate : callable, optional
+        Stand-ins for :func:`nucleilib.training.train` and
+        :func:`nucleilib.segmenter.evaluate_model` (tests).
+
+    Returns
+    -------
+    DataFrame
+        One row per held-out image: the metrics of
+        :func:`nucleilib.evaluation.evaluate_pairs`, ``fold``, ``group`` and the
+        model folder that scored it.
+    """
+    if train is None:
+        from ..training import train
+    if evaluate is None:
+        from ..segmenter import evaluate_model as evaluate
+    check_folds(folds, groups)
+    frames = []
+    for k, fold in enumerate(folds):
+        val = validation_ids(fold["train"], n_val)
+        held = set(val)
+        fit = [samples[i] for i in fold["train"] if i not in held]
+        result = train(budget, fit, [samples[i] for i in val], cache_root, name=f"{name}-fold{k}", verbose=0)
+        metrics, _ = evaluate(result.model, result.config.model, [samples[i] for i in fold["test"]],
+                              methods=[result.config.model.separation])
+        metrics["fold"] = k
+        metrics["group"] = groups[metrics["image_id"]].to_numpy()
+        metrics["model"] = result.folder.name
+        frames.append(metrics)
+    return pd.concat(frames, ignore_index=True)
+
+
+def group_summary(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Per held-out group: images, mean DSB score, AP@0.5 and foreground IoU, and their
+    mean over groups (each group counting once) and over images."""
+    columns = {"dsb_score": "DSB", "ap50": "AP@0.5", "iou": "IoU"}
+    present = {c: n for c, n in columns.items() if c in per_image}
+    table = per_image.groupby("group").agg(images=("image_id", "size"), **{n: (c, "mean") for c, n in present.items()})
+    table = table.sort_values("images", ascending=False)
+    means = table[list(present.values())]
+    table.loc["mean over groups"] = [table["images"].sum(), *means.mean()]
+    table.loc["mean over images"] = [len(per_image), *per_image[list(present)].mean()]
+    table["images"] = table["images"].astype(int)
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m nucleilib.study.groups``: the grouped evaluation of the comparison budget's U-Net."""
+    import argparse
+    import warnings
+    from pathlib import Path
+
+    from ..data import data_root, load_dataset
+    from ..training import TrainConfig
+
+    parser = argparse.ArgumentParser(prog="python -m nucleilib.study.groups", description=main.__doc__)
+    parser.add_argument("--artefacts", default="artefacts/cpu", help="the run's artefact folder (manifest, models)")
+    parser.add_argument("--folds", type=int, default=3, help="grouped folds (0: leave one group out)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--steps-per-epoch", type=int, default=60)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--max-minutes", type=float, default=20.0)
+    parser.add_argument("--name", default="grouped-unet")
+    args = parser.parse_args(argv)
+    out = Path(args.artefacts)
+    manifest = pd.read_csv(out / "manifest.csv")
+    groups = imaging_groups(manifest)
+    folds = grouped_folds(groups, args.folds or None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        samples = {s.image_id: s for s in load_dataset(data_root(), ids=list(groups.index))}
+    budget = TrainConfig(crop=args.crop, batch_size=8, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                         patience=12, max_minutes=args.max_minutes, seed=42)
+    per_image = grouped_evaluation(samples, groups, folds, budget, out / "models", name=args.name)
+    stem = f"{args.name}-{len(folds)}folds"
+    per_image.to_csv(out / f"{stem}-per-image.csv", index=False)
+    summary = group_summary(per_image)
+    summary.to_csv(out / f"{stem}-summary.csv")
+    print(summary.round(3).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
