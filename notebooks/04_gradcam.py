@@ -41,7 +41,7 @@ cascade_layer = "dec1_relu2"
 boundary_width = 2  # pixels on each side of a nucleus outline in the boundary band
 
 # %%
-# Renders the figures that nucleilib.explain returns (built outside pyplot) as the cell's value.
+# Renders the figures that nucleilib.study.explain returns (built outside pyplot) as the cell's value.
 # %matplotlib inline
 import os
 import time
@@ -52,11 +52,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import tensorflow as tf
 from IPython.display import display
 from myst_nb import glue
 
-from nucleilib import models, segmenter
+from nucleilib import models
 from nucleilib.study import chapter, explain, manifest as mf
 
 started = time.perf_counter()
@@ -79,11 +78,9 @@ picked_samples, modality = explain.pick_test_samples(out, split, n_images_per_mo
 model, config = models.load_model("unet-dsb2018")
 
 ids = [s.image_id for s in picked_samples]
-samples = {s.image_id: s for s in picked_samples}
 windows = explain.explanation_windows(picked_samples, modality, config, image_size)
-x, raw, truth_labels, truth = windows.x, windows.raw, windows.truth_labels, windows.truth
+x, truth_labels, truth = windows.x, windows.truth_labels, windows.truth
 probs = model.predict(x, verbose=0)
-pred_labels = np.stack([segmenter.labels_from_probabilities(p, config) for p in probs])
 pred = probs[..., 0] > config.threshold
 layers = list(cam_layers) if cam_layers is not None else explain.default_cam_layers(model)
 missing = sorted(set(mf.MODALITIES) - set(modality))
@@ -106,12 +103,7 @@ windows.table().round(3)
 # of every image at each layer.
 
 # %%
-timings = {}
-maps = {}
-for layer in layers:
-    start = time.perf_counter()
-    maps[layer] = explain.grad_cam(model, x, layer)
-    timings[layer] = time.perf_counter() - start
+maps, timings = explain.grad_cam_layers(model, x, layers)
 glue("cam_seconds", sum(timings.values()), display=False)
 pd.Series(timings, name="seconds").round(2).to_frame().T
 
@@ -136,39 +128,14 @@ explain.explanation_grid(windows, probs[..., 0], maps, range(len(ids)), truth,
 # relevance share against its area share.
 
 # %%
-frames = []
-for layer in layers:
-    for reference, masks in (("truth", truth), ("prediction", pred)):
-        table = explain.explanation_metrics(maps[layer], masks, ids, boundary_width=boundary_width)
-        frames.append(table.assign(layer=layer, reference=reference, modality=modality, target="image"))
-measures = pd.concat(frames, ignore_index=True)
+measures = explain.measure_maps(maps, {"truth": truth, "prediction": pred}, ids, name="layer",
+                                columns={"modality": modality, "target": "image"}, boundary_width=boundary_width)
 on_truth = measures[measures["reference"] == "truth"]
 
 # Enrichments are ratios of the means: a mean of per-image ratios is dominated by crops with few nucleus pixels.
 by_layer = explain.summarise_measures(on_truth, "layer")
-for layer, row in by_layer.iterrows():
-    glue(f"share_{layer}", float(row["relevance_share"]), display=False)
-    glue(f"enrich_{layer}", float(row["enrichment"]), display=False)
-    glue(f"pointing_{layer}", float(row["pointing_game"]), display=False)
-    glue(f"corr_{layer}", float(row["correlation"]), display=False)
-    glue(f"boundary_enrich_{layer}", float(row["boundary_enrichment"]), display=False)
-best_layer = by_layer["enrichment"].idxmax()
-worst_layer = by_layer["enrichment"].idxmin()
-glue("area_share", float(on_truth["area_share"].mean()), display=False)
-glue("best_layer", best_layer, display=False)
-glue("best_enrichment", float(by_layer.loc[best_layer, "enrichment"]), display=False)
-glue("best_share", float(by_layer.loc[best_layer, "relevance_share"]), display=False)
-glue("best_pointing", float(by_layer.loc[best_layer, "pointing_game"]), display=False)
-glue("best_corr", float(by_layer.loc[best_layer, "correlation"]), display=False)
-glue("worst_layer", worst_layer, display=False)
-glue("worst_enrichment", float(by_layer.loc[worst_layer, "enrichment"]), display=False)
+explain.glue_findings(explain.gradcam_findings(by_layer, on_truth))
 glue("boundary_width", boundary_width, display=False)
-glue("boundary_area_share", float(on_truth["boundary_area_share"].mean()), display=False)
-glue("best_boundary_enrichment", float(by_layer.loc[best_layer, "boundary_enrichment"]), display=False)
-glue("boundary_enrich_max_layer", by_layer["boundary_enrichment"].idxmax(), display=False)
-glue("boundary_enrich_max", float(by_layer["boundary_enrichment"].max()), display=False)
-glue("boundary_enrich_min_layer", by_layer["boundary_enrichment"].idxmin(), display=False)
-glue("boundary_enrich_min", float(by_layer["boundary_enrichment"].min()), display=False)
 by_layer.round(3)
 
 # %%
@@ -194,37 +161,19 @@ plt.show()
 # up to three windows.
 
 # %%
-usable = []
-if per_nucleus:
-    nucleus_masks = []
-    for labels in truth_labels:
-        values, counts = np.unique(labels[labels > 0], return_counts=True)
-        nucleus_masks.append(labels == values[np.argmax(counts)] if len(values) else None)
-    usable = [k for k, m in enumerate(nucleus_masks) if m is not None]
-    nucleus_maps = {layer: np.zeros_like(maps[layer]) for layer in layers}
-    for k in usable:
-        for layer in layers:
-            nucleus_maps[layer][k] = explain.grad_cam(model, x[k:k + 1], layer, region=nucleus_masks[k])[0]
-    frames = []
-    for layer in layers:
-        table = explain.explanation_metrics([nucleus_maps[layer][k] for k in usable],
-                                            [nucleus_masks[k] for k in usable], [ids[k] for k in usable],
-                                            tolerance=0, boundary_width=boundary_width)
-        frames.append(table.assign(layer=layer, reference="nucleus", modality=[modality[k] for k in usable],
-                                   target="nucleus"))
-    nucleus_measures = pd.concat(frames, ignore_index=True)
+nucleus_masks = explain.largest_nucleus_masks(truth_labels) if per_nucleus else []
+usable = [k for k, mask in enumerate(nucleus_masks) if mask is not None]
+by_layer_nucleus = None
+if usable:
+    nucleus_maps = explain.nucleus_grad_cams(model, x, layers, nucleus_masks)
+    nucleus_measures = explain.measure_maps(
+        {layer: nucleus_maps[layer][usable] for layer in layers}, {"nucleus": [nucleus_masks[k] for k in usable]},
+        [ids[k] for k in usable], name="layer", columns={"modality": [modality[k] for k in usable], "target": "nucleus"},
+        boundary_width=boundary_width)
     measures = pd.concat([measures, nucleus_measures], ignore_index=True)
     by_layer_nucleus = explain.summarise_measures(nucleus_measures, "layer")
-    best_nucleus_layer = by_layer_nucleus["pointing_game"].idxmax()
-    glue("nucleus_best_layer", best_nucleus_layer, display=False)
-    glue("nucleus_best_pointing", float(by_layer_nucleus.loc[best_nucleus_layer, "pointing_game"]), display=False)
-    glue("nucleus_best_enrichment", float(by_layer_nucleus.loc[best_nucleus_layer, "enrichment"]), display=False)
-    display_table = by_layer_nucleus.round(3)
-else:
-    glue("nucleus_best_layer", "not run", display=False)
-    glue("nucleus_best_pointing", float("nan"), display=False)
-    glue("nucleus_best_enrichment", float("nan"), display=False)
-    display_table = pd.DataFrame()
+explain.glue_findings(explain.nucleus_findings(by_layer_nucleus))
+display_table = by_layer_nucleus.round(3) if by_layer_nucleus is not None else pd.DataFrame()
 
 # %% mystnb={"figure": {"caption": "Grad-CAM of the probability mass inside one nucleus (the largest annotated one of each window), per layer: inferno heat over the grey network input, with that nucleus outlined in cyan.", "name": "fig-gradcam-nucleus"}}
 if usable:
@@ -252,18 +201,11 @@ display_table
 
 # %%
 randomised = explain.randomise_weights(model, seed=seed)
-random_maps = {layer: explain.grad_cam(randomised, x, layer) for layer in layers}
-similarity = pd.DataFrame({
-    layer: [explain.map_similarity(maps[layer][k], random_maps[layer][k]) for k in range(len(ids))]
-    for layer in layers
-}, index=ids)
+random_maps, _ = explain.grad_cam_layers(randomised, x, layers)
+similarity = explain.similarity_table(maps, random_maps, ids)  # one row per image, one column per layer
 rand_similarity = similarity.mean()
-vanished = pd.Series({layer: float((random_maps[layer].max(axis=(1, 2)) == 0).mean()) for layer in layers})
-glue("rand_sim_max", float(rand_similarity.max()), display=False)
-glue("rand_sim_max_layer", rand_similarity.idxmax(), display=False)
-glue("rand_sim_min", float(rand_similarity.min()), display=False)
-for layer in layers:
-    glue(f"rand_sim_{layer}", float(rand_similarity[layer]), display=False)
+vanished = explain.no_positive_share(random_maps)
+explain.glue_findings(explain.randomisation_findings(rand_similarity))
 measures["randomised_similarity"] = [
     similarity.loc[row.image_id, row.layer] if row.target == "image" else np.nan for row in measures.itertuples()
 ]
@@ -277,26 +219,10 @@ pd.DataFrame({"mean Spearman similarity, trained vs randomised": rand_similarity
               "share of randomised maps with no positive value": vanished}).round(3).T
 
 # %%
+cascade_table = pd.DataFrame()
 if cascade and cascade_layer in layers:
-    blocks = explain.layer_blocks(model)
-    rows = []
-    chosen = []
-    for block, names in blocks:
-        chosen += names
-        scrambled = explain.randomise_weights(model, chosen, seed=seed)
-        cascade_maps = explain.grad_cam(scrambled, x, cascade_layer)
-        rows.append({"randomised down to": block, "similarity": np.mean(
-            [explain.map_similarity(maps[cascade_layer][k], cascade_maps[k]) for k in range(len(ids))])})
-        del scrambled
-    cascade_table = pd.DataFrame(rows)
-    glue("cascade_layer", cascade_layer, display=False)
-    glue("cascade_first", float(cascade_table["similarity"].iloc[0]), display=False)
-    glue("cascade_last", float(cascade_table["similarity"].iloc[-1]), display=False)
-else:
-    glue("cascade_layer", "not run", display=False)
-    glue("cascade_first", float("nan"), display=False)
-    glue("cascade_last", float("nan"), display=False)
-    cascade_table = pd.DataFrame()
+    cascade_table = explain.grad_cam_cascade(model, x, cascade_layer, maps[cascade_layer], seed=seed)
+explain.glue_findings(explain.cascade_findings(cascade_table, cascade_layer))
 
 # %% mystnb={"figure": {"caption": "Cascading randomisation: mean Spearman rank similarity between the Grad-CAM maps of the trained network and of copies whose weights are re-drawn block by block, from the output down to the block named on the horizontal axis. The dotted line marks no similarity.", "name": "fig-gradcam-cascade"}}
 if len(cascade_table):
@@ -335,22 +261,10 @@ cascade_table.round(3)
 # reading depends on the layer.
 
 # %%
-paper_rows = []
-for layer in layers:
-    rows = on_truth[on_truth["layer"] == layer]
-    paper_rows.append({"layer": layer, "mean relevance in nuclei": rows["mean_inside"].mean(),
-                       "mean relevance elsewhere": rows["mean_outside"].mean(),
-                       "positive pixels (sum)": int(rows["positive_pixels"].sum()),
-                       "positive regions (sum)": int(rows["positive_regions"].sum())})
-paper_table = pd.DataFrame(paper_rows).set_index("layer")
+paper_table = explain.paper_readings(on_truth, "layer")
 confidence = explain.confidence_readings(probs[..., 0], pred, truth)
 confidence_pred, confidence_truth = confidence["over_predicted_nuclei"], confidence["over_annotated_nuclei"]
-glue("relevance_in_nuclei_min", float(paper_table["mean relevance in nuclei"].min()), display=False)
-glue("relevance_in_nuclei_max", float(paper_table["mean relevance in nuclei"].max()), display=False)
-glue("positive_pixels_min", int(paper_table["positive pixels (sum)"].min()), display=False)
-glue("positive_pixels_max", int(paper_table["positive pixels (sum)"].max()), display=False)
-glue("positive_regions_min", int(paper_table["positive regions (sum)"].min()), display=False)
-glue("positive_regions_max", int(paper_table["positive regions (sum)"].max()), display=False)
+explain.glue_findings(explain.paper_findings(paper_table))
 glue("total_pixels", int(truth.size), display=False)
 glue("confidence_pred", confidence_pred, display=False)
 glue("confidence_truth", confidence_truth, display=False)

@@ -50,20 +50,13 @@ import tensorflow as tf
 tf.compat.v1.disable_eager_execution()
 
 # %%
-# Renders the figures that nucleilib.explain returns (built outside pyplot) as the cell's value.
+# Renders the figures that nucleilib.study.explain returns (built outside pyplot) as the cell's value.
 # %matplotlib inline
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook check, noise here
-warnings.filterwarnings("ignore", message="Ignore dtype")  # innvestigate, on every bias
-warnings.filterwarnings("ignore", message="`Model.state_updates` will be removed")  # Keras 2 graph mode
-
 import json
 import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import display
 from myst_nb import glue
@@ -72,7 +65,7 @@ from nucleilib import models
 from nucleilib.study import chapter, explain
 
 started = time.perf_counter()
-run = chapter.setup(profile, artefacts)
+run = chapter.setup(profile, artefacts)  # also silences innvestigate's and Keras 2's graph-mode warnings
 root, out = run.root, run.out
 run.facts()
 
@@ -88,10 +81,9 @@ run.facts()
 picked_samples, modality = explain.pick_test_samples(out, split, n_images_per_modality, seed=seed, max_images=max_images)
 
 ids = [s.image_id for s in picked_samples]
-samples = {s.image_id: s for s in picked_samples}
 net, config = models.load_model("unet-dsb2018")
 windows = explain.explanation_windows(picked_samples, modality, config, image_size)
-x, raw, truth_labels, truth = windows.x, windows.raw, windows.truth_labels, windows.truth
+x, truth = windows.x, windows.truth
 weights = net.get_weights()
 probs = net.predict(x, batch_size=2, verbose=0)  # graph mode too
 pred = probs[..., 0] > config.threshold
@@ -116,29 +108,11 @@ windows.table().round(3)
 # `epsilon` of the parameters: with innvestigate's default it would be `lrp.z`.
 
 # %%
-def fresh_model():
-    tf.keras.backend.clear_session()
-    return explain.lrp_model(config, weights)
-
-
 rule_options = {"lrp.epsilon": {"epsilon": epsilon}}
-maps, timing, scores = {}, [], {}
-for rule in rules:
-    start = time.perf_counter()
-    analysed = fresh_model()
-    scores[rule] = analysed.predict(x, verbose=0)[:, 0]
-    maps[rule] = explain.lrp_maps(analysed, x, rule, **rule_options.get(rule, {}))
-    seconds = time.perf_counter() - start
-    timing.append({"rule": rule, "seconds": seconds, "seconds per image": seconds / len(ids)})
-timing = pd.DataFrame(timing).set_index("rule")
-for rule, row in timing.iterrows():
-    glue(f"seconds_{rule}", float(row["seconds"]), display=False)
-glue("fastest_rule", timing["seconds"].idxmin(), display=False)
-glue("fastest_seconds", float(timing["seconds"].min()), display=False)
-glue("slowest_rule", timing["seconds"].idxmax(), display=False)
-glue("slowest_seconds", float(timing["seconds"].max()), display=False)
-conservation = pd.DataFrame({rule: maps[rule].sum(axis=(1, 2)) / scores[rule] for rule in rules}, index=ids)
-timing.assign(**{"relevance sum / explained logit (median)": conservation.median()}).round(3)
+lrp_run = explain.lrp_rule_maps(config, weights, x, rules, options=rule_options)  # a fresh graph per rule
+maps, timing = lrp_run.maps, lrp_run.timing()
+explain.glue_findings(explain.timing_findings(timing))
+timing.assign(**{"relevance sum / explained logit (median)": lrp_run.conservation()}).round(3)
 
 # %% [markdown]
 # The last column checks conservation: LRP rules that pass no relevance to biases or to a
@@ -150,22 +124,8 @@ timing.assign(**{"relevance sum / explained logit (median)": conservation.median
 # dense layers and alpha-1-beta-0 to convolutions; this U-Net has no dense layer.)
 
 # %%
-pairs = pd.DataFrame(np.eye(len(rules)), index=rules, columns=rules)
-for a in rules:
-    for b in rules:
-        if a < b:
-            pairs.loc[a, b] = pairs.loc[b, a] = np.mean(
-                [explain.map_similarity(maps[a][k], maps[b][k]) for k in range(len(ids))])
-off_diagonal = pairs.where(~np.eye(len(rules), dtype=bool)).stack()
-if len(off_diagonal):
-    closest = off_diagonal.idxmax()
-    glue("closest_pair", f"{closest[0]} and {closest[1]}", display=False)
-    glue("closest_similarity", float(off_diagonal.max()), display=False)
-    glue("farthest_similarity", float(off_diagonal.min()), display=False)
-else:
-    glue("closest_pair", "not compared (one rule)", display=False)
-    glue("closest_similarity", float("nan"), display=False)
-    glue("farthest_similarity", float("nan"), display=False)
+pairs = explain.pairwise_similarity(maps)
+explain.glue_findings(explain.pair_findings(pairs))
 pairs.round(3)
 
 # %% [markdown]
@@ -191,24 +151,12 @@ explain.explanation_grid(windows, probs[..., 0], {short(rule): m for rule, m in 
 # the band's area share (their ratio of means is the boundary enrichment).
 
 # %%
-frames = []
-for rule in rules:
-    for reference, masks in (("truth", truth), ("prediction", pred)):
-        table = explain.explanation_metrics(maps[rule], masks, ids, boundary_width=boundary_width)
-        frames.append(table.assign(rule=rule, reference=reference, modality=modality, seconds=timing.loc[rule, "seconds"],
-                                   relevance_sum=maps[rule].sum(axis=(1, 2)), explained_logit=scores[rule]))
-measures = pd.concat(frames, ignore_index=True)
+measures = explain.measure_maps(maps, {"truth": truth, "prediction": pred}, ids, name="rule",
+                                columns={"modality": modality}, per_name={rule: lrp_run.columns(rule) for rule in rules},
+                                boundary_width=boundary_width)
 on_truth = measures[measures["reference"] == "truth"]
 by_rule = explain.summarise_measures(on_truth, "rule")
-best_rule = by_rule["enrichment"].idxmax()
-glue("area_share", float(on_truth["area_share"].mean()), display=False)
-glue("best_rule", best_rule, display=False)
-glue("best_share", float(by_rule.loc[best_rule, "relevance_share"]), display=False)
-glue("best_enrichment", float(by_rule.loc[best_rule, "enrichment"]), display=False)
-glue("best_pointing", float(by_rule.loc[best_rule, "pointing_game"]), display=False)
-glue("best_corr", float(by_rule.loc[best_rule, "correlation"]), display=False)
-glue("enrichment_min", float(by_rule["enrichment"].min()), display=False)
-glue("enrichment_max", float(by_rule["enrichment"].max()), display=False)
+explain.glue_findings(explain.lrp_findings(by_rule, on_truth))
 by_rule.round(3)
 
 # %%
@@ -225,23 +173,11 @@ explain.summarise_measures(on_truth, ["rule", "modality"]).round(3)
 # {numref}`fig-lrp-cascade` the cascade.
 
 # %%
-sanity_rows = []
-random_maps = {}
-for rule in sanity_rules:
-    scrambled = explain.randomise_weights(fresh_model(), seed=seed)
-    random_maps[rule] = explain.lrp_maps(scrambled, x, rule, **rule_options.get(rule, {}))
-    for k, image_id in enumerate(ids):
-        sanity_rows.append({"image_id": image_id, "rule": rule,
-                            "randomised_similarity": explain.map_similarity(maps[rule][k], random_maps[rule][k]),
-                            "randomised_similarity_abs": explain.map_similarity(maps[rule][k], random_maps[rule][k],
-                                                                                absolute=True)})
-sanity = pd.DataFrame(sanity_rows, columns=["image_id", "rule", "randomised_similarity", "randomised_similarity_abs"])
+random_maps, sanity = explain.lrp_randomisation_check(config, weights, x, sanity_rules, maps, ids, seed=seed,
+                                                      options=rule_options)
 measures = measures.merge(sanity, on=["image_id", "rule"], how="left")
 sanity_summary = sanity.groupby("rule")[["randomised_similarity", "randomised_similarity_abs"]].mean()
-glue("rand_sim_abs_max", float(sanity_summary["randomised_similarity_abs"].max()) if len(sanity) else float("nan"),
-     display=False)
-glue("rand_sim_abs_min", float(sanity_summary["randomised_similarity_abs"].min()) if len(sanity) else float("nan"),
-     display=False)
+explain.glue_findings(explain.sanity_findings(sanity_summary))
 
 # %% mystnb={"figure": {"caption": "LRP relevance of the network with all weights re-drawn from their initialisers, for up to three windows and each checked rule (red positive, blue negative; black outlines of the annotated nuclei). Maps that look like those of the trained network would not depend on what it learned.", "name": "fig-lrp-randomised"}}
 if random_maps:
@@ -257,26 +193,17 @@ fig
 sanity_summary.round(3)
 
 # %%
-cascade_rows = []
+cascade_table = pd.DataFrame(columns=["randomised down to", "similarity |R|"])
 if sanity_rules and cascade_stops:
     rule = sanity_rules[0]
-    blocks = explain.layer_blocks(fresh_model())
-    known = [block for block, _ in blocks]
-    for stop in [s for s in cascade_stops if s in known]:
-        names = [name for block, layer_names in blocks[: known.index(stop) + 1] for name in layer_names]
-        scrambled = explain.randomise_weights(fresh_model(), names, seed=seed)
-        cascade_maps = explain.lrp_maps(scrambled, x, rule, **rule_options.get(rule, {}))
-        cascade_rows.append({"randomised down to": stop, "similarity |R|": np.mean(
-            [explain.map_similarity(maps[rule][k], cascade_maps[k], absolute=True) for k in range(len(ids))])})
-    cascade_rows.append({"randomised down to": "all (check above)", "similarity |R|": float(
-        sanity.loc[sanity["rule"] == rule, "randomised_similarity_abs"].mean())})
-cascade_table = pd.DataFrame(cascade_rows, columns=["randomised down to", "similarity |R|"])
-glue("cascade_rule", sanity_rules[0] if cascade_rows else "not run", display=False)
-glue("cascade_first", float(cascade_table["similarity |R|"].iloc[0]) if cascade_rows else float("nan"), display=False)
-glue("cascade_last", float(cascade_table["similarity |R|"].iloc[-1]) if cascade_rows else float("nan"), display=False)
+    checked = sanity.loc[sanity["rule"] == rule, "randomised_similarity_abs"].mean()  # every weight re-drawn
+    cascade_table = explain.lrp_cascade(config, weights, x, rule, maps[rule], cascade_stops, seed=seed,
+                                        options=rule_options, full_similarity=checked)
+explain.glue_findings(explain.cascade_findings(cascade_table, sanity_rules[0] if sanity_rules else "",
+                                               key="cascade_rule", column="similarity |R|"))
 
 # %% mystnb={"figure": {"caption": "Cascading randomisation: mean Spearman rank similarity of the relevance magnitudes between the trained network and copies whose weights are re-drawn from the output down to the block named on the horizontal axis. The dotted line marks no similarity.", "name": "fig-lrp-cascade"}}
-if cascade_rows:
+if len(cascade_table):
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.plot(cascade_table["randomised down to"], cascade_table["similarity |R|"], marker="o")
     ax.axhline(0, color="grey", ls=":")
@@ -302,16 +229,8 @@ cascade_table.round(3)
 # annotated nuclei, on these windows.
 
 # %%
-paper_table = on_truth.groupby("rule", sort=False).agg(
-    mean_relevance_in_nuclei=("mean_inside", "mean"), mean_relevance_elsewhere=("mean_outside", "mean"),
-    positive_pixels=("positive_pixels", "sum"), positive_regions=("positive_regions", "sum"),
-)
-glue("relevance_in_nuclei_min", float(paper_table["mean_relevance_in_nuclei"].min()), display=False)
-glue("relevance_in_nuclei_max", float(paper_table["mean_relevance_in_nuclei"].max()), display=False)
-glue("positive_regions_min", int(paper_table["positive_regions"].min()), display=False)
-glue("positive_regions_max", int(paper_table["positive_regions"].max()), display=False)
-glue("positive_pixels_min", int(paper_table["positive_pixels"].min()), display=False)
-glue("positive_pixels_max", int(paper_table["positive_pixels"].max()), display=False)
+paper_table = explain.paper_readings(on_truth, "rule")
+explain.glue_findings(explain.paper_findings(paper_table))
 glue("total_pixels", int(truth.size), display=False)
 confidence = {**explain.confidence_readings(probs[..., 0], pred, truth), "windows": len(ids)}
 (out / "explain-lrp-confidence.json").write_text(json.dumps(confidence, indent=2) + "\n")

@@ -1,4 +1,5 @@
-"""Explanations of the U-Net: Grad-CAM, LRP, the measures of the maps and the sanity check."""
+"""Explanations of the U-Net (nucleilib.study.explain): Grad-CAM, LRP, the measures of the maps,
+the sanity check, the tables and numbers the chapters quote."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nucleilib import explain, models
+from nucleilib import models
+from nucleilib.study import explain
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = models.ModelConfig(base_filters=4, depth=2, outputs=("foreground", "border"))
@@ -391,7 +393,8 @@ LRP_SCRIPT = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
     tf.compat.v1.disable_eager_execution()
-    from nucleilib import explain, models
+    from nucleilib import models
+    from nucleilib.study import explain
 
     config = models.ModelConfig(base_filters=4, depth=2, outputs=("foreground", "border"))
     tf.keras.utils.set_random_seed(0)
@@ -412,6 +415,26 @@ LRP_SCRIPT = textwrap.dedent(
     report["randomised_differs"] = bool(np.abs(scrambled.predict(x) - analysed.predict(x)).max() > 1e-4)
     report["selector_kept"] = bool(np.array_equal(scrambled.get_layer("select_channel").get_weights()[0],
                                                   analysed.get_layer("select_channel").get_weights()[0]))
+
+    # The chapter's computations: every rule in a fresh graph, the randomisation check, the cascade.
+    options = {"lrp.epsilon": {"epsilon": 0.1}}
+    run = explain.lrp_rule_maps(config, weights, x, ["lrp.epsilon"], options=options)
+    alone = explain.lrp_maps(explain.fresh_lrp_model(config, weights), x, "lrp.epsilon", epsilon=0.1)
+    logit = explain.fresh_lrp_model(config, weights).predict(x, verbose=0)[:, 0]
+    report["rule_maps_repeat"] = bool(np.allclose(run.maps["lrp.epsilon"], alone, atol=1e-6))
+    report["scores_are_logits"] = bool(np.allclose(run.scores["lrp.epsilon"], logit, atol=1e-6))
+    report["timing_rules"] = list(run.timing().index)
+    random_maps, sanity = explain.lrp_randomisation_check(config, weights, x, ["lrp.epsilon"], run.maps, ["a", "b"],
+                                                          seed=1, options=options)
+    report["random_shape"] = list(random_maps["lrp.epsilon"].shape)
+    report["random_differs"] = bool(np.abs(random_maps["lrp.epsilon"] - alone).max() > 1e-6)
+    report["sanity_rows"] = sanity[["image_id", "rule"]].values.tolist()
+    report["sanity_in_range"] = bool(sanity["randomised_similarity_abs"].between(-1, 1).all())
+    cascade = explain.lrp_cascade(config, weights, x, "lrp.epsilon", run.maps["lrp.epsilon"], ["logits", "nope"],
+                                  seed=1, options=options, full_similarity=0.25)
+    report["cascade_steps"] = cascade["randomised down to"].tolist()
+    report["cascade_last"] = float(cascade["similarity |R|"].iloc[-1])
+    report["cascade_in_range"] = bool(cascade["similarity |R|"].between(-1, 1).all())
     print("REPORT " + json.dumps(report))
     """
 )
@@ -421,7 +444,7 @@ LRP_SCRIPT = textwrap.dedent(
 def test_lrp_maps_in_graph_mode_are_finite_and_have_the_input_shape() -> None:
     rules = ["lrp.epsilon"]  # the fastest rule; the notebook runs the others
     done = subprocess.run([sys.executable, "-c", LRP_SCRIPT, ",".join(rules)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=480)
     lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     report = json.loads(lines[-1][len("REPORT "):])
@@ -429,6 +452,11 @@ def test_lrp_maps_in_graph_mode_are_finite_and_have_the_input_shape() -> None:
         assert report[rule] == {"shape": [2, 32, 32], "finite": True, "nonzero": True, "dtype": "float32"}
     assert "unknown LRP rule" in report["bad_rule"]
     assert report["randomised_differs"] and report["selector_kept"]
+    assert report["rule_maps_repeat"] and report["scores_are_logits"] and report["timing_rules"] == ["lrp.epsilon"]
+    assert report["random_shape"] == [2, 32, 32] and report["random_differs"]
+    assert report["sanity_rows"] == [["a", "lrp.epsilon"], ["b", "lrp.epsilon"]] and report["sanity_in_range"]
+    assert report["cascade_steps"] == ["logits", "all (check above)"] and report["cascade_last"] == 0.25
+    assert report["cascade_in_range"]
 
 
 def test_explanation_windows_are_centred_on_the_nuclei_and_aligned() -> None:
@@ -451,7 +479,8 @@ def test_explanation_windows_are_centred_on_the_nuclei_and_aligned() -> None:
 
 
 def test_pick_test_samples_reads_the_split_and_loads_only_picked_test_images(dsb, tmp_path, monkeypatch) -> None:
-    from nucleilib import data, manifest as mf
+    from nucleilib import data
+    from nucleilib.study import manifest as mf
 
     root = dsb.dataset(12)
     monkeypatch.setenv("NUCLEI_DATA_DIR", str(root))
@@ -724,3 +753,344 @@ def test_confidence_readings_of_an_empty_mask_are_nan() -> None:
 def test_confidence_readings_refuse_a_mask_that_does_not_fit(mask) -> None:
     with pytest.raises(ValueError, match=r"predicted_nuclei: expected a boolean mask of shape \(1, 2, 2\)"):
         explain.confidence_readings(np.full((1, 2, 2), 0.4), mask, np.ones((1, 2, 2), bool))
+
+
+# --------------------------------------------------------------------------- the package
+
+
+def test_importing_the_package_imports_no_tensorflow_and_lrp_switches_no_mode() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from nucleilib.study import explain
+        print("tensorflow imported:", "tensorflow" in sys.modules)
+        import tensorflow as tf
+        from nucleilib.study.explain import lrp
+        print("eager after importing lrp:", tf.executing_eagerly())
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tensorflow imported: False" in done.stdout
+    assert "eager after importing lrp: True" in done.stdout
+
+
+def test_the_package_re_exports_every_public_name_of_its_modules() -> None:
+    import importlib
+
+    for module in ("windows", "gradcam", "lrp", "measures", "randomise", "figures", "findings"):
+        found = importlib.import_module(f"nucleilib.study.explain.{module}")
+        own = [name for name, value in vars(found).items()
+               if not name.startswith("_") and getattr(value, "__module__", None) == found.__name__]
+        assert own, module
+        for name in own:
+            assert getattr(explain, name) is getattr(found, name), f"{module}.{name}"
+            assert name in explain.__all__, name
+    assert explain.grad_cam.__module__ == "nucleilib.study.explain.gradcam"
+    assert explain.lrp_maps.__module__ == "nucleilib.study.explain.lrp"
+
+
+@pytest.mark.parametrize("chapter", ["04_gradcam", "05_lrp"])
+def test_the_explanation_chapters_keep_short_code_cells(chapter: str) -> None:
+    import jupytext
+
+    notebook = jupytext.read(REPO_ROOT / "notebooks" / f"{chapter}.py")
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    lengths = {k: len(cell.source.strip().splitlines()) for k, cell in enumerate(code)
+               if "parameters" not in cell.metadata.get("tags", [])}
+    assert max(lengths.values()) <= 25, lengths
+    if chapter == "05_lrp":  # graph mode before anything else builds a model
+        first = code[1].source
+        assert "tf.compat.v1.disable_eager_execution()" in first and "nucleilib" not in first
+
+
+# --------------------------------------------------------------------------- tables of many maps
+
+
+def _stack(*maps: np.ndarray) -> np.ndarray:
+    return np.stack([np.asarray(m, dtype=float) for m in maps])
+
+
+def test_measure_maps_stacks_the_metrics_of_every_name_and_reference(square: np.ndarray) -> None:
+    inside, flat = square * 1.0, np.ones(square.shape)
+    maps = {"deep": _stack(inside, flat), "shallow": _stack(flat, inside)}
+    truth, prediction = _stack(square, square) > 0, _stack(~square, square) > 0
+    table = explain.measure_maps(maps, {"truth": truth, "prediction": prediction}, ["a", "b"], name="rule",
+                                 columns={"modality": ["x", "y"], "target": "image"},
+                                 per_name={"deep": {"seconds": 2.0}, "shallow": {"seconds": 3.0}})
+    assert list(table.columns[-5:]) == ["rule", "reference", "modality", "target", "seconds"]
+    assert table[["rule", "reference", "image_id"]].values.tolist() == [
+        ["deep", "truth", "a"], ["deep", "truth", "b"], ["deep", "prediction", "a"], ["deep", "prediction", "b"],
+        ["shallow", "truth", "a"], ["shallow", "truth", "b"], ["shallow", "prediction", "a"],
+        ["shallow", "prediction", "b"]]
+    assert table["relevance_share"].tolist() == pytest.approx([1.0, 32 / 256, 0.0, 32 / 256,
+                                                               32 / 256, 1.0, 224 / 256, 1.0])
+    assert table["modality"].tolist() == ["x", "y"] * 4 and set(table["target"]) == {"image"}
+    assert table["seconds"].tolist() == [2.0] * 4 + [3.0] * 4
+    single = explain.explanation_metrics(maps["shallow"], prediction, ["a", "b"])
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(table.iloc[6:][single.columns].reset_index(drop=True), single)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"columns": {"relevance_share": 1.0}}, "'relevance_share' would be written twice"),
+        ({"columns": {"layer": "x"}}, "'layer' would be written twice"),
+        ({"name": "reference"}, "'reference' would be written twice"),
+        ({"per_name": {"m": {"reference": 1}}}, "'reference' would be written twice"),
+        ({"maps": {}}, "maps: expected a non-empty mapping"),
+        ({"references": {}}, "references: expected a non-empty mapping"),
+    ],
+)
+def test_measure_maps_refuses_columns_it_would_overwrite(square: np.ndarray, kwargs: dict, message: str) -> None:
+    arguments = {"maps": {"m": _stack(square)}, "references": {"truth": _stack(square) > 0}} | kwargs
+    with pytest.raises(ValueError, match=message):
+        explain.measure_maps(arguments.pop("maps"), arguments.pop("references"), ["a"], **arguments)
+
+
+def test_mean_and_table_of_similarities_have_known_values() -> None:
+    x = np.random.default_rng(4).random((3, 6, 6))
+    assert explain.mean_similarity(x, np.exp(x)) == pytest.approx(1.0)
+    assert explain.mean_similarity(x, _stack(x[0], -x[1], np.zeros((6, 6)))) == pytest.approx(0.0)
+    assert explain.mean_similarity(x - 0.5, 0.5 - x, absolute=True) == pytest.approx(1.0)
+    table = explain.similarity_table({"a": x, "b": x, "unused": x}, {"b": -x, "a": x ** 2}, ["i", "j", "k"])
+    assert list(table.columns) == ["b", "a"] and list(table.index) == ["i", "j", "k"]
+    np.testing.assert_allclose(table.to_numpy(), [[-1.0, 1.0]] * 3)
+    with pytest.raises(ValueError, match="must match"):
+        explain.mean_similarity(x, x[:2])
+    with pytest.raises(ValueError, match="no maps for 'c'"):
+        explain.similarity_table({"a": x}, {"c": x}, ["i", "j", "k"])
+    with pytest.raises(ValueError, match="must match"):
+        explain.similarity_table({"a": x}, {"a": x}, ["i", "j"])
+
+
+def test_randomised_similarity_has_a_row_per_name_and_image() -> None:
+    x = np.arange(32.0).reshape(2, 4, 4) - 16
+    table = explain.randomised_similarity({"e": x, "z": x}, {"e": -x, "z": x ** 3}, ["i", "j"])
+    assert list(table.columns) == ["image_id", "rule", "randomised_similarity", "randomised_similarity_abs"]
+    assert table[["image_id", "rule"]].values.tolist() == [["i", "e"], ["j", "e"], ["i", "z"], ["j", "z"]]
+    assert table["randomised_similarity"].tolist() == pytest.approx([-1.0, -1.0, 1.0, 1.0])
+    assert table["randomised_similarity_abs"].tolist() == pytest.approx([1.0, 1.0, 1.0, 1.0])
+    empty = explain.randomised_similarity({"e": x}, {}, ["i", "j"], name="layer")
+    assert empty.empty and list(empty.columns)[1] == "layer"
+
+
+def test_pairwise_similarity_is_a_symmetric_matrix_with_a_unit_diagonal() -> None:
+    rng = np.random.default_rng(5)
+    x, other = rng.random((2, 5, 5)), rng.random((2, 5, 5))
+    pairs = explain.pairwise_similarity({"a": x, "b": x ** 2, "c": -x, "d": other})
+    assert list(pairs.index) == list(pairs.columns) == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(np.diag(pairs), 1.0)
+    np.testing.assert_array_equal(pairs.to_numpy(), pairs.to_numpy().T)
+    assert pairs.loc["a", "b"] == pytest.approx(1.0) and pairs.loc["b", "c"] == pytest.approx(-1.0)
+    assert pairs.loc["a", "d"] == pytest.approx(explain.mean_similarity(x, other))
+    assert explain.pairwise_similarity({"only": x}).values.tolist() == [[1.0]]
+    with pytest.raises(ValueError, match="shape"):
+        explain.pairwise_similarity({"a": x, "b": x[:1]})
+
+
+def test_no_positive_share_counts_maps_without_a_positive_value() -> None:
+    maps = {"heat": _stack(np.zeros((3, 3)), np.eye(3), np.zeros((3, 3)), np.eye(3)),
+            "signed": _stack(-np.eye(3), np.eye(3) - 0.5)}
+    assert explain.no_positive_share(maps).to_dict() == {"heat": 0.5, "signed": 0.5}
+
+
+def test_paper_readings_are_group_means_and_sums_in_order_of_appearance() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"layer": ["deep", "shallow", "deep"], "mean_inside": [0.2, 0.9, 0.4],
+                          "mean_outside": [0.1, 0.0, np.nan], "positive_pixels": [10, 7, 30],
+                          "positive_regions": [2, 1, 5], "image_id": ["a", "a", "b"]})
+    readings = explain.paper_readings(table, "layer")
+    assert list(readings.index) == ["deep", "shallow"] and readings.index.name == "layer"
+    assert list(readings.columns) == list(explain.PAPER_READINGS)
+    assert readings.loc["deep"].tolist() == pytest.approx([0.3, 0.1, 40, 7])
+    assert readings["positive pixels (sum)"].dtype.kind == "i"
+    with pytest.raises(ValueError, match="'positive_regions'"):
+        explain.paper_readings(table.drop(columns="positive_regions"), "layer")
+    with pytest.raises(ValueError, match="no rows"):
+        explain.paper_readings(table.iloc[:0], "layer")
+
+
+def test_largest_nucleus_masks_pick_the_biggest_label_or_none() -> None:
+    labels = np.zeros((3, 6, 6), np.int32)
+    labels[0, :2, :2] = 4  # 4 pixels
+    labels[0, 3:, 3:] = 2  # 9 pixels: the largest
+    labels[1, 0, :3] = 7
+    labels[1, 5, :3] = 3  # a tie: the lower label wins
+    masks = explain.largest_nucleus_masks(labels)
+    np.testing.assert_array_equal(masks[0], labels[0] == 2)
+    np.testing.assert_array_equal(masks[1], labels[1] == 3)
+    assert masks[2] is None
+    with pytest.raises(ValueError, match="integer label image"):
+        explain.largest_nucleus_masks(labels > 0)
+
+
+def test_cascade_steps_grow_from_the_output_block_by_block(tiny_model) -> None:
+    blocks = explain.layer_blocks(tiny_model)
+    steps = explain.cascade_steps(tiny_model)
+    assert [stop for stop, _ in steps] == [block for block, _ in blocks]
+    for k, (_, names) in enumerate(steps):
+        assert names == [name for _, layer_names in blocks[:k + 1] for name in layer_names]
+    assert sorted(steps[-1][1]) == sorted(layer.name for layer in tiny_model.layers if layer.trainable_weights)
+    chosen = explain.cascade_steps(tiny_model, ["dec2", "no_such_block", "logits"])
+    assert [stop for stop, _ in chosen] == ["dec2", "logits"]
+    assert chosen[0][1] == dict(steps)["dec2"] and chosen[1][1] == ["logits"]
+    assert explain.cascade_steps(tiny_model, []) == []
+    with pytest.raises(ValueError, match="not one string"):
+        explain.cascade_steps(tiny_model, "logits")
+
+
+# --------------------------------------------------------------------------- Grad-CAM, the chapter's computations
+
+
+def test_grad_cam_layers_are_the_single_layer_maps(tiny_model, images: np.ndarray) -> None:
+    maps, seconds = explain.grad_cam_layers(tiny_model, images, ["dec1_relu2", "enc1_relu2"])
+    assert list(maps) == list(seconds) == ["dec1_relu2", "enc1_relu2"]
+    assert all(value >= 0 for value in seconds.values())
+    for layer, stack in maps.items():
+        np.testing.assert_array_equal(stack, explain.grad_cam(tiny_model, images, layer))
+    with pytest.raises(ValueError, match="not one string"):
+        explain.grad_cam_layers(tiny_model, images, "dec1_relu2")
+
+
+def test_nucleus_grad_cams_explain_each_image_with_its_own_region(tiny_model, images: np.ndarray) -> None:
+    region = np.zeros((32, 32), bool)
+    region[10:16, 12:20] = True
+    maps = explain.nucleus_grad_cams(tiny_model, images, ["enc2_relu2", "dec1_relu2"], [None, region])
+    for layer, stack in maps.items():
+        assert stack.shape == (2, 32, 32) and stack.dtype == np.float32
+        assert not stack[0].any()  # not explained
+        np.testing.assert_allclose(stack[1], explain.grad_cam(tiny_model, images[1:], layer, region=region)[0])
+    with pytest.raises(ValueError, match="one mask"):
+        explain.nucleus_grad_cams(tiny_model, images, ["dec1_relu2"], [region])
+
+
+def test_grad_cam_cascade_repeats_a_manual_cascade(tiny_model, images: np.ndarray) -> None:
+    reference = explain.grad_cam(tiny_model, images, "dec1_relu2")
+    table = explain.grad_cam_cascade(tiny_model, images, "dec1_relu2", reference, seed=3, stops=["logits", "dec1"])
+    assert list(table.columns) == ["randomised down to", "similarity"]
+    assert table["randomised down to"].tolist() == ["logits", "dec1"]
+    for row, (_, names) in zip(table.itertuples(index=False), explain.cascade_steps(tiny_model, ["logits", "dec1"])):
+        scrambled = explain.randomise_weights(tiny_model, names, seed=3)
+        expected = explain.mean_similarity(reference, explain.grad_cam(scrambled, images, "dec1_relu2"))
+        assert row.similarity == pytest.approx(expected, abs=1e-9)
+    assert explain.grad_cam_cascade(tiny_model, images, "dec1_relu2", reference, stops=[]).empty
+
+
+# --------------------------------------------------------------------------- LRP, the chapter's computations
+
+
+def test_rule_maps_report_seconds_conservation_and_measure_columns() -> None:
+    maps = {"lrp.z": _stack(np.full((2, 2), 1.0), np.full((2, 2), 2.0)), "lrp.epsilon": _stack(np.ones((2, 2)),
+                                                                                                  np.ones((2, 2)))}
+    scores = {"lrp.z": np.array([4.0, 4.0]), "lrp.epsilon": np.array([8.0, 2.0])}
+    run = explain.RuleMaps(maps, scores, {"lrp.z": 10.0, "lrp.epsilon": 4.0})
+    assert run.rules == ["lrp.z", "lrp.epsilon"]
+    timing = run.timing()
+    assert timing.index.name == "rule" and list(timing.index) == ["lrp.z", "lrp.epsilon"]
+    assert timing.to_dict("list") == {"seconds": [10.0, 4.0], "seconds per image": [5.0, 2.0]}
+    assert run.conservation().to_dict() == pytest.approx({"lrp.z": 1.5, "lrp.epsilon": 1.25})
+    columns = run.columns("lrp.z")
+    assert columns["seconds"] == 10.0
+    np.testing.assert_array_equal(columns["relevance_sum"], [4.0, 8.0])
+    np.testing.assert_array_equal(columns["explained_logit"], [4.0, 4.0])
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _by_layer():
+    import pandas as pd
+
+    return pd.DataFrame({"images": [2, 2, 2], "relevance_share": [0.2, 0.6, 0.4], "area_share": [0.1, 0.1, 0.1],
+                         "enrichment": [2.0, 6.0, 4.0], "pointing_game": [0.5, 1.0, 0.0],
+                         "correlation": [0.1, 0.5, 0.3], "boundary_enrichment": [3.0, 1.0, 2.0]},
+                        index=pd.Index(["enc1", "dec3", "dec1"], name="layer"))
+
+
+def test_gradcam_findings_name_the_best_and_worst_layers() -> None:
+    import pandas as pd
+
+    on_truth = pd.DataFrame({"area_share": [0.1, 0.3], "boundary_area_share": [0.2, 0.4]})
+    found = explain.gradcam_findings(_by_layer(), on_truth)
+    assert list(found)[:5] == ["share_enc1", "enrich_enc1", "pointing_enc1", "corr_enc1", "boundary_enrich_enc1"]
+    assert found["share_dec1"] == 0.4 and found["boundary_enrich_dec3"] == 1.0
+    assert found["area_share"] == pytest.approx(0.2) and found["boundary_area_share"] == pytest.approx(0.3)
+    assert (found["best_layer"], found["best_enrichment"], found["best_share"], found["best_pointing"],
+            found["best_corr"], found["best_boundary_enrichment"]) == ("dec3", 6.0, 0.6, 1.0, 0.5, 1.0)
+    assert (found["worst_layer"], found["worst_enrichment"]) == ("enc1", 2.0)
+    assert (found["boundary_enrich_max_layer"], found["boundary_enrich_max"]) == ("enc1", 3.0)
+    assert (found["boundary_enrich_min_layer"], found["boundary_enrich_min"]) == ("dec3", 1.0)
+    assert all(isinstance(value, (str, float)) for value in found.values())
+    with pytest.raises(ValueError, match="boundary_enrichment"):
+        explain.gradcam_findings(_by_layer().drop(columns="boundary_enrichment"), on_truth)
+
+
+def test_nucleus_randomisation_and_cascade_findings() -> None:
+    import pandas as pd
+
+    assert explain.nucleus_findings(_by_layer()) == {"nucleus_best_layer": "dec3", "nucleus_best_pointing": 1.0,
+                                                     "nucleus_best_enrichment": 6.0}
+    not_run = explain.nucleus_findings(None)
+    assert not_run["nucleus_best_layer"] == "not run" and np.isnan(not_run["nucleus_best_pointing"])
+    found = explain.randomisation_findings(pd.Series({"enc1": 0.1, "dec1": 0.7, "dec3": 0.0}))
+    assert found == {"rand_sim_max": 0.7, "rand_sim_max_layer": "dec1", "rand_sim_min": 0.0, "rand_sim_enc1": 0.1,
+                     "rand_sim_dec1": 0.7, "rand_sim_dec3": 0.0}
+    with pytest.raises(ValueError, match="non-empty Series"):
+        explain.randomisation_findings(pd.Series(dtype=float))
+    table = pd.DataFrame({"randomised down to": ["logits", "dec1", "all"], "similarity |R|": [0.9, 0.5, 0.2]})
+    assert explain.cascade_findings(table, "lrp.z", key="cascade_rule", column="similarity |R|") == {
+        "cascade_rule": "lrp.z", "cascade_first": 0.9, "cascade_last": 0.2}
+    for empty in (None, pd.DataFrame(), table.iloc[:0]):
+        found = explain.cascade_findings(empty, "dec1_relu2")
+        assert found["cascade_layer"] == "not run" and np.isnan(found["cascade_first"]) and np.isnan(found["cascade_last"])
+
+
+def test_lrp_timing_pair_and_sanity_findings() -> None:
+    import pandas as pd
+
+    by_rule = _by_layer().rename_axis("rule")
+    on_truth = pd.DataFrame({"area_share": [0.25, 0.75]})
+    assert explain.lrp_findings(by_rule, on_truth) == {
+        "area_share": 0.5, "best_rule": "dec3", "best_share": 0.6, "best_enrichment": 6.0, "best_pointing": 1.0,
+        "best_corr": 0.5, "enrichment_min": 2.0, "enrichment_max": 6.0}
+    timing = pd.DataFrame({"seconds": [40.0, 10.0, 90.0]}, index=["lrp.z", "lrp.epsilon", "lrp.alpha_1_beta_0"])
+    found = explain.timing_findings(timing)
+    assert found["seconds_lrp.z"] == 40.0 and list(found)[:3] == [f"seconds_{rule}" for rule in timing.index]
+    assert (found["fastest_rule"], found["fastest_seconds"]) == ("lrp.epsilon", 10.0)
+    assert (found["slowest_rule"], found["slowest_seconds"]) == ("lrp.alpha_1_beta_0", 90.0)
+    names = ["a", "b", "c"]
+    pairs = pd.DataFrame([[1.0, 0.3, 0.8], [0.3, 1.0, 0.8], [0.8, 0.8, 1.0]], index=names, columns=names)
+    assert explain.pair_findings(pairs) == {"closest_pair": "a and c", "closest_similarity": 0.8,
+                                            "farthest_similarity": 0.3}
+    one = explain.pair_findings(pd.DataFrame([[1.0]], index=["a"], columns=["a"]))
+    assert one["closest_pair"] == "not compared (one rule)" and np.isnan(one["closest_similarity"])
+    with pytest.raises(ValueError, match="square"):
+        explain.pair_findings(pairs.iloc[:2])
+    summary = pd.DataFrame({"randomised_similarity_abs": [0.4, 0.6]}, index=["lrp.epsilon", "lrp.z"])
+    assert explain.sanity_findings(summary) == {"rand_sim_abs_max": 0.6, "rand_sim_abs_min": 0.4}
+    assert all(np.isnan(v) for v in explain.sanity_findings(summary.iloc[:0]).values())
+
+
+def test_paper_findings_are_the_ranges_of_the_readings() -> None:
+    import pandas as pd
+
+    readings = pd.DataFrame({"mean relevance in nuclei": [0.3, 0.1], "mean relevance elsewhere": [0.0, 0.2],
+                             "positive pixels (sum)": [300, 50], "positive regions (sum)": [4, 9]})
+    found = explain.paper_findings(readings)
+    assert found == {"relevance_in_nuclei_min": 0.1, "relevance_in_nuclei_max": 0.3, "positive_pixels_min": 50,
+                     "positive_pixels_max": 300, "positive_regions_min": 4, "positive_regions_max": 9}
+    assert isinstance(found["positive_pixels_max"], int)
+
+
+def test_glue_findings_glues_each_number_without_displaying_it(monkeypatch) -> None:
+    import myst_nb
+
+    glued = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.append((name, value, display)))
+    assert explain.glue_findings({"best_layer": "dec1", "best_share": 0.5}) is None
+    assert glued == [("best_layer", "dec1", False), ("best_share", 0.5, False)]
+    with pytest.raises(ValueError, match="dict"):
+        explain.glue_findings([("best_layer", "dec1")])
