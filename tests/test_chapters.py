@@ -9,7 +9,8 @@ import jupytext
 import nbformat
 import pytest
 
-from nucleilib import profiles, study
+from nucleilib.study import profiles
+from nucleilib.study import runner as study
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMREF = re.compile(r"\{numref\}`(?:[^`<]*<)?([^`>]+)>?`")
@@ -54,3 +55,25 @@ def test_committed_book_shows_each_figure_once(chapter: str) -> None:
     source_names = [o["name"] for _, o in study.figure_cells(_source(chapter))]
     book_names = [o["name"] for _, o in study.figure_cells(notebook)]
     assert book_names == source_names, f"book/cpu/{chapter}.ipynb is older than notebooks/{chapter}.py: re-run it"
+
+
+#: The longest code cell a chapter may have (the parameters cell aside): chapters are
+#: narrative over library calls, and what they compute lives in nucleilib where tests reach it.
+MAX_CELL_LINES = 25
+
+
+@pytest.mark.parametrize("chapter", profiles.NOTEBOOKS)
+def test_code_cells_are_short(chapter: str) -> None:
+    for index, cell in enumerate(_source(chapter).cells):
+        if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+            continue
+        lines = [line for line in cell.source.splitlines() if line.strip()]
+        assert len(lines) <= MAX_CELL_LINES, f"{chapter} cell {index}: {len(lines)} lines of code"
+
+
+@pytest.mark.parametrize("chapter", profiles.NOTEBOOKS)
+def test_each_chapter_makes_the_one_set_up_call(chapter: str) -> None:
+    code = [cell.source for cell in _source(chapter).cells if cell.cell_type == "code"]
+    calls = [source for source in code if "chapter.setup(profile, artefacts)" in source]
+    assert len(calls) == 1, f"{chapter}: {len(calls)} set-up calls"
+    assert not any("project_root()" in source or "run_info(profile)" in source for source in code)
