@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= cpu
 
-.PHONY: venv test data study book check lab clean help
+.PHONY: venv test lint data study book check lab clean help
 
 help:
 	@echo "make book [PROFILE=smoke|cpu|gpu]  venv, data, every notebook, HTML book (default PROFILE=cpu)"
-	@echo "make test                          run the test suite"
+	@echo "make test                          run the test suite and the docstring examples of nucleilib"
+	@echo "make lint                          ruff check of nucleilib, tests and benchmarks"
 	@echo "make study [PROFILE=...]           execute the notebooks only"
 	@echo "make data                          download and verify the data (or use \$$NUCLEI_DATA_DIR)"
 	@echo "make check [PROFILE=...]           open every page of the built book in headless Chromium"
@@ -26,6 +27,10 @@ $(BIN)/.installed: pyproject.toml requirements-lock.txt
 test: venv
 	$(BIN)/pytest
 
+# ruff's rules and version are in pyproject.toml; `ruff format` is not applied (yet).
+lint: venv
+	$(BIN)/ruff check nucleilib tests benchmarks
+
 data: venv
 	$(BIN)/nuclei fetch
 
@@ -36,7 +41,7 @@ book: study
 	$(BIN)/nuclei book --profile $(PROFILE)
 
 check:
-	$(BIN)/python -m nucleilib.sitecheck _build/$(PROFILE)/_build/html --screenshots _build/$(PROFILE)/screenshots
+	$(BIN)/python -m nucleilib.study.book.sitecheck _build/$(PROFILE)/_build/html --screenshots _build/$(PROFILE)/screenshots
 
 lab: venv
 	$(BIN)/pip install --quiet -c requirements-lock.txt -e '.[lab]'

@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import tensorflow as tf
 
-    from nucleilib import data, deploy, models, training
-    from nucleilib import manifest as mf
+    from nucleilib import data, export, models, training
+    from nucleilib.backends import TFLITE_KINDS, tflite_predict_fn
+    from nucleilib.study import benchmarks
+    from nucleilib.study import manifest as mf
 
     tf.get_logger().setLevel("ERROR")
     start = time.perf_counter()
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     train_x = train_y = None
     test_samples: list = []
     if need_data:
-        split_ids = mf.load_split(Path(args.artefacts) / "splits" / f"split-{args.split}.csv")
+        split_ids = mf.load_split(mf.split_file(args.artefacts, args.split))
         rng = np.random.default_rng(args.seed)
         pick = sorted(rng.choice(split_ids["train"], min(args.train_images, len(split_ids["train"])), replace=False))
         train_samples = data.load_dataset(data.data_root(), ids=pick)
@@ -93,12 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"TensorFlow {tf.__version__}; {cores} CPU cores; TensorFlow intra-op threads "
           f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default (one per core)'}, inter-op "
           f"{tf.config.threading.get_inter_op_parallelism_threads() or 'default'}; TensorFlow Lite threads {threads}; "
-          f"bfloat16 support {deploy.bfloat16_support()}; load average {os.getloadavg()[0]:.1f}")
+          f"bfloat16 support {benchmarks.bfloat16_support()}; load average {os.getloadavg()[0]:.1f}")
     print(f"model {args.model}: {model.count_params():,} parameters")
 
     # Conversions and sizes
     if train_x is not None:
-        calibration = deploy.representative_crops(train_x, n=args.calibration_crops, size=args.calibration_size,
+        calibration = export.representative_crops(train_x, n=args.calibration_crops, size=args.calibration_size,
                                                   seed=args.seed)
         calibration_source = "training crops"
     else:  # no data: calibrate on random images (timing only; accuracy would be meaningless)
@@ -107,43 +109,43 @@ def main(argv: list[str] | None = None) -> int:
                        for _ in range(args.calibration_crops)]
         calibration_source = "random images (no data loaded)"
     flat, seconds = {}, {}
-    for kind in deploy.TFLITE_KINDS:
+    for kind in TFLITE_KINDS:
         t0 = time.perf_counter()
-        flat[kind] = deploy.to_tflite(model, kind, calibration if kind == "int8" else None)
+        flat[kind] = export.to_tflite(model, kind, calibration if kind == "int8" else None)
         seconds[kind] = time.perf_counter() - t0
     sizes = pd.DataFrame([{"model": f"TFLite {k}", "MB": len(flat[k]) / 1e6, "conversion_s": seconds[k]}
-                          for k in deploy.TFLITE_KINDS]).set_index("model")
+                          for k in TFLITE_KINDS]).set_index("model")
     sizes.loc["Keras float32 (in memory)"] = [4 * model.count_params() / 1e6, np.nan]
-    folder = deploy.model_folder(args.model)
+    folder = models.model_folder(args.model)
     if (folder / "weights.npz").is_file():
         sizes.loc["weights.npz"] = [(folder / "weights.npz").stat().st_size / 1e6, np.nan]
     _show(f"model sizes (int8 calibrated on {len(calibration)} {calibration_source})", sizes)
 
     # Inference time
-    fns = deploy.benchmark_predict_fns(model, flat, num_threads=threads)
-    grid = deploy.timing_grid(args.sizes, args.batches, args.max_batch_pixels)
-    timing = deploy.time_backends(fns, grid, repeats=args.repeats, warmup=args.warmup, channels=config.in_channels)
-    labels = list(deploy.BENCHMARK_BACKENDS.values())
+    fns = benchmarks.benchmark_predict_fns(model, flat, num_threads=threads)
+    grid = benchmarks.timing_grid(args.sizes, args.batches, args.max_batch_pixels)
+    timing = benchmarks.time_backends(fns, grid, repeats=args.repeats, warmup=args.warmup, channels=config.in_channels)
+    labels = list(benchmarks.BENCHMARK_BACKENDS.values())
     ms = timing.pivot_table(index=["size", "batch"], columns="label", values="ms_per_image")[labels]
     _show(f"inference, ms per image (median of {args.repeats}; TensorFlow Lite with {threads} threads)", ms)
     _show("speed-up over the tf.function call", ms.rdiv(ms["Keras, tf.function"], axis=0))
     smallest = min(args.sizes)
     rows = []
-    for kind in deploy.TFLITE_KINDS:
+    for kind in TFLITE_KINDS:
         for n in sorted({1, threads}):
-            t = deploy.time_inference(deploy.tflite_predict_fn(flat[kind], num_threads=n), smallest, 1, args.repeats,
-                                      args.warmup, channels=config.in_channels)
+            t = benchmarks.time_inference(tflite_predict_fn(flat[kind], num_threads=n), smallest, 1, args.repeats,
+                                          args.warmup, channels=config.in_channels)
             rows.append({"model": f"TFLite {kind}", "threads": n, "ms_per_image": t.ms_per_image,
                          "min_ms_per_image": t.min_ms_per_image})
     thread_table = pd.DataFrame(rows).set_index(["model", "threads"])
     _show(f"TensorFlow Lite threads, {smallest}x{smallest}, batch 1", thread_table)
 
     summary: dict = {"cores": cores, "tflite_threads": threads, "load_average": os.getloadavg()[0],
-                     "bfloat16_support": deploy.bfloat16_support()}
+                     "bfloat16_support": benchmarks.bfloat16_support()}
     accuracy = scores = throughput = None
     if not args.skip_accuracy:
         accuracy_fns = {name: fns[name] for name in ("keras", "xla", "tflite-float16", "tflite-int8")}
-        scores = deploy.evaluate_backends(accuracy_fns, config, test_samples, reference="keras", progress=True)
+        scores = benchmarks.evaluate_backends(accuracy_fns, config, test_samples, reference="keras", progress=True)
         accuracy = scores.groupby("backend", sort=False).agg(
             iou=("iou", "mean"), dsb_score=("dsb_score", "mean"), prob_max_abs_diff=("prob_max_abs_diff", "max"),
             foreground_flips=("foreground_flips", "mean"), predict_s=("predict_s", "median"))
@@ -154,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_throughput:
         train_config = training.TrainConfig(model=config, crop=args.train_crop, batch_size=args.train_batch_size,
                                             seed=args.seed)
-        rates = {v: deploy.training_throughput(train_config, train_x, train_y, v, steps=args.train_steps,
-                                               warmup=args.train_warmup) for v in deploy.THROUGHPUT_VARIANTS}
+        rates = {v: benchmarks.training_throughput(train_config, train_x, train_y, v, steps=args.train_steps,
+                                                   warmup=args.train_warmup) for v in benchmarks.THROUGHPUT_VARIANTS}
         throughput = pd.DataFrame({"crops_per_s": pd.Series(rates)})
         throughput["vs_plain"] = throughput["crops_per_s"] / rates["plain"]
         throughput["vs_tuned"] = throughput["crops_per_s"] / rates["tuned"]

@@ -15,12 +15,13 @@ import time
 import numpy as np
 
 
-def _best_ms(fn, repeats: int) -> float:
-    fn()  # warm-up: tracing, allocation
+def _median_ms(fn, x: np.ndarray, repeats: int) -> float:
+    """Median milliseconds of ``fn(x)`` over ``repeats`` calls, after one untimed call."""
+    fn(x)  # warm-up: tracing, allocation
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        fn(x)
         times.append(time.perf_counter() - start)
     return 1000 * float(np.median(times))
 
@@ -35,8 +36,8 @@ def main() -> None:
     import tensorflow as tf
 
     from nucleilib import models
-    from nucleilib.segmentation import keras_predict_fn
-    from nucleilib.training import TrainConfig, bce_dice_loss
+    from nucleilib.backends import keras_predict_fn
+    from nucleilib.training import TrainConfig
 
     if args.model == "fresh":
         config = models.ModelConfig()
@@ -51,14 +52,14 @@ def main() -> None:
     fast = keras_predict_fn(model)
     for batch in (1, 16):
         x = rng.random((batch, 256, 256, config.in_channels), dtype=np.float32)
-        plain = _best_ms(lambda: model.predict(x, batch_size=batch, verbose=0), args.repeats) / batch
-        ours = _best_ms(lambda: fast(x), args.repeats) / batch
+        plain = _median_ms(lambda b: model.predict(b, batch_size=len(b), verbose=0), x, args.repeats) / batch
+        ours = _median_ms(fast, x, args.repeats) / batch
         print(f"inference, batch {batch:2d}: model.predict {plain:6.1f} ms/image, "
               f"tf.function call {ours:6.1f} ms/image (ratio {plain / ours:.2f}x)")
 
     train_config = TrainConfig(model=config)
-    trainable = models.build_unet(config)
-    trainable.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=bce_dice_loss())
+    trainable = models.compile_model(models.build_model(config), learning_rate=train_config.learning_rate,
+                                     border_weight=train_config.border_weight)
     x = rng.random((train_config.batch_size, train_config.crop, train_config.crop, config.in_channels), dtype=np.float32)
     y = (rng.random((train_config.batch_size, train_config.crop, train_config.crop, len(config.outputs))) > 0.5).astype(np.float32)
     trainable.train_on_batch(x, y)

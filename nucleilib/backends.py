@@ -152,7 +152,7 @@ class TFLitePredictor:
             raise ValueError(f"batch has {batch.shape[-1]} channel(s), the model takes {self.channels}")
         if 0 in batch.shape:
             raise ValueError(f"empty batch of shape {batch.shape}")
-        for axis, (fixed, got) in enumerate(zip(self.input_signature[:3], batch.shape[:3])):
+        for fixed, got in zip(self.input_signature[:3], batch.shape[:3]):
             if fixed != -1 and fixed != got:
                 raise ValueError(f"{self.source}: the model's input is fixed to {self.input_signature}, got {batch.shape}")
         interpreter, input_details, output_details = self._interpreter(tuple(int(v) for v in batch.shape))

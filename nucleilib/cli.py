@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .backends import BACKENDS
 from .data import DATA_ENV, DEFAULT_DATASET, content_fingerprint, data_root
 from .errors import DatasetError, NucleiError
 from .io import IMAGE_SUFFIXES, LABEL_FORMATS, find_images, unique_stems
@@ -23,6 +22,9 @@ from .io import IMAGE_SUFFIXES, LABEL_FORMATS, find_images, unique_stems
 #: Choices of ``--separation`` (:data:`nucleilib.inference.METHODS`, spelt out so that
 #: ``nuclei --help`` need not import scikit-image).
 SEPARATION_CHOICES = ("components", "watershed", "borders")
+#: Choices of ``--backend`` (:data:`nucleilib.backends.BACKENDS`, spelt out for the same reason;
+#: tests/test_cli.py checks that both copies agree).
+BACKEND_CHOICES = ("keras", "xla", "tflite-float16", "tflite-int8")
 
 #: Entry point group of further sub-commands (see the module docstring).
 COMMANDS_GROUP = "nuclei.commands"
@@ -70,7 +72,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     predict.add_argument("--separation", choices=SEPARATION_CHOICES,
                          help="instance separation method (default: the model's)")
     predict.add_argument("--threshold", type=float, help="foreground probability threshold (default: the model's)")
-    predict.add_argument("--backend", choices=BACKENDS, default="keras",
+    predict.add_argument("--backend", choices=BACKEND_CHOICES, default="keras",
                          help="inference engine: keras, XLA-compiled keras, or a TensorFlow Lite model shipped "
                               "beside the weights (model-float16.tflite, model-int8.tflite) (default: %(default)s)")
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from .errors import DatasetError
 from .io import read_image, read_mask
 

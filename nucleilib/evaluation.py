@@ -32,9 +32,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from .validation import positive_int
 import pandas as pd
 from numpy.typing import ArrayLike
+
+from .validation import positive_int
 
 #: IoU thresholds of the 2018 Data Science Bowl score: 0.50, 0.55, ..., 0.95.
 DSB_THRESHOLDS: np.ndarray = np.round(np.arange(0.5, 1.0, 0.05), 10)

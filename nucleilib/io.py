@@ -56,9 +56,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 def as_rgb8(array: np.ndarray, source: str | os.PathLike[str] = "image") -> np.ndarray:
     """An image array as RGB uint8 ``(H, W, 3)``, as :func:`read_image` returns it.
 
-    Grey is repeated into three channels, alpha dropped, 16-bit scaled by 65535,
-    other integer and float images scaled to 0-255. ``source`` names the image in
-    the error message.
+    Grey (``(H, W)`` or ``(H, W, 1)``) is repeated into three channels, alpha dropped,
+    16-bit scaled by 65535, other integer and float images scaled to 0-255.
+    ``source`` names the image in the error message.
 
     Examples
     --------
@@ -66,6 +66,8 @@ def as_rgb8(array: np.ndarray, source: str | os.PathLike[str] = "image") -> np.n
     [255, 255, 255]
     """
     array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:  # grey with a channel axis
+        array = array[..., 0]
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=-1)
     elif array.ndim == 3 and array.shape[-1] in (2, 4):  # grey+alpha or RGBA
@@ -218,15 +220,25 @@ def find_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> l
 def unique_stems(files: Sequence[Path]) -> list[str]:
     """One output stem per input file; repeated stems get -2, -3, ... appended.
 
+    The names are all different, even where an input is itself called ``x-2``.
+
     Examples
     --------
     >>> unique_stems([Path("a/x.png"), Path("b/x.png"), Path("c/y.tif")])
     ['x', 'x-2', 'y']
+    >>> unique_stems([Path("a/x.png"), Path("b/x.png"), Path("c/x-2.png")])
+    ['x', 'x-2', 'x-2-2']
     """
-    seen: dict[str, int] = {}
+    used: set[str] = set()
+    counts: dict[str, int] = {}
     names = []
     for path in files:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        names.append(path.stem if count == 1 else f"{path.stem}-{count}")
+        stem = name = path.stem
+        count = counts.get(stem, 1)
+        while name in used:
+            count += 1
+            name = f"{stem}-{count}"
+        counts[stem] = count
+        used.add(name)
+        names.append(name)
     return names

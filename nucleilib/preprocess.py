@@ -9,10 +9,10 @@ training pipeline is in :mod:`nucleilib.pipeline`.
 
 from __future__ import annotations
 
-
 import numpy as np
-from .validation import non_negative_int
 from scipy import ndimage
+
+from .validation import non_negative_int
 
 # --------------------------------------------------------------------------- validation
 

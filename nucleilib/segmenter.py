@@ -1,8 +1,11 @@
 """Segmenting images with a trained network: the one obvious call.
 
 >>> from nucleilib import Segmenter
->>> segmenter = Segmenter.from_pretrained("unet-dsb2018")      # doctest: +SKIP
->>> labels = segmenter.segment(image)                           # doctest: +SKIP
+>>> segmenter = Segmenter.from_pretrained("unet-dsb2018")
+>>> image = np.zeros((300, 400), np.uint8)                      # or the path of an image file
+>>> labels = segmenter.segment(image)
+>>> labels.shape
+(300, 400)
 
 A :class:`Segmenter` holds a network (any backend of :data:`nucleilib.backends.BACKENDS`)
 and the model's configuration: how to preprocess an image as in training, the
@@ -32,9 +35,11 @@ from .inference import METHODS, PredictFn, object_table, predict_tiled, separate
 from .io import as_rgb8, read_image
 from .models import ModelConfig
 from .preprocess import preprocess
-from .validation import multiple_of, one_of, open_unit_interval
+from .validation import multiple_of, non_negative_int, one_of, open_unit_interval
 
 SEPARATION_METHODS = METHODS
+#: Overlap of neighbouring tiles (pixels) when an image is larger than the tile.
+TILE_OVERLAP = 32
 
 
 class Segmenter:
@@ -52,7 +57,7 @@ class Segmenter:
         The engine behind ``predict_fn``.
     tile : int
         Images larger than this (in either side) are predicted in overlapping tiles
-        of this size (a multiple of 16).
+        of this size (a multiple of 16 above ``2 * TILE_OVERLAP``, so at least 80).
 
     Examples
     --------
@@ -75,6 +80,9 @@ class Segmenter:
         self.name = name
         self.backend = backend
         self.tile = multiple_of(tile, 16, "tile")
+        if self.tile <= 2 * TILE_OVERLAP:
+            raise ValueError(f"tile must be a multiple of 16 above {2 * TILE_OVERLAP} "
+                             f"(tiles overlap by {TILE_OVERLAP} pixels), got {tile!r}")
 
     # ------------------------------------------------------------------ construction
 
@@ -125,7 +133,7 @@ class Segmenter:
         if separation is not None:
             changes["separation"] = one_of(separation, METHODS, "separation method")
         if min_size is not None:
-            changes["min_size"] = int(min_size)
+            changes["min_size"] = non_negative_int(min_size, "min_size")
         return Segmenter(self.predict_fn, dataclasses.replace(self.config, **changes), name=self.name,
                          backend=self.backend, tile=self.tile)
 
@@ -142,7 +150,7 @@ class Segmenter:
         config = self.config
         x = preprocess(_as_image(image), sigma=config.sigma, invert_bright=config.invert_bright,
                        grey=config.in_channels == 1)
-        return predict_tiled(self.predict_fn, x, tile=self.tile)
+        return predict_tiled(self.predict_fn, x, tile=self.tile, overlap=TILE_OVERLAP)
 
     def labels(self, probabilities: np.ndarray, separation: str | None = None) -> np.ndarray:
         """Instance labels from probability maps, with the model's thresholds

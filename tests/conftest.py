@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -230,3 +231,51 @@ def real_data_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"real DSB2018 data not found at {root}")
     return root
+
+
+# --------------------------------------------------------------------------- tiny networks
+
+#: A tiny untrained U-Net (base width 4, depth 2, two outputs): fast to build, convert and run.
+TINY_CONFIG_KWARGS: dict[str, object] = {"base_filters": 4, "depth": 2, "outputs": ("foreground", "border"),
+                                         "min_size": 1}
+
+
+def tiny_config() -> Any:
+    """The :class:`~nucleilib.models.ModelConfig` of the tiny U-Net."""
+    from nucleilib.models import ModelConfig
+
+    return ModelConfig(**TINY_CONFIG_KWARGS)
+
+
+def smooth_images(n: int, shape: tuple[int, int], seed: int) -> list[np.ndarray]:
+    """Images in [0, 1] with blobs, more like preprocessed micrographs than white noise."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        noise = ndimage.gaussian_filter(rng.random(shape), 3)
+        grey = np.clip((noise - noise.min()) / (np.ptp(noise) + 1e-9), 0, 1)
+        out.append(np.repeat(grey[..., None], 3, axis=-1).astype(np.float32))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_unet() -> Any:
+    """The tiny U-Net of :func:`tiny_config`, seeded, shared by the backend, export and benchmark tests."""
+    import tensorflow as tf
+
+    from nucleilib.models import build_unet
+
+    tf.keras.utils.set_random_seed(0)
+    return build_unet(tiny_config())
+
+
+@pytest.fixture(scope="session")
+def tflite_buffers(tiny_unet: Any) -> dict[str, bytes]:
+    """The tiny U-Net converted to every TensorFlow Lite kind (int8 calibrated on smooth crops)."""
+    from nucleilib.backends import TFLITE_KINDS
+    from nucleilib.export import representative_crops, to_tflite
+
+    crops = representative_crops(smooth_images(3, (120, 150), seed=1), n=6, size=64, seed=0)
+    return {kind: to_tflite(tiny_unet, kind, crops if kind == "int8" else None) for kind in TFLITE_KINDS}

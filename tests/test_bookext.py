@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from nucleilib import bookext
+from nucleilib.study.book import bookext
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_repeated_scripts_are_dropped_in_order() -> None:
 def test_the_book_serves_mathjax_itself_and_numbers_figures() -> None:
     config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
     sphinx = config["sphinx"]
-    assert "nucleilib.bookext" in sphinx["extra_extensions"]
+    assert "nucleilib.study.book.bookext" in sphinx["extra_extensions"]
     assert sphinx["config"]["mathjax_path"] == bookext.MATHJAX_PATH
     assert sphinx["config"]["numfig"] is True
     assert config["launch_buttons"] == {"notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org"}

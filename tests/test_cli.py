@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,12 @@ def tree_digest(folder: Path) -> str:
 
 def predict(*args: str) -> int:
     return cli.main(["predict", *args])
+
+
+def subprocess_nuclei(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed ``nuclei`` console script, as a user runs it."""
+    script = Path(sys.executable).with_name("nuclei")
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=300)
 
 
 def test_predict_writes_labels_csvs_and_overlays_without_touching_the_inputs(
@@ -134,6 +142,42 @@ def test_a_bad_file_gets_one_line_and_the_others_go_on(inputs: Path, tiny_model:
     assert summary.loc[summary["image"].str.endswith("broken.png"), "status"].str.startswith("error").all()
 
 
+def test_a_non_image_file_is_one_error_line_naming_it_without_a_traceback(
+    inputs: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    notes = tmp_path / "docs" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("these are my notes, not an image\n")
+    out = tmp_path / "out"
+    assert predict(str(notes), str(inputs / "rgb.png"), "-o", str(out), "--model", str(tiny_model)) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("nuclei: error: ") and str(notes) in errors[0]
+    assert "Traceback" not in captured.err + captured.out
+    assert (out / "rgb_labels.png").is_file() and not (out / "notes_labels.png").exists()
+    assert "1 image(s) segmented, 1 problem(s)" in captured.out
+
+
+def test_the_console_script_names_a_non_image_file_in_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "docs" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("not an image")
+    result = subprocess_nuclei("predict", str(notes), "-o", str(tmp_path / "out"), "--model", str(tiny_model))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("nuclei: error: ")]
+    assert len(errors) == 1 and str(notes) in errors[0] and "cannot decode image" in errors[0]
+    assert "0 image(s) segmented, 1 problem(s)" in result.stdout
+
+
+def test_a_tile_too_small_for_the_overlap_is_a_one_line_error(inputs: Path, tiny_model: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    assert predict(str(inputs / "rgb.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model),
+                   "--tile", "64") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nuclei: error: tile must be a multiple of 16 above 64") and "\n" not in err
+
+
 def test_repeated_names_from_two_folders_do_not_collide(tmp_path: Path, tiny_model: Path) -> None:
     for sub in ("a", "b"):
         (tmp_path / sub).mkdir()
@@ -178,9 +222,9 @@ def test_evaluate_scores_a_perfect_prediction_as_one(tmp_path: Path, capsys) -> 
 def test_shipped_model_loads_by_name_and_segments_a_disc() -> None:
     if "unet-dsb2018" not in models.available_models():
         pytest.skip("no shipped model in this checkout yet")
-    from nucleilib.segmentation import labels_from_probabilities, predict_probabilities
+    from nucleilib.segmenter import Segmenter
 
-    model, config = models.load_model("unet-dsb2018")
+    model, _ = models.load_model("unet-dsb2018")
     card = models.model_card("unet-dsb2018")
     assert card["parameters"] == model.count_params()
     # A blurred bright disc on a dark background, like a fluorescent nucleus. (A flat,
@@ -190,7 +234,7 @@ def test_shipped_model_loads_by_name_and_segments_a_disc() -> None:
     yy, xx = np.mgrid[:128, :128]
     disc = ndimage.gaussian_filter(np.where((yy - 64) ** 2 + (xx - 64) ** 2 < 10**2, 200.0, 0.0), 2) + 10
     image = np.repeat(disc[..., None], 3, axis=-1).astype(np.uint8)
-    labels = labels_from_probabilities(predict_probabilities(model, config, image), config)
+    labels = Segmenter.from_pretrained("unet-dsb2018").segment(image)
     assert labels.max() == 1
     assert labels[64, 64] == 1 and labels[5, 5] == 0
     assert 0.7 < (labels > 0).sum() / (np.pi * 10**2) < 1.5
@@ -205,14 +249,14 @@ def test_shipped_model_segments_real_test_images(real_data_root: Path) -> None:
 
     from nucleilib.data import load_dataset
     from nucleilib.evaluation import evaluate_pairs
-    from nucleilib.segmentation import labels_from_probabilities, predict_probabilities
+    from nucleilib.segmenter import Segmenter
 
     root = Path(__file__).resolve().parents[1]
     split = pd.read_csv(root / "artefacts" / "cpu" / "splits" / "split-original.csv")
     test_ids = split.loc[(split["subset"] == "test") & (split["modality"] == "fluorescence"), "image_id"][:4]
     samples = load_dataset(real_data_root, ids=test_ids, workers=1)
-    model, config = models.load_model("unet-dsb2018")
-    preds = [labels_from_probabilities(predict_probabilities(model, config, s.image), config) for s in samples]
+    segmenter = Segmenter.from_pretrained("unet-dsb2018")
+    preds = [segmenter.segment(s.image) for s in samples]
     scores = evaluate_pairs([s.labels for s in samples], preds, ids=list(test_ids))
     assert scores["iou"].mean() > 0.7
     assert scores["dsb_score"].mean() > 0.4
@@ -226,12 +270,12 @@ def tflite_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """The tiny model folder again, with a model-float16.tflite beside its weights (no int8 file)."""
     import shutil
 
-    from nucleilib import deploy
+    from nucleilib.export import save_tflite, to_tflite
 
     folder = tmp_path_factory.mktemp("tflite-model") / "tiny"
     shutil.copytree(tiny_model, folder)
     model, _ = models.load_model_folder(folder)
-    deploy.save_tflite(deploy.to_tflite(model, "float16"), folder, "float16")
+    save_tflite(to_tflite(model, "float16"), folder, "float16")
     return folder
 
 
@@ -272,3 +316,73 @@ def test_an_unknown_backend_is_a_usage_error(inputs: Path, tiny_model: Path, tmp
         predict(str(inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--backend", "onnx")
     assert caught.value.code == 2
     assert "--backend" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def test_separation_choices_are_the_inference_methods() -> None:
+    from nucleilib.inference import METHODS
+
+    assert cli.SEPARATION_CHOICES == METHODS
+
+
+def test_backend_choices_are_the_backends() -> None:
+    from nucleilib.backends import BACKENDS
+
+    assert cli.BACKEND_CHOICES == BACKENDS
+
+
+def test_label_formats_are_what_write_labels_writes(tmp_path: Path) -> None:
+    from nucleilib.io import LABEL_FORMATS, write_labels
+
+    for fmt in LABEL_FORMATS:
+        assert write_labels(np.ones((4, 4), np.int32), tmp_path / f"x.{fmt}").is_file()
+
+
+def test_help_does_not_import_tensorflow_or_scikit_image() -> None:
+    code = ("import sys\n"
+            "from nucleilib import cli\n"
+            "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('tensorflow', 'skimage', 'nucleilib.study.runner') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_study_commands_plug_in_through_the_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    names = {e.name: e.value for e in entry_points(group=cli.COMMANDS_GROUP)}
+    assert names.get("study") == "nucleilib.study.cli:register"
+    listed = subprocess_nuclei("--help")
+    assert listed.returncode == 0
+    for command in ("predict", "evaluate", "fetch", "study", "book"):
+        assert command in listed.stdout
+    study = subprocess_nuclei("study", "--help")
+    assert study.returncode == 0, study.stderr
+    assert "--profile" in study.stdout and "--only" in study.stdout and "smoke" in study.stdout
+    book = subprocess_nuclei("book", "--help")
+    assert book.returncode == 0 and "--no-strict" in book.stdout
+
+
+def test_a_plugin_command_runs_and_its_errors_are_one_line(monkeypatch, capsys) -> None:
+    """A command registered under the entry point group is parsed, run, and its NucleiError shown in one line."""
+    from nucleilib.errors import NucleiError
+
+    def register(commands):
+        commands.add_parser("hello", help="say hello")
+
+        def run(args) -> int:
+            raise NucleiError("hello: deliberately broken")
+
+        return {"hello": run}
+
+    class Entry:
+        name = "hello"
+
+        def load(self):
+            return register
+
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [Entry()] if group == cli.COMMANDS_GROUP else [])
+    assert cli.main(["hello"]) == 1
+    assert capsys.readouterr().err.strip() == "nuclei: error: hello: deliberately broken"

@@ -15,17 +15,16 @@ from nucleilib import data
 from nucleilib.data import (
     DATASETS,
     DEFAULT_DATASET,
-    DatasetError,
     Sample,
     content_fingerprint,
     data_root,
     fetch,
     install_archive,
     load_dataset,
-    read_image,
-    read_mask,
     read_sample,
 )
+from nucleilib.errors import DatasetError
+from nucleilib.io import read_image, read_mask
 
 KINDS = ("fluorescence", "brightfield", "stained")
 MODES = ("RGB", "RGBA", "L")
@@ -293,7 +292,7 @@ def test_no_warning_without_overlap(dsb):
 def test_load_dataset_warns_once_naming_overlapping_samples(dsb):
     root = dsb.dataset(2)
     dsb.sample("zz-overlap", discs=((30, 24, 10), (30, 36, 10)))
-    for attempt in range(2):  # cold, then from the cache
+    for _attempt in range(2):  # cold, then from the cache
         with pytest.warns(UserWarning) as record:
             samples = load_dataset(root, workers=1)
         messages = [str(w.message) for w in record if issubclass(w.category, UserWarning)]

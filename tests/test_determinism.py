@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nucleilib import manifest as mf
-from nucleilib import models, segmentation, training
+from nucleilib import models, segmenter, training
 from nucleilib.data import load_dataset, subset
+from nucleilib.study import manifest as mf
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def _train_and_evaluate(samples, cache: Path) -> tuple[training.TrainResult, pd.
     )
     result = training.train(config, subset(samples, ids["train"]), subset(samples, ids["val"]), cache, verbose=0)
     assert not result.reused
-    metrics, _ = segmentation.evaluate_model(result.model, config.model, subset(samples, ids["test"] + ids["val"]))
+    metrics, _ = segmenter.evaluate_model(result.model, config.model, subset(samples, ids["test"] + ids["val"]))
     return result, metrics.drop(columns=["predict_s"]), result.model.get_weights()
 
 

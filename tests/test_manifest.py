@@ -1,4 +1,4 @@
-"""Modality classification, density bins and stratified splits (nucleilib.manifest)."""
+"""Modality classification, density bins and stratified splits (nucleilib.study.manifest)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from nucleilib.data import Sample, load_dataset
-from nucleilib.manifest import (
+from nucleilib.study.manifest import (
     DENSITY_BINS,
     MODALITIES,
     PAPER_SPLITS,

@@ -1,4 +1,5 @@
-"""The U-Net builder, its loss and metrics, saving and loading, and the training cache."""
+"""The networks, their loss and metrics, compiling, saving and loading, shipped models, the
+mixed-precision policy and the training cache (nucleilib.models, nucleilib.training)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from nucleilib import models, training
+from nucleilib.errors import ModelNotFoundError, NucleiError
 
 
 def test_plain_unet_has_the_paper_parameter_count() -> None:
@@ -94,13 +96,57 @@ def test_save_and_load_round_trip_float16(tmp_path: Path) -> None:
 
 
 def test_unknown_model_name_lists_the_shipped_ones() -> None:
-    with pytest.raises(ValueError, match="unknown model 'nope'"):
+    with pytest.raises(ModelNotFoundError, match="unknown model 'nope'") as caught:
         models.load_model("nope")
+    assert "shipped: unet-dsb2018" in str(caught.value)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, FileNotFoundError)
+
+
+def test_model_folder_by_name_and_by_path(tmp_path: Path) -> None:
+    assert models.model_folder("unet-dsb2018") == models.PRETRAINED_DIR / "unet-dsb2018"
+    assert models.model_folder(str(tmp_path)) == tmp_path and models.model_folder(tmp_path) == tmp_path
+    assert models.available_models() == sorted(models.available_models())
+    assert "unet-dsb2018" in models.available_models()
+    with pytest.raises(ModelNotFoundError, match="not a folder, and not a shipped model"):
+        models.model_folder(tmp_path / "absent")
+
+
+def test_shipped_model_card_and_config() -> None:
+    config = models.load_config(models.model_folder("unet-dsb2018"))
+    assert isinstance(config, models.ModelConfig) and config.in_channels in (1, 3)
+    card = models.model_card("unet-dsb2018")
+    assert card["name"] == "unet-dsb2018" and card["parameters"] > 0
+    assert card["separation"] == config.separation
+    with pytest.raises(ModelNotFoundError, match="unknown model"):
+        models.model_card("nope")
+
+
+def test_load_config_names_a_missing_or_broken_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="config.json"):
+        models.load_config(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ModelNotFoundError, match="not a model configuration"):
+        models.load_config(tmp_path)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(NucleiError, match="config.json"):
+        models.load_config(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "unet", "depth": 3, "unknown": 1}))
+    assert models.load_config(tmp_path) == models.ModelConfig(depth=3)
+
+
+def test_compile_model_sets_the_loss_metrics_and_optimiser() -> None:
+    model = models.build_unet(models.ModelConfig(base_filters=2, depth=2))
+    assert models.compile_model(model, learning_rate=0.01) is model
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    x = np.zeros((2, 32, 32, 3), np.float32)
+    y = np.zeros((2, 32, 32, 2), np.float32)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert {"loss", "iou", "accuracy"} <= set(logs)
 
 
 def test_loading_a_folder_with_missing_weights_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(models.ModelConfig().to_json())
-    with pytest.raises(FileNotFoundError, match="weights.npz"):
+    with pytest.raises(ModelNotFoundError, match="weights.npz"):
         models.load_model_folder(tmp_path)
 
 
@@ -143,6 +189,49 @@ def test_training_runs_saves_and_is_reused(tmp_path: Path) -> None:
     np.testing.assert_allclose(second.model(x).numpy(), first.model(x).numpy(), atol=1e-6)
 
 
+@pytest.fixture
+def policy_after():
+    """Put the float32 policy back whatever a test leaves behind."""
+    import tensorflow as tf
+
+    yield tf.keras.mixed_precision
+    tf.keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize(("mode", "policy"), [("off", "float32"), ("float16", "mixed_float16"),
+                                              ("bfloat16", "mixed_bfloat16")])
+def test_precision_sets_the_policy_for_the_block_only(policy_after, mode: str, policy: str) -> None:
+    mixed_precision = policy_after
+    mixed_precision.set_global_policy("float32")
+    with training.precision(mode) as name:
+        assert name == policy and mixed_precision.global_policy().name == policy
+    assert mixed_precision.global_policy().name == "float32"
+
+
+def test_precision_restores_the_previous_policy_when_the_block_raises(policy_after) -> None:
+    mixed_precision = policy_after
+    mixed_precision.set_global_policy("mixed_float16")
+    with pytest.raises(RuntimeError, match="training failed"):
+        with training.precision("bfloat16"):
+            assert mixed_precision.global_policy().name == "mixed_bfloat16"
+            raise RuntimeError("training failed")
+    assert mixed_precision.global_policy().name == "mixed_float16"
+    with pytest.raises(KeyboardInterrupt):
+        with training.precision("off"):
+            raise KeyboardInterrupt
+    assert mixed_precision.global_policy().name == "mixed_float16"
+
+
+def test_an_unknown_precision_changes_nothing(policy_after) -> None:
+    mixed_precision = policy_after
+    mixed_precision.set_global_policy("float32")
+    with pytest.raises(ValueError, match="unknown mixed_precision 'fp8'"):
+        with training.precision("fp8"):
+            pass
+    assert mixed_precision.global_policy().name == "float32"
+    assert training.precision_policy("auto") in ("float32", "mixed_float16", "mixed_bfloat16")
+
+
 def test_unknown_monitor_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="monitor must be val_loss or val_iou"):
         training.train(training.TrainConfig(monitor="accuracy"), [], [], tmp_path)
@@ -170,7 +259,7 @@ def test_every_architecture_keeps_the_input_size(architecture: str, shape: tuple
 
 def test_deeplab_predicts_several_sizes_in_one_traced_function() -> None:
     # Keras' dilated Conv2D fails here on the second size (space-to-batch paddings).
-    from nucleilib.segmentation import keras_predict_fn
+    from nucleilib.backends import keras_predict_fn
 
     predict = keras_predict_fn(models.build_model(SMALL["deeplabv3plus"]))
     for shape in [(1, 64, 64, 3), (1, 96, 48, 3), (2, 80, 112, 3)]:

@@ -1,4 +1,4 @@
-"""The HTML checks of nucleilib.sitecheck: links on small synthetic sites, the
+"""The HTML checks of nucleilib.study.book.sitecheck: links on small synthetic sites, the
 browser check when a Chromium is installed, and the built cpu book when present."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nucleilib import sitecheck
+from nucleilib.study.book import sitecheck
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CPU_BOOK = REPO_ROOT / "_build" / "cpu" / "_build" / "html"

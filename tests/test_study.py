@@ -1,4 +1,5 @@
-"""The study runner, profiles and the command line, on a tiny project built in tmp_path."""
+"""The study runner (nucleilib.study.runner), profiles and the study's commands, on a tiny project
+built in tmp_path."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nucleilib import cli, profiles, study
+from nucleilib import cli
+from nucleilib.study import profiles, runner
 
 NOTEBOOK = '''# %% tags=["parameters"]
 profile = "cpu"
@@ -40,7 +42,7 @@ def project(tmp_path: Path) -> Path:
 
 def run(project: Path, **kwargs):
     lines: list[str] = []
-    runs = study.run_study("smoke", root=project, only=["01_eda"], log=lines.append, progress_bar=False, **kwargs)
+    runs = runner.run_study("smoke", root=project, only=["01_eda"], log=lines.append, progress_bar=False, **kwargs)
     return runs, lines
 
 
@@ -62,7 +64,7 @@ def test_runner_injects_profile_parameters_and_writes_into_the_book(project: Pat
     expected = profiles.notebook_parameters("01_eda", "smoke")
     assert f"profile=smoke max_images={expected['max_images']}" in printed
     assert any("done in" in line for line in lines)
-    state = json.loads((project / "artefacts" / "smoke" / study.STATE_FILE).read_text())
+    state = json.loads((project / "artefacts" / "smoke" / runner.STATE_FILE).read_text())
     assert state["01_eda"]["parameters"] == expected
     assert not list((project / "book" / "smoke").glob(".*input*")), "staged input notebook left behind"
     tags = [c.metadata.get("tags", []) for c in notebook.cells]
@@ -86,7 +88,7 @@ def test_unchanged_notebook_is_skipped_changed_or_forced_runs_again(project: Pat
 
 @pytest.mark.slow
 def test_run_log_records_the_last_successful_run_and_keeps_other_notebooks(project: Path) -> None:
-    log_path = project / "artefacts" / "smoke" / study.RUN_LOG
+    log_path = project / "artefacts" / "smoke" / runner.RUN_LOG
     log_path.parent.mkdir(parents=True)
     earlier = {"seconds": 1800.0, "finished_utc": "2026-01-01T00:00:00+00:00", "git_commit": "abc",
                "machine": {"cpu": "x", "cores": 2, "gpu": "none"}}
@@ -103,7 +105,7 @@ def test_run_log_records_the_last_successful_run_and_keeps_other_notebooks(proje
     assert json.loads(log_path.read_text())["01_eda"] == entry
     source = project / "notebooks" / "01_eda.py"
     source.write_text(NOTEBOOK + "\n# %%\nraise RuntimeError('deliberate failure')\n")
-    with pytest.raises(study.StudyError):
+    with pytest.raises(runner.StudyError):
         run(project)
     assert json.loads(log_path.read_text())["01_eda"] == entry, "a failed run is not logged"
 
@@ -111,12 +113,12 @@ def test_run_log_records_the_last_successful_run_and_keeps_other_notebooks(proje
 def test_record_run_merges_into_the_log(tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
 
-    path = tmp_path / "artefacts" / "cpu" / study.RUN_LOG
+    path = tmp_path / "artefacts" / "cpu" / runner.RUN_LOG
     machine = {"cpu": "Test CPU", "cores": 2, "gpu": "none"}
     finished = datetime(2026, 3, 1, 13, 30, tzinfo=timezone(timedelta(hours=1)))
-    study.record_run(path, "01_eda", 60.04, machine=machine, root=tmp_path, finished=finished)
-    study.record_run(path, "02_unet", 1700.0, machine=machine, root=tmp_path)
-    log = study.record_run(path, "01_eda", 58.0, machine=machine, root=tmp_path, finished=finished)
+    runner.record_run(path, "01_eda", 60.04, machine=machine, root=tmp_path, finished=finished)
+    runner.record_run(path, "02_unet", 1700.0, machine=machine, root=tmp_path)
+    log = runner.record_run(path, "01_eda", 58.0, machine=machine, root=tmp_path, finished=finished)
     assert json.loads(path.read_text()) == log
     assert sorted(log) == ["01_eda", "02_unet"]
     assert log["01_eda"]["seconds"] == 58.0
@@ -124,11 +126,11 @@ def test_record_run_merges_into_the_log(tmp_path: Path) -> None:
     assert log["01_eda"]["machine"] == machine
     assert log["01_eda"]["git_commit"] == "unknown (not a git checkout)"
     path.write_text("{damaged")
-    assert sorted(study.record_run(path, "01_eda", 1.0, machine=machine)) == ["01_eda"]
+    assert sorted(runner.record_run(path, "01_eda", 1.0, machine=machine)) == ["01_eda"]
 
 
 def test_machine_info_names_cpu_cores_and_gpu() -> None:
-    info = study.machine_info()
+    info = runner.machine_info()
     assert info["cpu"] and info["cores"] == os.cpu_count() and info["gpu"]
 
 
@@ -144,9 +146,9 @@ def test_missing_output_notebook_is_run_again(project: Path) -> None:
 def test_failing_notebook_names_itself_and_is_not_recorded(project: Path) -> None:
     source = project / "notebooks" / "01_eda.py"
     source.write_text(NOTEBOOK + "\n# %%\nraise RuntimeError('deliberate failure')\n")
-    with pytest.raises(study.StudyError, match=r"notebook 01_eda failed.*RuntimeError.*deliberate failure"):
+    with pytest.raises(runner.StudyError, match=r"notebook 01_eda failed.*RuntimeError.*deliberate failure"):
         run(project)
-    state_path = project / "artefacts" / "smoke" / study.STATE_FILE
+    state_path = project / "artefacts" / "smoke" / runner.STATE_FILE
     assert "01_eda" not in json.loads(state_path.read_text())
 
 
@@ -161,9 +163,9 @@ display("a table")
 @pytest.mark.slow
 def test_a_figure_cell_with_two_outputs_fails_the_run_naming_the_figure(project: Path) -> None:
     (project / "notebooks" / "01_eda.py").write_text(NOTEBOOK + FIGURE_CELL)
-    with pytest.raises(study.StudyError, match=r"notebook 01_eda: figure fig-two \(cell \d+\) shows 2 rich outputs"):
+    with pytest.raises(runner.StudyError, match=r"notebook 01_eda: figure fig-two \(cell \d+\) shows 2 rich outputs"):
         run(project)
-    assert "01_eda" not in json.loads((project / "artefacts" / "smoke" / study.STATE_FILE).read_text())
+    assert "01_eda" not in json.loads((project / "artefacts" / "smoke" / runner.STATE_FILE).read_text())
 
 
 @pytest.mark.slow
@@ -179,9 +181,9 @@ plt.show()
 ''')
     run(project)
     notebook = nbformat.read(project / "book" / "smoke" / "01_eda.ipynb", as_version=4)
-    (index, _), = study.figure_cells(notebook)
+    (index, _), = runner.figure_cells(notebook)
     assert ["image/png" in o.get("data", {}) for o in notebook.cells[index].outputs].count(True) == 1
-    assert study.figure_problems(notebook) == []  # the glue record is not a second output
+    assert runner.figure_problems(notebook) == []  # the glue record is not a second output
     assert os.environ["MPLBACKEND"] == "Agg"  # restored for the caller
 
 
@@ -205,7 +207,7 @@ def _figure_notebook(options, outputs):
     ],
 )
 def test_figure_problems(options, outputs, problem) -> None:
-    found = study.figure_problems(_figure_notebook(options, outputs))
+    found = runner.figure_problems(_figure_notebook(options, outputs))
     if problem is None:
         assert found == []
     else:
@@ -215,34 +217,34 @@ def test_figure_problems(options, outputs, problem) -> None:
 
 def test_figure_cells_lists_index_and_options() -> None:
     notebook = _figure_notebook({"caption": "A map.", "name": "fig-map"}, ["display_data"])
-    assert study.figure_cells(notebook) == [(1, {"caption": "A map.", "name": "fig-map"})]
+    assert runner.figure_cells(notebook) == [(1, {"caption": "A map.", "name": "fig-map"})]
 
 
 def test_missing_notebook_source_is_a_clear_error(project: Path) -> None:
     (project / "notebooks" / "01_eda.py").unlink()
-    with pytest.raises(study.StudyError, match=r"01_eda\.py: notebook source is missing"):
+    with pytest.raises(runner.StudyError, match=r"01_eda\.py: notebook source is missing"):
         run(project)
 
 
 def test_project_root_is_found_from_a_subfolder(project: Path) -> None:
     sub = project / "book" / "cpu"
     sub.mkdir(parents=True)
-    assert study.project_root(sub) == project.resolve()
+    assert runner.project_root(sub) == project.resolve()
 
 
 def test_outside_the_project_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(study.StudyError, match="not inside the nuclei project"):
-        study.project_root(tmp_path)
+    with pytest.raises(runner.StudyError, match="not inside the nuclei project"):
+        runner.project_root(tmp_path)
 
 
 def test_toc_for_other_profiles_points_at_their_notebooks(project: Path) -> None:
-    toc = study.toc_for_profile("smoke", project).read_text()
+    toc = runner.toc_for_profile("smoke", project).read_text()
     assert "book/smoke/01_eda" in toc and "book/cpu/" not in toc
 
 
 def test_book_refuses_a_profile_that_has_not_run(project: Path) -> None:
-    with pytest.raises(study.StudyError, match=r"book/gpu: no executed notebook for 01_eda"):
-        study.build_book("gpu", root=project)
+    with pytest.raises(runner.StudyError, match=r"book/gpu: no executed notebook for 01_eda"):
+        runner.build_book("gpu", root=project)
 
 
 @pytest.mark.parametrize("profile", profiles.PROFILES)
@@ -281,7 +283,7 @@ def test_unknown_profile_or_notebook_is_refused(bad: tuple[str, str]) -> None:
 
 
 def test_run_info_states_profile_hardware_versions_and_commit() -> None:
-    info = study.run_info("smoke")
+    info = runner.run_info("smoke")
     assert info["profile"] == "smoke"
     for key in ("CPU", "CPU cores", "GPU", "Python", "tensorflow", "git commit"):
         assert info[key], key
@@ -311,19 +313,48 @@ def test_commit_is_marked_only_when_code_differs_from_it(tmp_path: Path) -> None
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
-    for relative in ("nucleilib/study.py", "notebooks/01_eda.py", "book/cpu/01_eda.ipynb", "artefacts/cpu/log.json",
-                     "nucleilib/models/unet/card.json"):
+    for relative in ("nucleilib/study/runner.py", "notebooks/01_eda.py", "book/cpu/01_eda.ipynb", "artefacts/cpu/log.json",
+                     "nucleilib/pretrained/unet/card.json"):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("v1\n")
     git("init", "-q")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
-    clean = study._git_commit(tmp_path / "nucleilib")
+    clean = runner._git_commit(tmp_path / "nucleilib")
     assert re.fullmatch(r"[0-9a-f]{12}", clean)
     # What a run writes itself does not mark the commit...
-    for relative in ("book/cpu/01_eda.ipynb", "artefacts/cpu/log.json", "nucleilib/models/unet/card.json"):
+    for relative in ("book/cpu/01_eda.ipynb", "artefacts/cpu/log.json", "nucleilib/pretrained/unet/card.json"):
         (tmp_path / relative).write_text("v2\n")
-    assert study._git_commit(tmp_path / "nucleilib") == clean
+    assert runner._git_commit(tmp_path / "nucleilib") == clean
     # ...a change of the code or of a chapter's source does.
     (tmp_path / "notebooks" / "01_eda.py").write_text("v2\n")
-    assert study._git_commit(tmp_path) == clean + " (with uncommitted changes)"
+    assert runner._git_commit(tmp_path) == clean + " (with uncommitted changes)"
+
+
+def test_the_study_commands_dispatch_to_the_runner(monkeypatch, capsys, tmp_path: Path) -> None:
+    calls = []
+
+    def fake_run_study(profile, *, only=None, force=False, progress_bar=True):
+        calls.append(("study", profile, only, force, progress_bar))
+        return []
+
+    def fake_build_book(profile, *, strict=True):
+        calls.append(("book", profile, strict))
+        return tmp_path / "html"
+
+    monkeypatch.setattr(runner, "run_study", fake_run_study)
+    monkeypatch.setattr(runner, "build_book", fake_build_book)
+    assert cli.main(["study", "--profile", "smoke", "--only", "01_eda", "--force", "--no-progress"]) == 0
+    assert cli.main(["book", "--profile", "smoke", "--no-strict"]) == 0
+    assert calls == [("study", "smoke", ["01_eda"], True, False), ("book", "smoke", False)]
+    out = capsys.readouterr().out
+    assert "study (smoke): 0 notebook(s) run" in out and str(tmp_path / "html" / "index.html") in out
+
+
+def test_a_study_error_is_one_line_from_the_command(monkeypatch, capsys) -> None:
+    def failing(profile, **kwargs):
+        raise runner.StudyError("notebook 01_eda failed: deliberate")
+
+    monkeypatch.setattr(runner, "run_study", failing)
+    assert cli.main(["study", "--profile", "smoke"]) == 1
+    assert capsys.readouterr().err.strip() == "nuclei: error: notebook 01_eda failed: deliberate"

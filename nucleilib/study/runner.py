@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,7 @@ def run_study(
         state[name] = {
             "digest": digest,
             "seconds": round(seconds, 1),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "parameters": params,
         }
         _write_state(state_path, state)
@@ -317,7 +317,7 @@ def record_run(
     """
     path = Path(path)
     log = _read_state(path)
-    when = (finished or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = (finished or datetime.now(UTC)).astimezone(UTC)
     log[notebook] = {
         "seconds": round(float(seconds), 1),
         "finished_utc": when.isoformat(timespec="seconds"),
@@ -396,7 +396,7 @@ def run_info(profile: str | None = None) -> dict[str, str]:
     info: dict[str, str] = {}
     if profile:
         info["profile"] = profile
-    info["date (UTC)"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    info["date (UTC)"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     info["CPU"] = _cpu_model()
     info["CPU cores"] = str(os.cpu_count())
     info["GPU"] = _gpu_names() or "none"
