@@ -9,7 +9,7 @@ PROFILE ?= cpu
 help:
 	@echo "make book [PROFILE=smoke|cpu|gpu]  venv, data, every notebook, HTML book (default PROFILE=cpu)"
 	@echo "make test                          run the test suite and the docstring examples of nucleilib"
-	@echo "make lint                          ruff check of nucleilib, tests and benchmarks"
+	@echo "make lint                          ruff check and ruff format --check of nucleilib, tests and benchmarks"
 	@echo "make study [PROFILE=...]           execute the notebooks only"
 	@echo "make data                          download and verify the data (or use \$$NUCLEI_DATA_DIR)"
 	@echo "make check [PROFILE=...]           open every page of the built book in headless Chromium"
@@ -27,9 +27,10 @@ $(BIN)/.installed: pyproject.toml requirements-lock.txt
 test: venv
 	$(BIN)/pytest
 
-# ruff's rules and version are in pyproject.toml; `ruff format` is not applied (yet).
+# ruff's rules and version are in pyproject.toml (the chapters are jupytext files and keep their own layout).
 lint: venv
 	$(BIN)/ruff check nucleilib tests benchmarks
+	$(BIN)/ruff format --check nucleilib tests benchmarks
 
 data: venv
 	$(BIN)/nuclei fetch

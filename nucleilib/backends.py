@@ -88,8 +88,9 @@ class TFLitePredictor:
         Interpreters kept, one per input shape.
     """
 
-    def __init__(self, model: bytes | str | os.PathLike[str], num_threads: int | None = None,
-                 cache_size: int = 8) -> None:
+    def __init__(
+        self, model: bytes | str | os.PathLike[str], num_threads: int | None = None, cache_size: int = 8
+    ) -> None:
         import tensorflow as tf
 
         if isinstance(model, (bytes, bytearray)):
@@ -135,9 +136,11 @@ class TFLitePredictor:
             interpreter.resize_tensor_input(index, list(shape), strict=True)
             interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as err:
-            raise ValueError(f"{self.source}: cannot run on a batch of shape {shape} "
-                             f"(the model's input is {self.input_signature}; sides must be multiples of 16): "
-                             f"{str(err).splitlines()[0]}") from err
+            raise ValueError(
+                f"{self.source}: cannot run on a batch of shape {shape} "
+                f"(the model's input is {self.input_signature}; sides must be multiples of 16): "
+                f"{str(err).splitlines()[0]}"
+            ) from err
         entry = (interpreter, interpreter.get_input_details()[0], interpreter.get_output_details()[0])
         self._interpreters[shape] = entry
         while len(self._interpreters) > self.cache_size:
@@ -154,7 +157,9 @@ class TFLitePredictor:
             raise ValueError(f"empty batch of shape {batch.shape}")
         for fixed, got in zip(self.input_signature[:3], batch.shape[:3]):
             if fixed != -1 and fixed != got:
-                raise ValueError(f"{self.source}: the model's input is fixed to {self.input_signature}, got {batch.shape}")
+                raise ValueError(
+                    f"{self.source}: the model's input is fixed to {self.input_signature}, got {batch.shape}"
+                )
         interpreter, input_details, output_details = self._interpreter(tuple(int(v) for v in batch.shape))
         if self.input_dtype != np.float32:  # a model with quantised input: quantise here
             scale, zero = input_details["quantization"]
@@ -169,7 +174,9 @@ class TFLitePredictor:
         return np.asarray(out, dtype=np.float32)
 
 
-def tflite_predict_fn(model_bytes_or_path: bytes | str | os.PathLike[str], num_threads: int | None = None) -> TFLitePredictor:
+def tflite_predict_fn(
+    model_bytes_or_path: bytes | str | os.PathLike[str], num_threads: int | None = None
+) -> TFLitePredictor:
     """A TensorFlow Lite model as a ``predict_fn`` (see :class:`TFLitePredictor`).
 
     Parameters
@@ -187,8 +194,9 @@ def tflite_predict_fn(model_bytes_or_path: bytes | str | os.PathLike[str], num_t
     return TFLitePredictor(model_bytes_or_path, num_threads=num_threads)
 
 
-def load_predict_fn(name_or_path: str | os.PathLike[str] = "unet-dsb2018", backend: str = "keras", *,
-                    num_threads: int | None = None) -> tuple[PredictFn, ModelConfig]:
+def load_predict_fn(
+    name_or_path: str | os.PathLike[str] = "unet-dsb2018", backend: str = "keras", *, num_threads: int | None = None
+) -> tuple[PredictFn, ModelConfig]:
     """Load a shipped model (by name) or a model folder (by path) for one backend.
 
     Parameters

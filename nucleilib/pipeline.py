@@ -30,13 +30,10 @@ CONTRAST_RANGE = (0.8, 1.2)
 WEIGHTINGS = ("sqrt_area", "uniform", "area")
 
 
-
 # --------------------------------------------------------------------------- validation
 
 
-def _pairs(
-    images: Sequence[np.ndarray], targets: Sequence[np.ndarray]
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _pairs(images: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Validated float32 (H, W, C) images and (H, W, K) targets with matching sizes."""
     if len(images) != len(targets):
         raise ValueError(f"got {len(images)} images but {len(targets)} targets")
@@ -110,11 +107,18 @@ def _crop_rotation(angle: tf.Tensor, height: tf.Tensor, width: tf.Tensor, crop: 
     # x_in = cos (x - c) - sin (y - c) + cx ;  y_in = sin (x - c) + cos (y - c) + cy
     zero = tf.zeros_like(cos)
     return tf.reshape(
-        tf.stack([
-            cos, -sin, cx - cos * centre + sin * centre,
-            sin, cos, cy - sin * centre - cos * centre,
-            zero, zero,
-        ]),
+        tf.stack(
+            [
+                cos,
+                -sin,
+                cx - cos * centre + sin * centre,
+                sin,
+                cos,
+                cy - sin * centre - cos * centre,
+                zero,
+                zero,
+            ]
+        ),
         (1, 8),
     )
 
@@ -222,8 +226,12 @@ def augment_pair(
 
         def warp(x: tf.Tensor, interpolation: str) -> tf.Tensor:
             return tf.raw_ops.ImageProjectiveTransformV3(
-                images=x[None], transforms=transform, output_shape=output_shape, fill_value=fill,
-                interpolation=interpolation, fill_mode="REFLECT",
+                images=x[None],
+                transforms=transform,
+                output_shape=output_shape,
+                fill_value=fill,
+                interpolation=interpolation,
+                fill_mode="REFLECT",
             )[0]
 
         image = warp(image, "BILINEAR")

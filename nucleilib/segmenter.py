@@ -71,8 +71,15 @@ class Segmenter:
     ((40, 50), 2)
     """
 
-    def __init__(self, predict_fn: PredictFn, config: ModelConfig, *, name: str = "model",
-                 backend: str = "custom", tile: int = 512) -> None:
+    def __init__(
+        self,
+        predict_fn: PredictFn,
+        config: ModelConfig,
+        *,
+        name: str = "model",
+        backend: str = "custom",
+        tile: int = 512,
+    ) -> None:
         if not callable(predict_fn):
             raise TypeError(f"predict_fn must be callable, got {type(predict_fn).__name__}")
         self.predict_fn = predict_fn
@@ -81,14 +88,22 @@ class Segmenter:
         self.backend = backend
         self.tile = multiple_of(tile, 16, "tile")
         if self.tile <= 2 * TILE_OVERLAP:
-            raise ValueError(f"tile must be a multiple of 16 above {2 * TILE_OVERLAP} "
-                             f"(tiles overlap by {TILE_OVERLAP} pixels), got {tile!r}")
+            raise ValueError(
+                f"tile must be a multiple of 16 above {2 * TILE_OVERLAP} "
+                f"(tiles overlap by {TILE_OVERLAP} pixels), got {tile!r}"
+            )
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike[str] = "unet-dsb2018", *, backend: str = "keras",
-                        num_threads: int | None = None, tile: int = 512) -> Segmenter:
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str] = "unet-dsb2018",
+        *,
+        backend: str = "keras",
+        num_threads: int | None = None,
+        tile: int = 512,
+    ) -> Segmenter:
         """Load a model shipped with the package (by name) or a model folder (by path).
 
         Parameters
@@ -114,16 +129,28 @@ class Segmenter:
     from_folder = from_pretrained
 
     @classmethod
-    def from_keras(cls, model: Any, config: ModelConfig, *, name: str = "model", jit_compile: bool = False,
-                   tile: int = 512) -> Segmenter:
+    def from_keras(
+        cls, model: Any, config: ModelConfig, *, name: str = "model", jit_compile: bool = False, tile: int = 512
+    ) -> Segmenter:
         """Wrap a Keras model in memory (for instance one just trained)."""
         from .backends import keras_predict_fn
 
-        return cls(keras_predict_fn(model, jit_compile=jit_compile), config, name=name,
-                   backend="xla" if jit_compile else "keras", tile=tile)
+        return cls(
+            keras_predict_fn(model, jit_compile=jit_compile),
+            config,
+            name=name,
+            backend="xla" if jit_compile else "keras",
+            tile=tile,
+        )
 
-    def with_settings(self, *, threshold: float | None = None, border_threshold: float | None = None,
-                      separation: str | None = None, min_size: int | None = None) -> Segmenter:
+    def with_settings(
+        self,
+        *,
+        threshold: float | None = None,
+        border_threshold: float | None = None,
+        separation: str | None = None,
+        min_size: int | None = None,
+    ) -> Segmenter:
         """A copy with some post-processing settings changed (``None`` keeps the model's)."""
         changes: dict[str, Any] = {}
         if threshold is not None:
@@ -134,8 +161,13 @@ class Segmenter:
             changes["separation"] = one_of(separation, METHODS, "separation method")
         if min_size is not None:
             changes["min_size"] = non_negative_int(min_size, "min_size")
-        return Segmenter(self.predict_fn, dataclasses.replace(self.config, **changes), name=self.name,
-                         backend=self.backend, tile=self.tile)
+        return Segmenter(
+            self.predict_fn,
+            dataclasses.replace(self.config, **changes),
+            name=self.name,
+            backend=self.backend,
+            tile=self.tile,
+        )
 
     # ------------------------------------------------------------------ segmentation
 
@@ -148,8 +180,9 @@ class Segmenter:
         foreground; a two-output model's channel 1 is the touching border.
         """
         config = self.config
-        x = preprocess(_as_image(image), sigma=config.sigma, invert_bright=config.invert_bright,
-                       grey=config.in_channels == 1)
+        x = preprocess(
+            _as_image(image), sigma=config.sigma, invert_bright=config.invert_bright, grey=config.in_channels == 1
+        )
         return predict_tiled(self.predict_fn, x, tile=self.tile, overlap=TILE_OVERLAP)
 
     def labels(self, probabilities: np.ndarray, separation: str | None = None) -> np.ndarray:
@@ -175,12 +208,15 @@ class Segmenter:
         return object_table(labels)
 
     def __repr__(self) -> str:
-        return (f"Segmenter({self.name!r}, backend={self.backend!r}, architecture={self.config.architecture!r}, "
-                f"separation={self.config.separation!r})")
+        return (
+            f"Segmenter({self.name!r}, backend={self.backend!r}, architecture={self.config.architecture!r}, "
+            f"separation={self.config.separation!r})"
+        )
 
 
-def labels_from_probabilities(probabilities: np.ndarray, config: ModelConfig,
-                              separation: str | None = None) -> np.ndarray:
+def labels_from_probabilities(
+    probabilities: np.ndarray, config: ModelConfig, separation: str | None = None
+) -> np.ndarray:
     """Instance labels from probability maps ``(H, W, K)`` with a model's thresholds.
 
     ``separation`` overrides the model's method (see :data:`SEPARATION_METHODS`).

@@ -236,22 +236,37 @@ def train(
     save_model(final, config.model, folder, float16=False)
     history.to_csv(folder / "history.csv", index=False)
     (folder / "best.weights.h5").unlink(missing_ok=True)
-    done.write_text(json.dumps({
-        "config": config.as_dict(),
-        "seconds": round(seconds, 1),
-        "epochs_run": len(history),
-        "best_epoch": int(history[config.monitor].idxmin() if mode == "min" else history[config.monitor].idxmax()) + 1,
-        "monitor": config.monitor,
-        "stopped_by_time": bool(getattr(time_limit, "stopped_by_time", False)),
-        "precision_policy": policy,
-        "train_images": len(train_samples),
-        "train_crops_per_s": round(len(history) * config.steps_per_epoch * config.batch_size / seconds, 1),
-    }, indent=2) + "\n")
+    done.write_text(
+        json.dumps(
+            {
+                "config": config.as_dict(),
+                "seconds": round(seconds, 1),
+                "epochs_run": len(history),
+                "best_epoch": int(
+                    history[config.monitor].idxmin() if mode == "min" else history[config.monitor].idxmax()
+                )
+                + 1,
+                "monitor": config.monitor,
+                "stopped_by_time": bool(getattr(time_limit, "stopped_by_time", False)),
+                "precision_policy": policy,
+                "train_images": len(train_samples),
+                "train_crops_per_s": round(len(history) * config.steps_per_epoch * config.batch_size / seconds, 1),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return TrainResult(final, config, history, folder, False, seconds)
 
 
-def _fit(config: TrainConfig, train_samples: Sequence[Sample], val_samples: Sequence[Sample], folder: Path,
-         mode: str, verbose: int) -> tuple[Any, float, Any, Any]:
+def _fit(
+    config: TrainConfig,
+    train_samples: Sequence[Sample],
+    val_samples: Sequence[Sample],
+    folder: Path,
+    mode: str,
+    verbose: int,
+) -> tuple[Any, float, Any, Any]:
     """Build, compile and fit one network under the current precision policy."""
     import tensorflow as tf
 
@@ -260,20 +275,21 @@ def _fit(config: TrainConfig, train_samples: Sequence[Sample], val_samples: Sequ
     images, targets = prepare_arrays(train_samples, config)
     val_images, val_targets = prepare_arrays(val_samples, config)
     x_val, y_val = validation_tiles(val_images, val_targets, tile=config.val_tile)
-    dataset = training_dataset(
-        images, targets, crop=config.crop, batch_size=config.batch_size, seed=config.seed
-    )
+    dataset = training_dataset(images, targets, crop=config.crop, batch_size=config.batch_size, seed=config.seed)
     with _strategy().scope():
-        model = compile_model(build_model(config.model), learning_rate=config.learning_rate,
-                              border_weight=config.border_weight)
+        model = compile_model(
+            build_model(config.model), learning_rate=config.learning_rate, border_weight=config.border_weight
+        )
     folder.mkdir(parents=True, exist_ok=True)
     best = folder / "best.weights.h5"
     callbacks = [
-        tf.keras.callbacks.ModelCheckpoint(str(best), monitor=config.monitor, mode=mode, save_best_only=True,
-                                           save_weights_only=True),
+        tf.keras.callbacks.ModelCheckpoint(
+            str(best), monitor=config.monitor, mode=mode, save_best_only=True, save_weights_only=True
+        ),
         tf.keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience),
-        tf.keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr_factor,
-                                             patience=config.reduce_lr_patience, min_lr=1e-5),
+        tf.keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience, min_lr=1e-5
+        ),
     ]
     time_limit = _TimeLimit(config.max_minutes) if config.max_minutes else None
     if time_limit is not None:

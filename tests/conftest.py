@@ -236,8 +236,12 @@ def real_data_root() -> Path:
 # --------------------------------------------------------------------------- tiny networks
 
 #: A tiny untrained U-Net (base width 4, depth 2, two outputs): fast to build, convert and run.
-TINY_CONFIG_KWARGS: dict[str, object] = {"base_filters": 4, "depth": 2, "outputs": ("foreground", "border"),
-                                         "min_size": 1}
+TINY_CONFIG_KWARGS: dict[str, object] = {
+    "base_filters": 4,
+    "depth": 2,
+    "outputs": ("foreground", "border"),
+    "min_size": 1,
+}
 
 
 def tiny_config() -> Any:

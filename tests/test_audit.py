@@ -149,8 +149,17 @@ def test_the_claim_rows_are_well_formed() -> None:
     ids = [c.id for c in claims.CLAIMS]
     assert len(ids) == len(set(ids)) == 41
     assert {c.verdict_rule for c in claims.CLAIMS} <= set(audit.RULES)
-    assert {c.section for c in claims.CLAIMS} == {"Data", "EDA", "Model", "Training", "Table 1", "Table 2",
-                                                  "Summary", "Explanations", "Speed"}
+    assert {c.section for c in claims.CLAIMS} == {
+        "Data",
+        "EDA",
+        "Model",
+        "Training",
+        "Table 1",
+        "Table 2",
+        "Summary",
+        "Explanations",
+        "Speed",
+    }
     for claim in claims.CLAIMS:
         assert claim.paper and claim.measured and claim.rule, claim.id
         assert claim.link.split("#")[0].endswith(".html"), claim.id
@@ -171,9 +180,17 @@ def test_the_claim_rows_are_well_formed() -> None:
     ],
 )
 def test_a_malformed_claim_is_refused(changes, message) -> None:
-    values = {"id": "x", "section": "EDA", "claim": "c", "paper": "1", "verdict_rule": "point",
-              "args": {"claimed": 1, "measured": "@x", "tolerance": 0}, "measured": "{x}", "rule": "r",
-              "link": "01_eda.html"} | changes
+    values = {
+        "id": "x",
+        "section": "EDA",
+        "claim": "c",
+        "paper": "1",
+        "verdict_rule": "point",
+        "args": {"claimed": 1, "measured": "@x", "tolerance": 0},
+        "measured": "{x}",
+        "rule": "r",
+        "link": "01_eda.html",
+    } | changes
     with pytest.raises(ValueError, match=message):
         claims.Claim(**values)
 
@@ -203,73 +220,182 @@ def _json(out: Path, name: str, values: dict) -> None:
 
 def write_run(out: Path) -> Path:
     """The artefacts of a small made-up run, with known verdicts (see test_audit_of_a_synthetic_run)."""
-    _json(out, "eda-claims.json", {
-        "n_images": 740.0, "sizes_share_within_256_1024": 0.95, "count_mean": 71.0, "count_sd": 9.0,
-        "area_p5": 10.0, "area_p95": 400.0, "area_share_in_paper": 0.5,
-        "circularity_p5": 0.62, "circularity_p95": 0.89, "circularity_share_in_paper": 0.92,
-        "contrast_p5": 0.1, "contrast_p95": 0.3, "contrast_share_in_paper": 0.1,
-        "intensity_p5": 0.25, "intensity_p95": 0.75, "intensity_share_in_paper": 0.9,
-        "touching_any_share": 0.5, "touching_10_share": 0.3})
+    _json(
+        out,
+        "eda-claims.json",
+        {
+            "n_images": 740.0,
+            "sizes_share_within_256_1024": 0.95,
+            "count_mean": 71.0,
+            "count_sd": 9.0,
+            "area_p5": 10.0,
+            "area_p95": 400.0,
+            "area_share_in_paper": 0.5,
+            "circularity_p5": 0.62,
+            "circularity_p95": 0.89,
+            "circularity_share_in_paper": 0.92,
+            "contrast_p5": 0.1,
+            "contrast_p95": 0.3,
+            "contrast_share_in_paper": 0.1,
+            "intensity_p5": 0.25,
+            "intensity_p95": 0.75,
+            "intensity_share_in_paper": 0.9,
+            "touching_any_share": 0.5,
+            "touching_10_share": 0.3,
+        },
+    )
     _csv(out, "eda-images.csv", [{"image_id": f"i{n}", "nuclei": n} for n in (62, 71, 80)])
     run = "models/unet-original-0123"
-    _json(out, f"{run}/train-config.json", {"best_epoch": 12, "epochs_run": 12, "seconds": 600.0,
-                                            "config": {"steps_per_epoch": 10, "batch_size": 2}})
-    history = [{"epoch": e, "loss": 1.0, "accuracy": 0.9, "iou": 0.7, "val_loss": 1.0 - 0.05 * (e - 1),
-                "val_accuracy": 0.5 if e < 10 else (0.6 if e == 10 else 0.9), "val_iou": 0.8} for e in range(1, 13)]
+    _json(
+        out,
+        f"{run}/train-config.json",
+        {"best_epoch": 12, "epochs_run": 12, "seconds": 600.0, "config": {"steps_per_epoch": 10, "batch_size": 2}},
+    )
+    history = [
+        {
+            "epoch": e,
+            "loss": 1.0,
+            "accuracy": 0.9,
+            "iou": 0.7,
+            "val_loss": 1.0 - 0.05 * (e - 1),
+            "val_accuracy": 0.5 if e < 10 else (0.6 if e == 10 else 0.9),
+            "val_iou": 0.8,
+        }
+        for e in range(1, 13)
+    ]
     history[-1] |= {"loss": 0.5, "accuracy": 0.97, "iou": 0.80, "val_iou": 0.88}  # the kept epoch, 12
     _csv(out, f"{run}/history.csv", history)
     metrics = ("accuracy", "precision", "recall", "IoU", "DSB score", "parameters")
-    table1 = {"U-Net": (0.97, 0.9, 0.9, 0.85, 0.50, 2_000_000), "ResUNet": (0.946, 0.886, 0.817, 0.853, 0.45, 4e6),
-              "DeepLabV3+": (0.80, 0.887, 0.891, 0.805, 0.40, 6e6), "U-Net, chapter 2 (10 min)":
-              (0.975, 0.945, 0.951, 0.882, 0.55, 2_033_362), "Classical": (0.9, 0.7, 0.8, 0.6, 0.30, 0)}
+    table1 = {
+        "U-Net": (0.97, 0.9, 0.9, 0.85, 0.50, 2_000_000),
+        "ResUNet": (0.946, 0.886, 0.817, 0.853, 0.45, 4e6),
+        "DeepLabV3+": (0.80, 0.887, 0.891, 0.805, 0.40, 6e6),
+        "U-Net, chapter 2 (10 min)": (0.975, 0.945, 0.951, 0.882, 0.55, 2_033_362),
+        "Classical": (0.9, 0.7, 0.8, 0.6, 0.30, 0),
+    }
     _csv(out, "comparison-table1.csv", [{"model": m, **dict(zip(metrics, v))} for m, v in table1.items()])
-    _csv(out, "comparison-table2.csv", [
-        {"split": split, "seed": seed, "IoU": iou, "IoU 95% CI": ci} for split, seed, iou, ci in [
-            ("original", 42, 0.87, "0.850-0.900"), ("80-10-10", 42, 0.80, "0.780-0.820"),
-            ("70-20-10", 42, 0.83, "0.800-0.860"), ("original", 1, 0.86, "0.840-0.880"),
-            ("original", 2, 0.88, "0.860-0.900")]])
-    _csv(out, "unet-test-summary.csv", [{"metric": "iou", "per-image mean": 0.85},
-                                         {"metric": "dsb_score", "per-image mean": 0.55}])
+    _csv(
+        out,
+        "comparison-table2.csv",
+        [
+            {"split": split, "seed": seed, "IoU": iou, "IoU 95% CI": ci}
+            for split, seed, iou, ci in [
+                ("original", 42, 0.87, "0.850-0.900"),
+                ("80-10-10", 42, 0.80, "0.780-0.820"),
+                ("70-20-10", 42, 0.83, "0.800-0.860"),
+                ("original", 1, 0.86, "0.840-0.880"),
+                ("original", 2, 0.88, "0.860-0.900"),
+            ]
+        ],
+    )
+    _csv(
+        out,
+        "unet-test-summary.csv",
+        [{"metric": "iou", "per-image mean": 0.85}, {"metric": "dsb_score", "per-image mean": 0.55}],
+    )
     shares = {"relevance_share": 0.6, "area_share": 0.2, "pointing_game": 1.0, "correlation": 0.3}
-    _csv(out, "explain-lrp.csv", [
-        {"image_id": image, "rule": rule, "reference": reference, "mean_inside": inside, "positive_regions": 10,
-         "positive_pixels": 100, **shares} for image, rule, reference, inside in [
-            ("a", "lrp.z", "truth", 0.1), ("b", "lrp.z", "truth", 0.3), ("a", "lrp.epsilon", "truth", -0.1),
-            ("a", "lrp.epsilon", "prediction", 9.0)]])
+    _csv(
+        out,
+        "explain-lrp.csv",
+        [
+            {
+                "image_id": image,
+                "rule": rule,
+                "reference": reference,
+                "mean_inside": inside,
+                "positive_regions": 10,
+                "positive_pixels": 100,
+                **shares,
+            }
+            for image, rule, reference, inside in [
+                ("a", "lrp.z", "truth", 0.1),
+                ("b", "lrp.z", "truth", 0.3),
+                ("a", "lrp.epsilon", "truth", -0.1),
+                ("a", "lrp.epsilon", "prediction", 9.0),
+            ]
+        ],
+    )
     cam = {"relevance_share": 0.6, "area_share": 0.2, "boundary_share": 0.5, "boundary_area_share": 0.1}
-    _csv(out, "explain-gradcam.csv", [
-        {"image_id": "a", "layer": layer, "target": "image", "reference": "truth", "pointing_game": 1.0,
-         "correlation": 0.2, **values} for layer, values in [
-            ("enc1", cam), ("enc2", cam), ("dec1", cam | {"relevance_share": 0.1, "boundary_share": 0.05}),
-            ("dec2", cam | {"relevance_share": 0.1})]])  # boundary enriched, background not depleted
-    _json(out, "explain-lrp-confidence.json",
-          {"over_predicted_nuclei": 0.9, "over_annotated_nuclei": 0.8, "windows": 2})
-    _csv(out, "speed-timing.csv", [
-        {"label": label, "size": size, "batch": batch, "ms_per_image": ms} for label, size, batch, ms in [
-            ("Keras model.predict", 256, 1, 100.0), ("TFLite int8", 256, 1, 30.0), ("TFLite int8", 256, 4, 10.0),
-            ("TFLite int8", 512, 1, 120.0)]])
+    _csv(
+        out,
+        "explain-gradcam.csv",
+        [
+            {
+                "image_id": "a",
+                "layer": layer,
+                "target": "image",
+                "reference": "truth",
+                "pointing_game": 1.0,
+                "correlation": 0.2,
+                **values,
+            }
+            for layer, values in [
+                ("enc1", cam),
+                ("enc2", cam),
+                ("dec1", cam | {"relevance_share": 0.1, "boundary_share": 0.05}),
+                ("dec2", cam | {"relevance_share": 0.1}),
+            ]
+        ],
+    )  # boundary enriched, background not depleted
+    _json(
+        out, "explain-lrp-confidence.json", {"over_predicted_nuclei": 0.9, "over_annotated_nuclei": 0.8, "windows": 2}
+    )
+    _csv(
+        out,
+        "speed-timing.csv",
+        [
+            {"label": label, "size": size, "batch": batch, "ms_per_image": ms}
+            for label, size, batch, ms in [
+                ("Keras model.predict", 256, 1, 100.0),
+                ("TFLite int8", 256, 1, 30.0),
+                ("TFLite int8", 256, 4, 10.0),
+                ("TFLite int8", 512, 1, 120.0),
+            ]
+        ],
+    )
     _csv(out, "speed-accuracy-summary.csv", [{"": "TFLite int8", "IoU change": -0.001}])
     _json(out, "speed-shipping.json", {"decisions": ["int8: shipped", "float16: shipped"]})
-    _csv(out, "comparison-training.csv", [{"model": "U-Net", "split": "original", "seed": 42, "epochs": 20,
-                                           "minutes": 9.0}])
-    _json(out, "run-log.json", {"01_eda": {"seconds": 60, "machine": {"cpu": "x", "cores": 2, "gpu": "none"}},
-                                "07_audit": {"seconds": 6}})
+    _csv(
+        out,
+        "comparison-training.csv",
+        [{"model": "U-Net", "split": "original", "seed": 42, "epochs": 20, "minutes": 9.0}],
+    )
+    _json(
+        out,
+        "run-log.json",
+        {"01_eda": {"seconds": 60, "machine": {"cpu": "x", "cores": 2, "gpu": "none"}}, "07_audit": {"seconds": 6}},
+    )
     return out
 
 
 CARD = {"training_minutes": 10.0, "profile": "smoke", "epochs_run": 12}
 EXPECTED = {
-    "data-images": audit.REPRODUCED, "eda-sizes": audit.REPRODUCED, "eda-nuclei": audit.REPRODUCED,
-    "eda-area": audit.NOT_REPRODUCED, "eda-circularity": audit.REPRODUCED, "eda-contrast": audit.NOT_REPRODUCED,
-    "eda-intensity": audit.REPRODUCED, "eda-touching": audit.REPRODUCED, "model-parameters": audit.NOT_REPRODUCED,
-    "training-accuracy": audit.REPRODUCED, "training-iou": audit.NOT_REPRODUCED,
-    "validation-accuracy": audit.NOT_REPRODUCED, "validation-iou": audit.REPRODUCED,
-    "training-loss": audit.UNDEFINED, "loss-order": audit.REPRODUCED, "early-progress": audit.NOT_REPRODUCED,
-    "table1-unet-iou": audit.REPRODUCED, "table1-deeplab-accuracy": audit.NOT_REPRODUCED,
-    "table1-resunet-recall": audit.REPRODUCED, "table2-original": audit.REPRODUCED,
-    "table2-80-10-10": audit.NOT_REPRODUCED, "table2-70-20-10": audit.REPRODUCED,
-    "table2-split-spread": audit.NOT_REPRODUCED, "summary-iou": audit.REPRODUCED,
-    "gradcam-boundary": audit.NOT_REPRODUCED, "speed-inference": audit.NOT_TESTABLE,
+    "data-images": audit.REPRODUCED,
+    "eda-sizes": audit.REPRODUCED,
+    "eda-nuclei": audit.REPRODUCED,
+    "eda-area": audit.NOT_REPRODUCED,
+    "eda-circularity": audit.REPRODUCED,
+    "eda-contrast": audit.NOT_REPRODUCED,
+    "eda-intensity": audit.REPRODUCED,
+    "eda-touching": audit.REPRODUCED,
+    "model-parameters": audit.NOT_REPRODUCED,
+    "training-accuracy": audit.REPRODUCED,
+    "training-iou": audit.NOT_REPRODUCED,
+    "validation-accuracy": audit.NOT_REPRODUCED,
+    "validation-iou": audit.REPRODUCED,
+    "training-loss": audit.UNDEFINED,
+    "loss-order": audit.REPRODUCED,
+    "early-progress": audit.NOT_REPRODUCED,
+    "table1-unet-iou": audit.REPRODUCED,
+    "table1-deeplab-accuracy": audit.NOT_REPRODUCED,
+    "table1-resunet-recall": audit.REPRODUCED,
+    "table2-original": audit.REPRODUCED,
+    "table2-80-10-10": audit.NOT_REPRODUCED,
+    "table2-70-20-10": audit.REPRODUCED,
+    "table2-split-spread": audit.NOT_REPRODUCED,
+    "summary-iou": audit.REPRODUCED,
+    "gradcam-boundary": audit.NOT_REPRODUCED,
+    "speed-inference": audit.NOT_TESTABLE,
 }
 
 
@@ -289,14 +415,16 @@ def test_audit_of_a_synthetic_run(run_folder: Path) -> None:
     assert {key: by_id[key]["verdict"] for key in EXPECTED} == EXPECTED
     assert by_id["early-progress"]["measured"].startswith(
         "by epoch 10: 82% of the validation loss's and 25% of the validation accuracy's change from epoch 1 "
-        "to the kept epoch 12 (our epochs: 10 steps of 2 crops)")
+        "to the kept epoch 12 (our epochs: 10 steps of 2 crops)"
+    )
     assert by_id["model-parameters"]["measured"] == "1,800,000 (plain), 2,033,362 (ours: BN, shortcuts, 2 outputs)"
     assert by_id["table1-unet-iou"]["measured"] == "0.882 (U-Net, chapter 2 (10 min), pixels pooled)"
     assert by_id["table2-split-spread"]["measured"] == "range 0.070 over splits, 0.020 over 3 seeds"
     assert by_id["lrp-relevance"]["measured"].startswith("-0.100 to 0.200")  # the prediction row left out
     assert "both hold in 2 of 4 layers" in by_id["gradcam-boundary"]["measured"]  # 2 of 4 is no majority
     assert by_id["speed-inference"]["measured"] == (
-        "30.0 ms (TFLite int8) to 100.0 ms (Keras model.predict) per 256x256 image on this run's CPU")
+        "30.0 ms (TFLite int8) to 100.0 ms (Keras model.predict) per 256x256 image on this run's CPU"
+    )
     assert by_id["training-accuracy"]["rule"] == "within 0.02"
     assert _audit(run_folder).equals(table)  # deterministic
 
@@ -310,9 +438,14 @@ def test_the_tolerance_changes_the_single_metric_verdicts(run_folder: Path) -> N
 
 @pytest.mark.parametrize(
     ("name", "chapter"),
-    [("eda-claims.json", "01_eda"), ("comparison-table2.csv", "03_comparison"), ("explain-gradcam.csv", "04_gradcam"),
-     ("explain-lrp-confidence.json", "05_lrp"), ("speed-timing.csv", "06_speed"),
-     ("models/unet-original-0123/history.csv", "02_unet")],
+    [
+        ("eda-claims.json", "01_eda"),
+        ("comparison-table2.csv", "03_comparison"),
+        ("explain-gradcam.csv", "04_gradcam"),
+        ("explain-lrp-confidence.json", "05_lrp"),
+        ("speed-timing.csv", "06_speed"),
+        ("models/unet-original-0123/history.csv", "02_unet"),
+    ],
 )
 def test_a_missing_artefact_is_named(run_folder: Path, name: str, chapter: str) -> None:
     (run_folder / name).unlink()
@@ -368,4 +501,3 @@ def test_run_facts_tables(run_folder: Path) -> None:
     assert trainings["minutes"].tolist() == [10.0, 9.0] and trainings.index.tolist() == [0, 1]
     (run_folder / "run-log.json").unlink()
     assert claims.run_log_table(run_folder).empty
-

@@ -156,4 +156,5 @@ def test_backend_and_folder_errors(model_dir: Path) -> None:
     assert backends.tflite_filename("int8") == "model-int8.tflite"
     assert backends.BACKENDS == ("keras", "xla", "tflite-float16", "tflite-int8")
     assert {b.removeprefix("tflite-") for b in backends.BACKENDS if b.startswith("tflite-")} <= set(
-        backends.TFLITE_KINDS)
+        backends.TFLITE_KINDS
+    )

@@ -38,8 +38,13 @@ def test_time_inference_returns_positive_numbers(tflite_buffers) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"repeats": 0}, "repeats"), ({"size": 0}, "size"), ({"batch": True}, "batch"), ({"warmup": -1}, "warmup"),
-     ({"channels": 0}, "channels")],
+    [
+        ({"repeats": 0}, "repeats"),
+        ({"size": 0}, "size"),
+        ({"batch": True}, "batch"),
+        ({"warmup": -1}, "warmup"),
+        ({"channels": 0}, "channels"),
+    ],
 )
 def test_time_inference_refuses_bad_settings(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -85,8 +90,9 @@ def test_plain_pipeline_gives_the_same_batches_as_the_tuned_one() -> None:
     images = smooth_images(2, (70, 90), seed=12)
     targets = [(image[..., :1] > 0.5).astype(np.float32) for image in images]
     tuned = training_dataset(images, targets, crop=32, batch_size=2, seed=5, steps_per_epoch=2)
-    plain = training_dataset(images, targets, crop=32, batch_size=2, seed=5, steps_per_epoch=2,
-                             parallel=False, prefetch=False)
+    plain = training_dataset(
+        images, targets, crop=32, batch_size=2, seed=5, steps_per_epoch=2, parallel=False, prefetch=False
+    )
     for (x1, y1), (x2, y2) in zip(tuned, plain):
         np.testing.assert_array_equal(x1.numpy(), x2.numpy())
         np.testing.assert_array_equal(y1.numpy(), y2.numpy())

@@ -30,8 +30,12 @@ def test_repeated_scripts_are_dropped_in_order() -> None:
 
     config = 'const THEBE_JS_URL = "x"'
     scripts = [
-        Script("a.js"), Script(None, body=config), Script("_static/sphinx-thebe.js", **{"async": "async"}),
-        Script("", body=config), Script("a.js"), Script(None, body="other"),
+        Script("a.js"),
+        Script(None, body=config),
+        Script("_static/sphinx-thebe.js", **{"async": "async"}),
+        Script("", body=config),
+        Script("a.js"),
+        Script(None, body="other"),
     ]
     kept = bookext.unique_scripts(scripts)
     assert kept == [scripts[0], scripts[1], scripts[2], scripts[5]]

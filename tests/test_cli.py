@@ -100,7 +100,9 @@ def test_predict_tiff_output_and_a_large_image_is_tiled(tmp_path: Path, tiny_mod
     assert labels.shape == (300, 410) and labels.dtype == np.uint16
 
 
-def test_predict_refuses_to_overwrite_and_keeps_existing_files(inputs: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
+def test_predict_refuses_to_overwrite_and_keeps_existing_files(
+    inputs: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     precious = out / "rgb_labels.png"
@@ -170,10 +172,12 @@ def test_the_console_script_names_a_non_image_file_in_one_line(tiny_model: Path,
     assert "0 image(s) segmented, 1 problem(s)" in result.stdout
 
 
-def test_a_tile_too_small_for_the_overlap_is_a_one_line_error(inputs: Path, tiny_model: Path, tmp_path: Path,
-                                                              capsys) -> None:
-    assert predict(str(inputs / "rgb.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model),
-                   "--tile", "64") == 1
+def test_a_tile_too_small_for_the_overlap_is_a_one_line_error(
+    inputs: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    assert (
+        predict(str(inputs / "rgb.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--tile", "64") == 1
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("nuclei: error: tile must be a multiple of 16 above 64") and "\n" not in err
 
@@ -201,7 +205,9 @@ def test_evaluate_scores_a_perfect_prediction_as_one(tmp_path: Path, capsys) -> 
     for sample in ("s1", "s2"):
         (gt / sample / "images").mkdir(parents=True)
         (gt / sample / "masks").mkdir()
-        Image.fromarray(np.stack([(labels > 0).astype(np.uint8) * 200] * 3, -1)).save(gt / sample / "images" / f"{sample}.png")
+        Image.fromarray(np.stack([(labels > 0).astype(np.uint8) * 200] * 3, -1)).save(
+            gt / sample / "images" / f"{sample}.png"
+        )
         for k in (1, 2):
             Image.fromarray(((labels == k) * 255).astype(np.uint8)).save(gt / sample / "masks" / f"m{k}.png")
     pred = tmp_path / "pred"
@@ -288,8 +294,19 @@ def test_predict_with_another_backend_writes_the_same_outputs(
     results = {}
     for name in ("keras", backend):
         out = tmp_path / name
-        assert predict(str(inputs / "rgb.png"), str(inputs / "deep.tif"), "-o", str(out), "--model", str(tflite_model),
-                       "--backend", name) == 0
+        assert (
+            predict(
+                str(inputs / "rgb.png"),
+                str(inputs / "deep.tif"),
+                "-o",
+                str(out),
+                "--model",
+                str(tflite_model),
+                "--backend",
+                name,
+            )
+            == 0
+        )
         results[name] = out
     assert sorted(p.name for p in results["keras"].iterdir()) == sorted(p.name for p in results[backend].iterdir())
     keras_summary = pd.read_csv(results["keras"] / "summary.csv")
@@ -341,10 +358,12 @@ def test_label_formats_are_what_write_labels_writes(tmp_path: Path) -> None:
 
 
 def test_help_does_not_import_tensorflow_or_scikit_image() -> None:
-    code = ("import sys\n"
-            "from nucleilib import cli\n"
-            "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('tensorflow', 'skimage', 'nucleilib.study.runner') if m in sys.modules))")
+    code = (
+        "import sys\n"
+        "from nucleilib import cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('tensorflow', 'skimage', 'nucleilib.study.runner') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
@@ -383,6 +402,8 @@ def test_a_plugin_command_runs_and_its_errors_are_one_line(monkeypatch, capsys) 
         def load(self):
             return register
 
-    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [Entry()] if group == cli.COMMANDS_GROUP else [])
+    monkeypatch.setattr(
+        "importlib.metadata.entry_points", lambda group: [Entry()] if group == cli.COMMANDS_GROUP else []
+    )
     assert cli.main(["hello"]) == 1
     assert capsys.readouterr().err.strip() == "nuclei: error: hello: deliberately broken"

@@ -61,11 +61,15 @@ def test_train_config_equals_the_chapters_explicit_config_and_digest() -> None:
 
 
 def test_ablation_config_equals_the_chapters_explicit_config() -> None:
-    main = training.TrainConfig(model=BASE, crop=64, batch_size=4, epochs=2, steps_per_epoch=5, patience=2,
-                                max_minutes=2.0, seed=42)
+    main = training.TrainConfig(
+        model=BASE, crop=64, batch_size=4, epochs=2, steps_per_epoch=5, patience=2, max_minutes=2.0, seed=42
+    )
     explicit = training.with_model(
-        training.TrainConfig(model=BASE, crop=64, batch_size=4, epochs=2, steps_per_epoch=3, patience=2,
-                             max_minutes=0.5, seed=42), sigma=1.5)
+        training.TrainConfig(
+            model=BASE, crop=64, batch_size=4, epochs=2, steps_per_epoch=3, patience=2, max_minutes=0.5, seed=42
+        ),
+        sigma=1.5,
+    )
     made = unet.ablation_config(main, 1.5, steps=3, minutes=0.5)
     assert made == explicit
     assert training.training_digest(made, ["a"], ["b"]) == training.training_digest(explicit, ["a"], ["b"])
@@ -73,9 +77,15 @@ def test_ablation_config_equals_the_chapters_explicit_config() -> None:
 
 def test_training_plan_order_matches_the_cached_labels() -> None:
     plan = cmp.training_plan(["U-Net", "ResUNet", "DeepLabV3+"], ["original", "80-10-10", "70-20-10"], 42, [1, 2])
-    assert plan == [("U-Net", "original", 42), ("ResUNet", "original", 42), ("DeepLabV3+", "original", 42),
-                    ("U-Net", "80-10-10", 42), ("U-Net", "70-20-10", 42), ("U-Net", "original", 1),
-                    ("U-Net", "original", 2)]
+    assert plan == [
+        ("U-Net", "original", 42),
+        ("ResUNet", "original", 42),
+        ("DeepLabV3+", "original", 42),
+        ("U-Net", "80-10-10", 42),
+        ("U-Net", "70-20-10", 42),
+        ("U-Net", "original", 1),
+        ("U-Net", "original", 2),
+    ]
     assert cmp.run_label(BASE, "original", 42) == "cmp-unet-original-s42"
     assert cmp.run_label(ModelConfig(architecture="deeplabv3plus"), "70-20-10", 2) == "cmp-deeplabv3plus-70-20-10-s2"
 
@@ -87,23 +97,44 @@ def test_train_contenders_calls_train_with_the_original_configs_and_names(tmp_pa
         calls.append((config, [s.image_id for s in train_samples], [s.image_id for s in val_samples], name, verbose))
         folder = tmp_path / name
         folder.mkdir()
-        (folder / "train-config.json").write_text(json.dumps(
-            {"epochs_run": 2, "best_epoch": 1, "seconds": 90.0, "stopped_by_time": False, "train_crops_per_s": 5.0}))
+        (folder / "train-config.json").write_text(
+            json.dumps(
+                {"epochs_run": 2, "best_epoch": 1, "seconds": 90.0, "stopped_by_time": False, "train_crops_per_s": 5.0}
+            )
+        )
         return SimpleNamespace(folder=folder, reused=True, model=None)
 
     monkeypatch.setattr(training, "train", fake_train)
     contenders = {"U-Net": BASE, "ResUNet": ModelConfig(architecture="resunet")}
-    splits = {"original": {"train": ["a", "b"], "val": ["c"], "test": ["d"]},
-              "80-10-10": {"train": ["b"], "val": ["a"], "test": ["c"]}}
+    splits = {
+        "original": {"train": ["a", "b"], "val": ["c"], "test": ["d"]},
+        "80-10-10": {"train": ["b"], "val": ["a"], "test": ["c"]},
+    }
     samples = {i: _sample(i, np.zeros((4, 4))) for i in "abcd"}
     lines: list[str] = []
-    runs = cmp.train_contenders(contenders, splits, samples, tmp_path, budget=training.TrainConfig(seed=42, **BUDGET),
-                                seed=42, extra_seeds=[1], log=lines.append)
-    assert list(runs) == [("U-Net", "original", 42), ("ResUNet", "original", 42), ("U-Net", "80-10-10", 42),
-                          ("U-Net", "original", 1)]
+    runs = cmp.train_contenders(
+        contenders,
+        splits,
+        samples,
+        tmp_path,
+        budget=training.TrainConfig(seed=42, **BUDGET),
+        seed=42,
+        extra_seeds=[1],
+        log=lines.append,
+    )
+    assert list(runs) == [
+        ("U-Net", "original", 42),
+        ("ResUNet", "original", 42),
+        ("U-Net", "80-10-10", 42),
+        ("U-Net", "original", 1),
+    ]
     names = [c[3] for c in calls]
-    assert names == ["cmp-unet-original-s42", "cmp-resunet-original-s42", "cmp-unet-80-10-10-s42",
-                     "cmp-unet-original-s1"]
+    assert names == [
+        "cmp-unet-original-s42",
+        "cmp-resunet-original-s42",
+        "cmp-unet-80-10-10-s42",
+        "cmp-unet-original-s1",
+    ]
     assert calls[0][0] == training.TrainConfig(model=BASE, seed=42, **BUDGET)
     assert calls[3][0] == training.TrainConfig(model=BASE, seed=1, **BUDGET)
     assert calls[2][1:3] == (["b"], ["a"]) and all(c[4] == 0 for c in calls)
@@ -158,8 +189,20 @@ def test_table_row_and_assembled_table1() -> None:
     micro = PixelMetrics.from_counts(tp=3, fp=1, fn=1, tn=5)
     metrics = pd.DataFrame({"dsb_score": [0.5, 0.5, 0.5], "ap50": [0.0, 0.5, 1.0]})
     row = cmp.table_row("U-Net", metrics, micro, 1234, 2.5, 7.0, seed=0)
-    assert list(row) == ["model", "accuracy", "precision", "recall", "IoU", "Dice", "DSB score", "DSB 95% CI",
-                         "AP@0.5", "parameters", "GFLOPs/256²", "ms/256²"]
+    assert list(row) == [
+        "model",
+        "accuracy",
+        "precision",
+        "recall",
+        "IoU",
+        "Dice",
+        "DSB score",
+        "DSB 95% CI",
+        "AP@0.5",
+        "parameters",
+        "GFLOPs/256²",
+        "ms/256²",
+    ]
     assert row["accuracy"] == 0.8 and row["IoU"] == 0.6 and row["precision"] == 0.75
     assert row["DSB 95% CI"] == "0.500-0.500" and row["AP@0.5"] == 0.5
     classical = dict(row, model="Classical", parameters=0, **{"GFLOPs/256²": np.nan, "DSB score": 0.25})
@@ -181,16 +224,24 @@ def test_per_image_table_adds_modality_and_drops_unknown_images() -> None:
     frames = [_per_image({"U-Net": [0.1, 0.2]}, ids=("a", "b")), _per_image({"X": [0.3, 0.4]}, ids=("a", "z"))]
     manifest = pd.DataFrame({"image_id": ["a", "b"], "modality": ["m1", "m2"], "nuclei": [1, 2]}).set_index("image_id")
     table = cmp.per_image_table(frames, manifest)
-    assert table[["image_id", "model", "modality"]].values.tolist() == [["a", "U-Net", "m1"], ["b", "U-Net", "m2"],
-                                                                         ["a", "X", "m1"]]
+    assert table[["image_id", "model", "modality"]].values.tolist() == [
+        ["a", "U-Net", "m1"],
+        ["b", "U-Net", "m2"],
+        ["a", "X", "m1"],
+    ]
 
 
 def test_paired_differences_counts_and_constant_shift() -> None:
     per_image = _per_image({"U-Net": [0.5, 0.75, 0.25], "Worse": [0.25, 0.75, 0.5], "Shifted": [0.625, 0.875, 0.375]})
     table = cmp.paired_differences(per_image, seed=0)
     assert table.index.tolist() == ["Shifted", "Worse"]
-    assert table.columns.tolist() == ["mean DSB difference vs U-Net", "95% CI low", "95% CI high", "images better",
-                                      "images worse"]
+    assert table.columns.tolist() == [
+        "mean DSB difference vs U-Net",
+        "95% CI low",
+        "95% CI high",
+        "images better",
+        "images worse",
+    ]
     assert table.loc["Shifted"].tolist() == [0.125, 0.125, 0.125, 3, 0]
     assert table.loc["Worse", "mean DSB difference vs U-Net"] == 0.0
     assert (table.loc["Worse", "images better"], table.loc["Worse", "images worse"]) == (1, 1)
@@ -206,13 +257,20 @@ def test_by_modality_means_and_reference_counts() -> None:
 
 
 def test_hard_cases_and_side_by_side_figure() -> None:
-    touching = np.zeros((8, 8)); touching[1:4, 1:3] = 1; touching[1:4, 3:5] = 2; touching[6:8, 6:8] = 3
-    apart = np.zeros((8, 8)); apart[0:2, 0:2] = 1; apart[5:7, 5:7] = 2
+    touching = np.zeros((8, 8))
+    touching[1:4, 1:3] = 1
+    touching[1:4, 3:5] = 2
+    touching[6:8, 6:8] = 3
+    apart = np.zeros((8, 8))
+    apart[0:2, 0:2] = 1
+    apart[5:7, 5:7] = 2
     samples = {"t": _sample("t", touching), "s1": _sample("s1", apart), "s2": _sample("s2", apart)}
     test_samples = list(samples.values())
-    per_image = _per_image({"U-Net": [0.9, 0.6, 0.3], "X": [0.1, 0.2, 0.3], "Classical": [0.5, 0.5, 0.25]},
-                           ids=("t", "s1", "s2"),
-                           modalities=["fluorescence", "stained tissue", "stained tissue"])
+    per_image = _per_image(
+        {"U-Net": [0.9, 0.6, 0.3], "X": [0.1, 0.2, 0.3], "Classical": [0.5, 0.5, 0.25]},
+        ids=("t", "s1", "s2"),
+        modalities=["fluorescence", "stained tissue", "stained tissue"],
+    )
     picks, share = cmp.hard_cases(per_image, test_samples)
     assert share == {"t": pytest.approx(2 / 3), "s1": 0.0, "s2": 0.0}
     assert picks == ["t", "s2"]  # no brightfield image: two picks
@@ -259,45 +317,73 @@ def test_summary_row_and_table2_row() -> None:
     assert row["IoU"] == 0.625 and row["DSB score 95% CI"] == "0.250-0.250"
     ids = {"train": list("abc"), "val": ["d"], "test": ["e", "f"]}
     with_paper = cmp.table2_row("original", 42, ids, metrics, 7, bootstrap_seed=0, paper=(670, 10, 60, 0.88))
-    assert list(with_paper) == ["split", "seed", "train/val/test", "IoU", "IoU 95% CI", "DSB score",
-                                "DSB score 95% CI", "epochs", "paper train/val/test", "paper IoU"]
+    assert list(with_paper) == [
+        "split",
+        "seed",
+        "train/val/test",
+        "IoU",
+        "IoU 95% CI",
+        "DSB score",
+        "DSB score 95% CI",
+        "epochs",
+        "paper train/val/test",
+        "paper IoU",
+    ]
     assert with_paper["train/val/test"] == "3/1/2" and with_paper["paper train/val/test"] == "670/10/60"
     without = cmp.table2_row("original", 1, ids, metrics, 7, bootstrap_seed=0)
     assert without["paper train/val/test"] == "" and np.isnan(without["paper IoU"])
 
 
 def test_split_seed_table_reuses_the_reference_metrics_and_evaluates_the_rest() -> None:
-    splits = {"original": {"train": ["a"], "val": ["b"], "test": ["c", "d"]},
-              "80-10-10": {"train": ["a", "b"], "val": ["c"], "test": ["d"]}}
+    splits = {
+        "original": {"train": ["a"], "val": ["b"], "test": ["c", "d"]},
+        "80-10-10": {"train": ["a", "b"], "val": ["c"], "test": ["d"]},
+    }
     samples = {i: _sample(i, np.zeros((2, 2))) for i in "abcd"}
-    runs = {("U-Net", "original", 42): (SimpleNamespace(model="m42"), {"epochs_run": 5}),
-            ("U-Net", "80-10-10", 42): (SimpleNamespace(model="m80"), {"epochs_run": 6}),
-            ("U-Net", "original", 1): (SimpleNamespace(model="m1"), {"epochs_run": 7})}
+    runs = {
+        ("U-Net", "original", 42): (SimpleNamespace(model="m42"), {"epochs_run": 5}),
+        ("U-Net", "80-10-10", 42): (SimpleNamespace(model="m80"), {"epochs_run": 6}),
+        ("U-Net", "original", 1): (SimpleNamespace(model="m1"), {"epochs_run": 7}),
+    }
     scores = {"m80": 0.5, "m1": 0.75}
     evaluated = []
 
     def fake_evaluate(model, config, test_samples):
         evaluated.append((model, [s.image_id for s in test_samples]))
-        return pd.DataFrame({"iou": [scores[model]] * len(test_samples), "dsb_score": [scores[model] / 2] * len(test_samples)}), {}
+        return pd.DataFrame(
+            {"iou": [scores[model]] * len(test_samples), "dsb_score": [scores[model] / 2] * len(test_samples)}
+        ), {}
 
     reference = pd.DataFrame({"iou": [0.25, 0.25], "dsb_score": [0.125, 0.125]})
-    table = cmp.split_seed_table(runs, splits, samples, BASE, reference, seed=42, extra_seeds=[1],
-                                 evaluate=fake_evaluate)
+    table = cmp.split_seed_table(
+        runs, splits, samples, BASE, reference, seed=42, extra_seeds=[1], evaluate=fake_evaluate
+    )
     assert evaluated == [("m80", ["d"]), ("m1", ["c", "d"])]
-    assert table[["split", "seed", "IoU", "epochs"]].values.tolist() == [["original", 42, 0.25, 5],
-                                                                          ["80-10-10", 42, 0.5, 6],
-                                                                          ["original", 1, 0.75, 7]]
+    assert table[["split", "seed", "IoU", "epochs"]].values.tolist() == [
+        ["original", 42, 0.25, 5],
+        ["80-10-10", 42, 0.5, 6],
+        ["original", 1, 0.75, 7],
+    ]
     assert table["paper IoU"].tolist()[:2] == [0.88, 0.85] and np.isnan(table["paper IoU"].iloc[2])
     assert table["train/val/test"].tolist() == ["1/1/2", "2/1/1", "1/1/2"]
 
     spread = cmp.spread_table(table, seed=42)
-    assert spread.columns.tolist() == ["range over seeds (original split)", "SD over seeds",
-                                       "range over splits (seed 42)", "paper's range over splits"]
+    assert spread.columns.tolist() == [
+        "range over seeds (original split)",
+        "SD over seeds",
+        "range over splits (seed 42)",
+        "paper's range over splits",
+    ]
     assert spread.loc["IoU"].tolist()[:3] == [0.5, pytest.approx(np.sqrt(0.125)), 0.25]
     assert spread.loc["DSB score", "range over splits (seed 42)"] == 0.125
     glued = cmp.spread_glue(spread, table, seed=42)
-    assert glued == {"seed_iou_range": 0.5, "split_iou_range": 0.25, "seed_dsb_range": 0.25,
-                     "split_dsb_range": 0.125, "n_seeds": 2}
+    assert glued == {
+        "seed_iou_range": 0.5,
+        "split_iou_range": 0.25,
+        "seed_dsb_range": 0.25,
+        "split_dsb_range": 0.125,
+        "n_seeds": 2,
+    }
 
 
 # --------------------------------------------------------------------------- the U-Net chapter
@@ -307,10 +393,24 @@ def _unet_metrics() -> pd.DataFrame:
     rows = []
     for method, shift in (("components", 0.0), ("borders", 0.25)):
         for k, image_id in enumerate("abc"):
-            rows.append({"image_id": image_id, "method": method, "modality": "f" if k < 2 else "b",
-                         "accuracy": 0.9, "precision": 0.8, "recall": 0.7, "iou": 0.5, "dice": 0.6, "mean_iou": 0.7,
-                         "dsb_score": 0.25 * k + shift, "ap50": 0.5, "f1_50": 0.5, "count_error": [2, -4, 0][k],
-                         "predict_s": [0.1, 0.3, 0.2][k]})
+            rows.append(
+                {
+                    "image_id": image_id,
+                    "method": method,
+                    "modality": "f" if k < 2 else "b",
+                    "accuracy": 0.9,
+                    "precision": 0.8,
+                    "recall": 0.7,
+                    "iou": 0.5,
+                    "dice": 0.6,
+                    "mean_iou": 0.7,
+                    "dsb_score": 0.25 * k + shift,
+                    "ap50": 0.5,
+                    "f1_50": 0.5,
+                    "count_error": [2, -4, 0][k],
+                    "predict_s": [0.1, 0.3, 0.2][k],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -327,7 +427,9 @@ def test_summary_table_glue_and_paper_comparison() -> None:
     summary = unet.summary_table(chosen, micro, seed=0)
     assert summary.index.tolist() == list(unet.SUMMARY_METRICS)
     assert summary.columns.tolist() == ["micro (pixels pooled)", "per-image mean", "95% CI low", "95% CI high"]
-    assert summary.loc["iou", "micro (pixels pooled)"] == 0.6 and np.isnan(summary.loc["dsb_score", "micro (pixels pooled)"])
+    assert summary.loc["iou", "micro (pixels pooled)"] == 0.6 and np.isnan(
+        summary.loc["dsb_score", "micro (pixels pooled)"]
+    )
     assert summary.loc["dsb_score", "per-image mean"] == 0.5
     assert summary.loc["iou"].tolist()[1:] == [0.5, 0.5, 0.5]
 
@@ -347,29 +449,48 @@ def test_per_modality_and_example_picks() -> None:
     table = unet.per_modality(chosen)
     assert table.columns.tolist() == ["images", "iou", "dice", "dsb_score", "count_error"]
     assert table.loc["f"].tolist() == [2, 0.5, 0.6, 0.125, -1.0]
-    shuffled = chosen.assign(dsb_score=[0.5, 0.1, 0.9, ][::-1])  # a: 0.9, b: 0.1, c: 0.5
+    shuffled = chosen.assign(
+        dsb_score=[
+            0.5,
+            0.1,
+            0.9,
+        ][::-1]
+    )  # a: 0.9, b: 0.1, c: 0.5
     assert unet.example_picks(shuffled) == ["b", "c", "a"]
 
 
 def test_training_glue_and_message() -> None:
-    info = {"seconds": 120.0, "epochs_run": 4, "best_epoch": 3, "train_crops_per_s": 12.5, "stopped_by_time": True,
-            "precision_policy": "float32"}
+    info = {
+        "seconds": 120.0,
+        "epochs_run": 4,
+        "best_epoch": 3,
+        "train_crops_per_s": 12.5,
+        "stopped_by_time": True,
+        "precision_policy": "float32",
+    }
     assert unet.training_glue(info) == {"train_minutes": 2.0, "epochs_run": 4, "best_epoch": 3, "crops_per_s": 12.5}
-    assert unet.training_message(False, info) == ("trained: 4 epochs in 2.0 min (12.5 crops/s), best epoch 3, "
-                                                  "stopped by the time budget: True, precision: float32")
+    assert unet.training_message(False, info) == (
+        "trained: 4 epochs in 2.0 min (12.5 crops/s), best epoch 3, "
+        "stopped by the time budget: True, precision: float32"
+    )
 
 
 def test_error_map_and_example_figure() -> None:
-    truth = np.zeros((16, 16), np.uint16); truth[2:6, 2:6] = 1; truth[9:14, 9:14] = 2
-    image = np.zeros((16, 16, 3), np.uint8); image[2:6, 2:6] = 255; image[0:2, 12:16] = 255
+    truth = np.zeros((16, 16), np.uint16)
+    truth[2:6, 2:6] = 1
+    truth[9:14, 9:14] = 2
+    image = np.zeros((16, 16, 3), np.uint8)
+    image[2:6, 2:6] = 255
+    image[0:2, 12:16] = 255
     sample = Sample("a", image, truth)
     errors = unet.error_map(truth > 0, np.where(image[..., 0] > 0, 1, 0))
     assert errors[10, 10].tolist() == [0, 0.8, 0] and errors[0, 13].tolist() == [0.9, 0, 0.9]
     assert errors[3, 3].tolist() == [0, 0, 0]
     config = ModelConfig(outputs=("foreground",), invert_bright=False, separation="components", min_size=1)
     seg = Segmenter(lambda x: x[..., :1], config)
-    fig = unet.example_figure(seg, [sample, sample], "components", {"a": "fluorescence"}, "examples",
-                              {"a": np.ones((16, 16, 1), np.float32)})
+    fig = unet.example_figure(
+        seg, [sample, sample], "components", {"a": "fluorescence"}, "examples", {"a": np.ones((16, 16, 1), np.float32)}
+    )
     try:
         assert len(fig.axes) == 10 and fig.axes[0].get_ylabel() == "fluorescence"
         assert fig.axes[1].get_title() == "truth: 2 nuclei" and fig.axes[2].get_title() == "prediction: 1 nuclei"
@@ -380,10 +501,17 @@ def test_error_map_and_example_figure() -> None:
 def test_shipping_card() -> None:
     summary = pd.DataFrame({"per-image mean": [0.123456, 0.5]}, index=["iou", "dsb_score"])
     config = training.TrainConfig(model=BASE, seed=42, **BUDGET)
-    card = unet.shipping_card(split="original", split_ids={"train": ["a", "b"], "val": ["c"], "test": ["d"]},
-                              profile="cpu", info={"epochs_run": 4, "best_epoch": 3, "seconds": 1500.0},
-                              parameters=2000, separation="borders", summary=summary, training_config=config,
-                              run={"git commit": "abc", "date (UTC)": "2026-01-01 00:00"})
+    card = unet.shipping_card(
+        split="original",
+        split_ids={"train": ["a", "b"], "val": ["c"], "test": ["d"]},
+        profile="cpu",
+        info={"epochs_run": 4, "best_epoch": 3, "seconds": 1500.0},
+        parameters=2000,
+        separation="borders",
+        summary=summary,
+        training_config=config,
+        run={"git commit": "abc", "date (UTC)": "2026-01-01 00:00"},
+    )
     assert (card["train_images"], card["val_images"], card["test_images"]) == (2, 1, 1)
     assert card["training_minutes"] == 25.0 and card["commit"] == "abc"
     assert card["test_metrics_per_image_mean"] == {"iou": 0.1235, "dsb_score": 0.5}
@@ -439,6 +567,7 @@ def test_load_samples_loads_repeats_once(dsb) -> None:
 
 def test_load_manifest_is_indexed_by_image_id(tmp_path: Path) -> None:
     pd.DataFrame({"image_id": ["a", "b"], "modality": ["fluorescence", "brightfield"]}).to_csv(
-        tmp_path / "manifest.csv", index=False)
+        tmp_path / "manifest.csv", index=False
+    )
     manifest = mf.load_manifest(tmp_path)
     assert manifest.loc["b", "modality"] == "brightfield"

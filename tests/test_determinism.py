@@ -50,8 +50,15 @@ def _train_and_evaluate(samples, cache: Path) -> tuple[training.TrainResult, pd.
     split = mf.stratified_split(table, "80-10-10", seed=7)
     ids = {name: split.loc[split["subset"] == name, "image_id"].tolist() for name in ("train", "val", "test")}
     config = training.TrainConfig(
-        model=models.ModelConfig(base_filters=4, depth=2), crop=32, batch_size=2, epochs=2,
-        steps_per_epoch=3, val_tile=32, patience=2, seed=7, mixed_precision="off",
+        model=models.ModelConfig(base_filters=4, depth=2),
+        crop=32,
+        batch_size=2,
+        epochs=2,
+        steps_per_epoch=3,
+        val_tile=32,
+        patience=2,
+        seed=7,
+        mixed_precision="off",
     )
     result = training.train(config, subset(samples, ids["train"]), subset(samples, ids["val"]), cache, verbose=0)
     assert not result.reused

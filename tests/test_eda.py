@@ -52,13 +52,23 @@ def test_overlap_table_lists_only_images_with_overlaps() -> None:
 
 
 def test_add_modality_joins_the_manifest() -> None:
-    manifest = pd.DataFrame({"image_id": ["a", "b"], "modality": ["brightfield", "fluorescence"],
-                             "density": ["sparse", "dense"], "nuclei": [1, 2]})
+    manifest = pd.DataFrame(
+        {
+            "image_id": ["a", "b"],
+            "modality": ["brightfield", "fluorescence"],
+            "density": ["sparse", "dense"],
+            "nuclei": [1, 2],
+        }
+    )
     images = pd.DataFrame({"image_id": ["b", "a"], "nuclei": [2, 1]})
     nuclei = pd.DataFrame({"image_id": ["a", "b", "b"], "area": [5, 6, 7]})
     images, nuclei = eda.add_modality(images, nuclei, manifest)
-    assert images.to_dict("list") == {"image_id": ["b", "a"], "nuclei": [2, 1],
-                                      "modality": ["fluorescence", "brightfield"], "density": ["dense", "sparse"]}
+    assert images.to_dict("list") == {
+        "image_id": ["b", "a"],
+        "nuclei": [2, 1],
+        "modality": ["fluorescence", "brightfield"],
+        "density": ["dense", "sparse"],
+    }
     assert nuclei["modality"].tolist() == ["brightfield", "fluorescence", "fluorescence"]
     assert "density" not in nuclei.columns
 
@@ -66,13 +76,15 @@ def test_add_modality_joins_the_manifest() -> None:
 # --------------------------------------------------------------------------- manifest section
 
 
-MANIFEST = pd.DataFrame({
-    "image_id": ["a", "b", "c", "d", "e"],
-    "height": [256, 256, 520, 256, 1200],
-    "width": [256, 256, 696, 256, 1000],
-    "modality": ["fluorescence", "brightfield", "fluorescence", "fluorescence", "stained tissue"],
-    "nuclei": [10, 20, 30, 40, 50],
-})
+MANIFEST = pd.DataFrame(
+    {
+        "image_id": ["a", "b", "c", "d", "e"],
+        "height": [256, 256, 520, 256, 1200],
+        "width": [256, 256, 696, 256, 1000],
+        "modality": ["fluorescence", "brightfield", "fluorescence", "fluorescence", "stained tissue"],
+        "nuclei": [10, 20, 30, 40, 50],
+    }
+)
 
 
 def test_size_counts_counts_sizes_by_modality_most_frequent_first() -> None:
@@ -85,8 +97,15 @@ def test_size_counts_counts_sizes_by_modality_most_frequent_first() -> None:
 
 
 def test_modality_facts() -> None:
-    assert eda.modality_facts(MANIFEST) == {"n_images": 5, "n_nuclei": 150, "n_fluorescence": 3,
-                                            "n_brightfield": 1, "n_tissue": 1, "min_side": 256, "max_side": 1200}
+    assert eda.modality_facts(MANIFEST) == {
+        "n_images": 5,
+        "n_nuclei": 150,
+        "n_fluorescence": 3,
+        "n_brightfield": 1,
+        "n_tissue": 1,
+        "min_side": 256,
+        "max_side": 1200,
+    }
     only_fluo = MANIFEST[MANIFEST["modality"] == "fluorescence"]
     facts = eda.modality_facts(only_fluo)
     assert (facts["n_brightfield"], facts["n_tissue"], facts["max_side"]) == (0, 0, 696)
@@ -108,8 +127,16 @@ def test_shape_summary_on_a_known_table() -> None:
     # circularity 0.00..1.00: 5th/95th percentiles 0.05 and 0.95, 31 values within 0.6-0.9.
     nuclei = pd.DataFrame({"area": np.arange(1, 102), "circularity": np.linspace(0, 1, 101)})
     summary = eda.shape_summary(nuclei)
-    assert list(summary) == ["area_median", "area_p5", "area_p95", "circ_median", "circ_p5", "circ_p95",
-                             "area_in_paper_pct", "circ_in_paper_pct"]
+    assert list(summary) == [
+        "area_median",
+        "area_p5",
+        "area_p95",
+        "circ_median",
+        "circ_p5",
+        "circ_p95",
+        "area_in_paper_pct",
+        "circ_in_paper_pct",
+    ]
     assert all(type(v) is float for v in summary.values())
     assert (summary["area_median"], summary["area_p5"], summary["area_p95"]) == (51.0, 6.0, 96.0)
     assert summary["circ_median"] == pytest.approx(0.5)
@@ -128,13 +155,13 @@ def test_intensity_summary() -> None:
 
 
 def test_touching_share_and_summary() -> None:
-    images = pd.DataFrame({"nuclei": [10, 20, 4, 0], "touching_nuclei": [1, 1, 0, 0],
-                           "has_touching": [True, True, False, False]})
+    images = pd.DataFrame(
+        {"nuclei": [10, 20, 4, 0], "touching_nuclei": [1, 1, 0, 0], "has_touching": [True, True, False, False]}
+    )
     assert eda.touching_share(images).tolist() == pytest.approx([0.1, 0.05, 0.0, 0.0])
     nuclei = pd.DataFrame({"touching": [True, True] + [False] * 32})
     summary = eda.touching_summary(images, nuclei)
-    assert summary == pytest.approx({"touch_any_pct": 50.0, "touch_10_pct": 25.0,
-                                     "nuclei_touching_pct": 100 * 2 / 34})
+    assert summary == pytest.approx({"touch_any_pct": 50.0, "touch_10_pct": 25.0, "nuclei_touching_pct": 100 * 2 / 34})
     assert eda.touching_summary(images, nuclei, significant=0.05)["touch_10_pct"] == 50.0
 
 
@@ -152,8 +179,12 @@ def test_example_ids_draws_per_modality_in_a_fixed_order() -> None:
 
 
 def test_split_counts_reads_each_split_file(tmp_path) -> None:
-    rows = [("a", "train", "fluorescence"), ("b", "train", "brightfield"), ("c", "test", "fluorescence"),
-            ("d", "val", "fluorescence")]
+    rows = [
+        ("a", "train", "fluorescence"),
+        ("b", "train", "brightfield"),
+        ("c", "test", "fluorescence"),
+        ("d", "val", "fluorescence"),
+    ]
     paths = {}
     for name, subset_rows in (("one", rows), ("two", rows[:3])):
         path = tmp_path / f"split-{name}.csv"
@@ -173,13 +204,15 @@ def test_split_counts_reads_each_split_file(tmp_path) -> None:
 
 def _claims_inputs():
     manifest = pd.DataFrame({"height": [256, 512, 1200, 256], "width": [256, 640, 1000, 320]})
-    images = pd.DataFrame({
-        "nuclei": [10, 20, 30, 40],
-        "touching_nuclei": [0, 1, 6, 10],
-        "has_touching": [False, True, True, True],
-        "contrast": [0.1, 0.5, 0.9, 0.95],
-        "mean_intensity": [0.1, 0.2, 0.5, 0.9],
-    })
+    images = pd.DataFrame(
+        {
+            "nuclei": [10, 20, 30, 40],
+            "touching_nuclei": [0, 1, 6, 10],
+            "has_touching": [False, True, True, True],
+            "contrast": [0.1, 0.5, 0.9, 0.95],
+            "mean_intensity": [0.1, 0.2, 0.5, 0.9],
+        }
+    )
     nuclei = pd.DataFrame({"area": np.arange(1, 102), "circularity": np.linspace(0, 1, 101)})
     return manifest, images, nuclei
 
@@ -187,10 +220,24 @@ def _claims_inputs():
 def test_claims_tables_numbers() -> None:
     _, numbers = eda.claims_tables(*_claims_inputs())
     assert list(numbers) == [
-        "n_images", "sizes_share_within_256_1024", "count_mean", "count_sd", "area_p5", "area_p95",
-        "area_share_in_paper", "circularity_p5", "circularity_p95", "circularity_share_in_paper",
-        "contrast_p5", "contrast_p95", "contrast_share_in_paper", "intensity_p5", "intensity_p95",
-        "intensity_share_in_paper", "touching_any_share", "touching_10_share",
+        "n_images",
+        "sizes_share_within_256_1024",
+        "count_mean",
+        "count_sd",
+        "area_p5",
+        "area_p95",
+        "area_share_in_paper",
+        "circularity_p5",
+        "circularity_p95",
+        "circularity_share_in_paper",
+        "contrast_p5",
+        "contrast_p95",
+        "contrast_share_in_paper",
+        "intensity_p5",
+        "intensity_p95",
+        "intensity_share_in_paper",
+        "touching_any_share",
+        "touching_10_share",
     ]
     assert all(type(v) is float for v in numbers.values())
     assert numbers["n_images"] == 4.0
@@ -209,8 +256,15 @@ def test_claims_tables_numbers() -> None:
 def test_claims_tables_text() -> None:
     claims, _ = eda.claims_tables(*_claims_inputs())
     assert list(claims.columns) == ["quantity", "seed paper", "measured (4 images)"]
-    assert claims["quantity"].tolist() == ["image sizes", "nuclei per image", "nucleus area", "circularity",
-                                           "normalised contrast", "mean intensity", "images with touching nuclei"]
+    assert claims["quantity"].tolist() == [
+        "image sizes",
+        "nuclei per image",
+        "nucleus area",
+        "circularity",
+        "normalised contrast",
+        "mean intensity",
+        "images with touching nuclei",
+    ]
     measured = dict(zip(claims["quantity"], claims["measured (4 images)"]))
     assert measured["image sizes"] == "256x256 to 1200x1000 (H x W)"
     assert measured["nuclei per image"] == "25.0 +/- 12.9"

@@ -19,8 +19,7 @@ def project_exceptions() -> dict[str, type[BaseException]]:
     for info in pkgutil.walk_packages(nucleilib.__path__, "nucleilib."):
         module = importlib.import_module(info.name)
         for name, value in vars(module).items():
-            if (inspect.isclass(value) and issubclass(value, BaseException)
-                    and value.__module__ == module.__name__):
+            if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == module.__name__:
                 found[f"{module.__name__}.{name}"] = value
     return found
 
@@ -28,8 +27,11 @@ def project_exceptions() -> dict[str, type[BaseException]]:
 def test_every_project_error_is_a_nuclei_error() -> None:
     found = project_exceptions()
     # The known ones, so that a broken discovery cannot pass by finding nothing.
-    assert {"nucleilib.errors.DatasetError", "nucleilib.study.runner.StudyError",
-            "nucleilib.study.book.sitecheck.SiteCheckError"} <= set(found)
+    assert {
+        "nucleilib.errors.DatasetError",
+        "nucleilib.study.runner.StudyError",
+        "nucleilib.study.book.sitecheck.SiteCheckError",
+    } <= set(found)
     outside = sorted(name for name, cls in found.items() if not issubclass(cls, NucleiError))
     assert outside == []
 

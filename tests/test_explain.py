@@ -158,12 +158,17 @@ def test_bad_inputs_to_measures_are_refused(call, message: str) -> None:
 def test_picks_per_modality_are_reproducible_and_capped() -> None:
     import pandas as pd
 
-    table = pd.DataFrame({"image_id": [f"i{k}" for k in range(10)],
-                          "modality": ["fluorescence"] * 6 + ["brightfield"] + ["stained tissue"] * 3})
+    table = pd.DataFrame(
+        {
+            "image_id": [f"i{k}" for k in range(10)],
+            "modality": ["fluorescence"] * 6 + ["brightfield"] + ["stained tissue"] * 3,
+        }
+    )
     picks = explain.pick_per_modality(table, 2, seed=7, modalities=["fluorescence", "brightfield", "stained tissue"])
     assert len(picks) == 5 and "i6" in picks
-    assert picks == explain.pick_per_modality(table.iloc[::-1], 2, seed=7,
-                                              modalities=["fluorescence", "brightfield", "stained tissue"])
+    assert picks == explain.pick_per_modality(
+        table.iloc[::-1], 2, seed=7, modalities=["fluorescence", "brightfield", "stained tissue"]
+    )
     assert explain.pick_per_modality(table, 2, seed=7, modalities=["tissue"]) == []
     assert len(set(tuple(explain.pick_per_modality(table, 2, seed=k)) for k in range(6))) > 1
     with pytest.raises(ValueError, match="positive"):
@@ -179,14 +184,16 @@ def test_centre_crop_always_has_the_requested_size(shape: tuple[int, ...], size:
     assert crop.shape == (size, size, *shape[2:]) and crop.dtype == array.dtype
     if shape[0] >= size and shape[1] >= size:
         top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
-        np.testing.assert_array_equal(crop, array[top:top + size, left:left + size])
+        np.testing.assert_array_equal(crop, array[top : top + size, left : left + size])
 
 
-@pytest.mark.parametrize(("centre", "corner"), [((0, 0), (0, 0)), ((9, 9), (6, 6)), ((5, 2), (3, 0)), ((4.5, 4.5), (3, 3))])
+@pytest.mark.parametrize(
+    ("centre", "corner"), [((0, 0), (0, 0)), ((9, 9), (6, 6)), ((5, 2), (3, 0)), ((4.5, 4.5), (3, 3))]
+)
 def test_centre_crop_centres_where_asked_and_stays_inside(centre: tuple[float, float], corner: tuple[int, int]) -> None:
     array = np.arange(100).reshape(10, 10)
     crop = explain.centre_crop(array, 4, centre=centre)
-    np.testing.assert_array_equal(crop, array[corner[0]:corner[0] + 4, corner[1]:corner[1] + 4])
+    np.testing.assert_array_equal(crop, array[corner[0] : corner[0] + 4, corner[1] : corner[1] + 4])
 
 
 def test_centre_crop_refuses_bad_input() -> None:
@@ -227,8 +234,12 @@ def test_score_model_keeps_the_layer_names(tiny_model) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"target": "nucleus"}, "unknown target"), ({"target": 2}, "2 output channel"),
-     ({"region": np.zeros((32, 32), bool)}, "empty"), ({"region": np.ones(32, bool)}, "2-D")],
+    [
+        ({"target": "nucleus"}, "unknown target"),
+        ({"target": 2}, "2 output channel"),
+        ({"region": np.zeros((32, 32), bool)}, "empty"),
+        ({"region": np.ones(32, bool)}, "2-D"),
+    ],
 )
 def test_score_model_refuses_bad_targets_and_regions(tiny_model, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -297,8 +308,9 @@ def test_only_the_chosen_layers_change_and_the_seed_repeats(tiny_model, method: 
     first = explain.randomise_weights(tiny_model, ["logits", "dec1_conv2"], seed=5, method=method)
     again = explain.randomise_weights(tiny_model, ["logits", "dec1_conv2"], seed=5, method=method)
     for layer in tiny_model.layers:
-        for old, new, same in zip(layer.get_weights(), first.get_layer(layer.name).get_weights(),
-                                  again.get_layer(layer.name).get_weights()):
+        for old, new, same in zip(
+            layer.get_weights(), first.get_layer(layer.name).get_weights(), again.get_layer(layer.name).get_weights()
+        ):
             np.testing.assert_array_equal(new, same)
             if layer.name == "dec1_conv2" or (layer.name == "logits" and new.ndim == 4):
                 assert not np.array_equal(old, new), layer.name
@@ -316,8 +328,13 @@ def test_batch_norm_statistics_are_kept(tiny_model) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"layers": ["nope"]}, "no layer"), ({"layers": ["pool1"]}, "no trainable"),
-     ({"layers": "logits"}, "not one string"), ({"method": "shuffle"}, "unknown method"), ({"seed": -1}, "seed")],
+    [
+        ({"layers": ["nope"]}, "no layer"),
+        ({"layers": ["pool1"]}, "no trainable"),
+        ({"layers": "logits"}, "not one string"),
+        ({"method": "shuffle"}, "unknown method"),
+        ({"seed": -1}, "seed"),
+    ],
 )
 def test_randomise_refuses_bad_arguments(tiny_model, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -443,11 +460,12 @@ LRP_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_lrp_maps_in_graph_mode_are_finite_and_have_the_input_shape() -> None:
     rules = ["lrp.epsilon"]  # the fastest rule; the notebook runs the others
-    done = subprocess.run([sys.executable, "-c", LRP_SCRIPT, ",".join(rules)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=480)
+    done = subprocess.run(
+        [sys.executable, "-c", LRP_SCRIPT, ",".join(rules)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=480
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    report = json.loads(lines[-1][len("REPORT ") :])
     for rule in rules:
         assert report[rule] == {"shape": [2, 32, 32], "finite": True, "nonzero": True, "dtype": "float32"}
     assert "unknown LRP rule" in report["bad_rule"]
@@ -577,24 +595,35 @@ def test_bad_boundary_widths_are_refused(square: np.ndarray, width) -> None:
 def _measures():
     import pandas as pd
 
-    return pd.DataFrame({
-        "image_id": ["a", "b", "c", "a", "b"],
-        "layer": ["deep", "deep", "deep", "shallow", "shallow"],
-        "modality": ["x", "x", "y", "x", "x"],
-        "relevance_share": [0.2, 0.4, 0.6, 0.1, np.nan],
-        "area_share": [0.1, 0.1, 0.4, 0.1, 0.1],
-        "pointing_game": [1.0, 0.0, 1.0, 0.0, 0.0],
-        "correlation": [0.3, 0.5, 0.7, 0.1, 0.1],
-        "boundary_share": [0.5, 0.3, 0.4, 0.2, 0.2],
-        "boundary_area_share": [0.2, 0.2, 0.2, 0.2, 0.2],
-    })
+    return pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c", "a", "b"],
+            "layer": ["deep", "deep", "deep", "shallow", "shallow"],
+            "modality": ["x", "x", "y", "x", "x"],
+            "relevance_share": [0.2, 0.4, 0.6, 0.1, np.nan],
+            "area_share": [0.1, 0.1, 0.4, 0.1, 0.1],
+            "pointing_game": [1.0, 0.0, 1.0, 0.0, 0.0],
+            "correlation": [0.3, 0.5, 0.7, 0.1, 0.1],
+            "boundary_share": [0.5, 0.3, 0.4, 0.2, 0.2],
+            "boundary_area_share": [0.2, 0.2, 0.2, 0.2, 0.2],
+        }
+    )
 
 
 def test_summary_enrichment_is_the_ratio_of_the_means() -> None:
     summary = explain.summarise_measures(_measures(), "layer")
     assert list(summary.index) == ["deep", "shallow"]  # order of appearance
-    assert list(summary.columns) == ["images", "relevance_share", "area_share", "enrichment", "pointing_game",
-                                     "correlation", "boundary_share", "boundary_area_share", "boundary_enrichment"]
+    assert list(summary.columns) == [
+        "images",
+        "relevance_share",
+        "area_share",
+        "enrichment",
+        "pointing_game",
+        "correlation",
+        "boundary_share",
+        "boundary_area_share",
+        "boundary_enrichment",
+    ]
     deep = summary.loc["deep"]
     assert deep["images"] == 3
     assert deep["relevance_share"] == pytest.approx(0.4) and deep["area_share"] == pytest.approx(0.2)
@@ -660,12 +689,18 @@ def windows() -> explain.Windows:
     labels = np.zeros((3, 16, 16), np.uint16)
     labels[:, 3:8, 3:8] = 1
     labels[:, 10:14, 9:15] = 2
-    return explain.Windows(ids=["image-a", "image-b", "image-c"], modality=["fluorescence", "brightfield", "tissue"],
-                           x=rng.random((3, 16, 16, 3), dtype=np.float32),
-                           raw=rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8), truth_labels=labels)
+    return explain.Windows(
+        ids=["image-a", "image-b", "image-c"],
+        modality=["fluorescence", "brightfield", "tissue"],
+        x=rng.random((3, 16, 16, 3), dtype=np.float32),
+        raw=rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8),
+        truth_labels=labels,
+    )
 
 
-@pytest.mark.parametrize(("style", "n_maps", "rows"), [("heat", 2, [0, 1, 2]), ("signed", 1, [2]), ("heat", 3, range(2))])
+@pytest.mark.parametrize(
+    ("style", "n_maps", "rows"), [("heat", 2, [0, 1, 2]), ("signed", 1, [2]), ("heat", 3, range(2))]
+)
 def test_explanation_grid_has_one_axis_per_panel(agg_backend, windows, style: str, n_maps: int, rows) -> None:
     from matplotlib.figure import Figure
 
@@ -676,7 +711,7 @@ def test_explanation_grid_has_one_axis_per_panel(agg_backend, windows, style: st
     fig = explain.explanation_grid(windows, probs, heat, rows, windows.truth, style=style, title="a title")
     assert isinstance(fig, Figure)
     assert len(fig.axes) == len(list(rows)) * (3 + n_maps)
-    assert [ax.get_title() for ax in fig.axes[:3 + n_maps]][1:] == ["truth", "foreground probability", *heat]
+    assert [ax.get_title() for ax in fig.axes[: 3 + n_maps]][1:] == ["truth", "foreground probability", *heat]
     assert fig.get_suptitle() == "a title"
     assert all(not ax.axison for ax in fig.axes)
     fig.canvas.draw()  # renders without error
@@ -716,14 +751,24 @@ def test_explanation_grid_is_not_left_open_in_pyplot(agg_backend, windows) -> No
     ],
 )
 def test_explanation_grid_refuses_mismatched_inputs(agg_backend, windows, change: dict, message: str) -> None:
-    arguments = {"windows": windows, "probabilities": np.zeros((3, 16, 16)),
-                 "heat_by_name": {"m": np.zeros((3, 16, 16))}, "rows": [0], "outline_masks": windows.truth}
+    arguments = {
+        "windows": windows,
+        "probabilities": np.zeros((3, 16, 16)),
+        "heat_by_name": {"m": np.zeros((3, 16, 16))},
+        "rows": [0],
+        "outline_masks": windows.truth,
+    }
     style = change.pop("style", "heat")
     arguments |= change
     with pytest.raises(ValueError, match=message):
-        explain.explanation_grid(arguments.pop("windows"), arguments.pop("probabilities"),
-                                 arguments.pop("heat_by_name"), arguments.pop("rows"), arguments.pop("outline_masks"),
-                                 style=style)
+        explain.explanation_grid(
+            arguments.pop("windows"),
+            arguments.pop("probabilities"),
+            arguments.pop("heat_by_name"),
+            arguments.pop("rows"),
+            arguments.pop("outline_masks"),
+            style=style,
+        )
 
 
 def test_placeholder_figure_says_its_message(agg_backend) -> None:
@@ -780,8 +825,11 @@ def test_the_package_re_exports_every_public_name_of_its_modules() -> None:
 
     for module in ("windows", "gradcam", "lrp", "measures", "randomise", "figures", "findings"):
         found = importlib.import_module(f"nucleilib.study.explain.{module}")
-        own = [name for name, value in vars(found).items()
-               if not name.startswith("_") and getattr(value, "__module__", None) == found.__name__]
+        own = [
+            name
+            for name, value in vars(found).items()
+            if not name.startswith("_") and getattr(value, "__module__", None) == found.__name__
+        ]
         assert own, module
         for name in own:
             assert getattr(explain, name) is getattr(found, name), f"{module}.{name}"
@@ -796,8 +844,11 @@ def test_the_explanation_chapters_keep_short_code_cells(chapter: str) -> None:
 
     notebook = jupytext.read(REPO_ROOT / "notebooks" / f"{chapter}.py")
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    lengths = {k: len(cell.source.strip().splitlines()) for k, cell in enumerate(code)
-               if "parameters" not in cell.metadata.get("tags", [])}
+    lengths = {
+        k: len(cell.source.strip().splitlines())
+        for k, cell in enumerate(code)
+        if "parameters" not in cell.metadata.get("tags", [])
+    }
     assert max(lengths.values()) <= 25, lengths
     if chapter == "05_lrp":  # graph mode before anything else builds a model
         first = code[1].source
@@ -815,16 +866,28 @@ def test_measure_maps_stacks_the_metrics_of_every_name_and_reference(square: np.
     inside, flat = square * 1.0, np.ones(square.shape)
     maps = {"deep": _stack(inside, flat), "shallow": _stack(flat, inside)}
     truth, prediction = _stack(square, square) > 0, _stack(~square, square) > 0
-    table = explain.measure_maps(maps, {"truth": truth, "prediction": prediction}, ["a", "b"], name="rule",
-                                 columns={"modality": ["x", "y"], "target": "image"},
-                                 per_name={"deep": {"seconds": 2.0}, "shallow": {"seconds": 3.0}})
+    table = explain.measure_maps(
+        maps,
+        {"truth": truth, "prediction": prediction},
+        ["a", "b"],
+        name="rule",
+        columns={"modality": ["x", "y"], "target": "image"},
+        per_name={"deep": {"seconds": 2.0}, "shallow": {"seconds": 3.0}},
+    )
     assert list(table.columns[-5:]) == ["rule", "reference", "modality", "target", "seconds"]
     assert table[["rule", "reference", "image_id"]].values.tolist() == [
-        ["deep", "truth", "a"], ["deep", "truth", "b"], ["deep", "prediction", "a"], ["deep", "prediction", "b"],
-        ["shallow", "truth", "a"], ["shallow", "truth", "b"], ["shallow", "prediction", "a"],
-        ["shallow", "prediction", "b"]]
-    assert table["relevance_share"].tolist() == pytest.approx([1.0, 32 / 256, 0.0, 32 / 256,
-                                                               32 / 256, 1.0, 224 / 256, 1.0])
+        ["deep", "truth", "a"],
+        ["deep", "truth", "b"],
+        ["deep", "prediction", "a"],
+        ["deep", "prediction", "b"],
+        ["shallow", "truth", "a"],
+        ["shallow", "truth", "b"],
+        ["shallow", "prediction", "a"],
+        ["shallow", "prediction", "b"],
+    ]
+    assert table["relevance_share"].tolist() == pytest.approx(
+        [1.0, 32 / 256, 0.0, 32 / 256, 32 / 256, 1.0, 224 / 256, 1.0]
+    )
     assert table["modality"].tolist() == ["x", "y"] * 4 and set(table["target"]) == {"image"}
     assert table["seconds"].tolist() == [2.0] * 4 + [3.0] * 4
     single = explain.explanation_metrics(maps["shallow"], prediction, ["a", "b"])
@@ -854,7 +917,7 @@ def test_mean_and_table_of_similarities_have_known_values() -> None:
     assert explain.mean_similarity(x, np.exp(x)) == pytest.approx(1.0)
     assert explain.mean_similarity(x, _stack(x[0], -x[1], np.zeros((6, 6)))) == pytest.approx(0.0)
     assert explain.mean_similarity(x - 0.5, 0.5 - x, absolute=True) == pytest.approx(1.0)
-    table = explain.similarity_table({"a": x, "b": x, "unused": x}, {"b": -x, "a": x ** 2}, ["i", "j", "k"])
+    table = explain.similarity_table({"a": x, "b": x, "unused": x}, {"b": -x, "a": x**2}, ["i", "j", "k"])
     assert list(table.columns) == ["b", "a"] and list(table.index) == ["i", "j", "k"]
     np.testing.assert_allclose(table.to_numpy(), [[-1.0, 1.0]] * 3)
     with pytest.raises(ValueError, match="must match"):
@@ -867,7 +930,7 @@ def test_mean_and_table_of_similarities_have_known_values() -> None:
 
 def test_randomised_similarity_has_a_row_per_name_and_image() -> None:
     x = np.arange(32.0).reshape(2, 4, 4) - 16
-    table = explain.randomised_similarity({"e": x, "z": x}, {"e": -x, "z": x ** 3}, ["i", "j"])
+    table = explain.randomised_similarity({"e": x, "z": x}, {"e": -x, "z": x**3}, ["i", "j"])
     assert list(table.columns) == ["image_id", "rule", "randomised_similarity", "randomised_similarity_abs"]
     assert table[["image_id", "rule"]].values.tolist() == [["i", "e"], ["j", "e"], ["i", "z"], ["j", "z"]]
     assert table["randomised_similarity"].tolist() == pytest.approx([-1.0, -1.0, 1.0, 1.0])
@@ -879,7 +942,7 @@ def test_randomised_similarity_has_a_row_per_name_and_image() -> None:
 def test_pairwise_similarity_is_a_symmetric_matrix_with_a_unit_diagonal() -> None:
     rng = np.random.default_rng(5)
     x, other = rng.random((2, 5, 5)), rng.random((2, 5, 5))
-    pairs = explain.pairwise_similarity({"a": x, "b": x ** 2, "c": -x, "d": other})
+    pairs = explain.pairwise_similarity({"a": x, "b": x**2, "c": -x, "d": other})
     assert list(pairs.index) == list(pairs.columns) == ["a", "b", "c", "d"]
     np.testing.assert_array_equal(np.diag(pairs), 1.0)
     np.testing.assert_array_equal(pairs.to_numpy(), pairs.to_numpy().T)
@@ -891,17 +954,26 @@ def test_pairwise_similarity_is_a_symmetric_matrix_with_a_unit_diagonal() -> Non
 
 
 def test_no_positive_share_counts_maps_without_a_positive_value() -> None:
-    maps = {"heat": _stack(np.zeros((3, 3)), np.eye(3), np.zeros((3, 3)), np.eye(3)),
-            "signed": _stack(-np.eye(3), np.eye(3) - 0.5)}
+    maps = {
+        "heat": _stack(np.zeros((3, 3)), np.eye(3), np.zeros((3, 3)), np.eye(3)),
+        "signed": _stack(-np.eye(3), np.eye(3) - 0.5),
+    }
     assert explain.no_positive_share(maps).to_dict() == {"heat": 0.5, "signed": 0.5}
 
 
 def test_paper_readings_are_group_means_and_sums_in_order_of_appearance() -> None:
     import pandas as pd
 
-    table = pd.DataFrame({"layer": ["deep", "shallow", "deep"], "mean_inside": [0.2, 0.9, 0.4],
-                          "mean_outside": [0.1, 0.0, np.nan], "positive_pixels": [10, 7, 30],
-                          "positive_regions": [2, 1, 5], "image_id": ["a", "a", "b"]})
+    table = pd.DataFrame(
+        {
+            "layer": ["deep", "shallow", "deep"],
+            "mean_inside": [0.2, 0.9, 0.4],
+            "mean_outside": [0.1, 0.0, np.nan],
+            "positive_pixels": [10, 7, 30],
+            "positive_regions": [2, 1, 5],
+            "image_id": ["a", "a", "b"],
+        }
+    )
     readings = explain.paper_readings(table, "layer")
     assert list(readings.index) == ["deep", "shallow"] and readings.index.name == "layer"
     assert list(readings.columns) == list(explain.PAPER_READINGS)
@@ -932,7 +1004,7 @@ def test_cascade_steps_grow_from_the_output_block_by_block(tiny_model) -> None:
     steps = explain.cascade_steps(tiny_model)
     assert [stop for stop, _ in steps] == [block for block, _ in blocks]
     for k, (_, names) in enumerate(steps):
-        assert names == [name for _, layer_names in blocks[:k + 1] for name in layer_names]
+        assert names == [name for _, layer_names in blocks[: k + 1] for name in layer_names]
     assert sorted(steps[-1][1]) == sorted(layer.name for layer in tiny_model.layers if layer.trainable_weights)
     chosen = explain.cascade_steps(tiny_model, ["dec2", "no_such_block", "logits"])
     assert [stop for stop, _ in chosen] == ["dec2", "logits"]
@@ -983,8 +1055,10 @@ def test_grad_cam_cascade_repeats_a_manual_cascade(tiny_model, images: np.ndarra
 
 
 def test_rule_maps_report_seconds_conservation_and_measure_columns() -> None:
-    maps = {"lrp.z": _stack(np.full((2, 2), 1.0), np.full((2, 2), 2.0)), "lrp.epsilon": _stack(np.ones((2, 2)),
-                                                                                                  np.ones((2, 2)))}
+    maps = {
+        "lrp.z": _stack(np.full((2, 2), 1.0), np.full((2, 2), 2.0)),
+        "lrp.epsilon": _stack(np.ones((2, 2)), np.ones((2, 2))),
+    }
     scores = {"lrp.z": np.array([4.0, 4.0]), "lrp.epsilon": np.array([8.0, 2.0])}
     run = explain.RuleMaps(maps, scores, {"lrp.z": 10.0, "lrp.epsilon": 4.0})
     assert run.rules == ["lrp.z", "lrp.epsilon"]
@@ -1004,10 +1078,18 @@ def test_rule_maps_report_seconds_conservation_and_measure_columns() -> None:
 def _by_layer():
     import pandas as pd
 
-    return pd.DataFrame({"images": [2, 2, 2], "relevance_share": [0.2, 0.6, 0.4], "area_share": [0.1, 0.1, 0.1],
-                         "enrichment": [2.0, 6.0, 4.0], "pointing_game": [0.5, 1.0, 0.0],
-                         "correlation": [0.1, 0.5, 0.3], "boundary_enrichment": [3.0, 1.0, 2.0]},
-                        index=pd.Index(["enc1", "dec3", "dec1"], name="layer"))
+    return pd.DataFrame(
+        {
+            "images": [2, 2, 2],
+            "relevance_share": [0.2, 0.6, 0.4],
+            "area_share": [0.1, 0.1, 0.1],
+            "enrichment": [2.0, 6.0, 4.0],
+            "pointing_game": [0.5, 1.0, 0.0],
+            "correlation": [0.1, 0.5, 0.3],
+            "boundary_enrichment": [3.0, 1.0, 2.0],
+        },
+        index=pd.Index(["enc1", "dec3", "dec1"], name="layer"),
+    )
 
 
 def test_gradcam_findings_name_the_best_and_worst_layers() -> None:
@@ -1018,8 +1100,14 @@ def test_gradcam_findings_name_the_best_and_worst_layers() -> None:
     assert list(found)[:5] == ["share_enc1", "enrich_enc1", "pointing_enc1", "corr_enc1", "boundary_enrich_enc1"]
     assert found["share_dec1"] == 0.4 and found["boundary_enrich_dec3"] == 1.0
     assert found["area_share"] == pytest.approx(0.2) and found["boundary_area_share"] == pytest.approx(0.3)
-    assert (found["best_layer"], found["best_enrichment"], found["best_share"], found["best_pointing"],
-            found["best_corr"], found["best_boundary_enrichment"]) == ("dec3", 6.0, 0.6, 1.0, 0.5, 1.0)
+    assert (
+        found["best_layer"],
+        found["best_enrichment"],
+        found["best_share"],
+        found["best_pointing"],
+        found["best_corr"],
+        found["best_boundary_enrichment"],
+    ) == ("dec3", 6.0, 0.6, 1.0, 0.5, 1.0)
     assert (found["worst_layer"], found["worst_enrichment"]) == ("enc1", 2.0)
     assert (found["boundary_enrich_max_layer"], found["boundary_enrich_max"]) == ("enc1", 3.0)
     assert (found["boundary_enrich_min_layer"], found["boundary_enrich_min"]) == ("dec3", 1.0)
@@ -1031,21 +1119,35 @@ def test_gradcam_findings_name_the_best_and_worst_layers() -> None:
 def test_nucleus_randomisation_and_cascade_findings() -> None:
     import pandas as pd
 
-    assert explain.nucleus_findings(_by_layer()) == {"nucleus_best_layer": "dec3", "nucleus_best_pointing": 1.0,
-                                                     "nucleus_best_enrichment": 6.0}
+    assert explain.nucleus_findings(_by_layer()) == {
+        "nucleus_best_layer": "dec3",
+        "nucleus_best_pointing": 1.0,
+        "nucleus_best_enrichment": 6.0,
+    }
     not_run = explain.nucleus_findings(None)
     assert not_run["nucleus_best_layer"] == "not run" and np.isnan(not_run["nucleus_best_pointing"])
     found = explain.randomisation_findings(pd.Series({"enc1": 0.1, "dec1": 0.7, "dec3": 0.0}))
-    assert found == {"rand_sim_max": 0.7, "rand_sim_max_layer": "dec1", "rand_sim_min": 0.0, "rand_sim_enc1": 0.1,
-                     "rand_sim_dec1": 0.7, "rand_sim_dec3": 0.0}
+    assert found == {
+        "rand_sim_max": 0.7,
+        "rand_sim_max_layer": "dec1",
+        "rand_sim_min": 0.0,
+        "rand_sim_enc1": 0.1,
+        "rand_sim_dec1": 0.7,
+        "rand_sim_dec3": 0.0,
+    }
     with pytest.raises(ValueError, match="non-empty Series"):
         explain.randomisation_findings(pd.Series(dtype=float))
     table = pd.DataFrame({"randomised down to": ["logits", "dec1", "all"], "similarity |R|": [0.9, 0.5, 0.2]})
     assert explain.cascade_findings(table, "lrp.z", key="cascade_rule", column="similarity |R|") == {
-        "cascade_rule": "lrp.z", "cascade_first": 0.9, "cascade_last": 0.2}
+        "cascade_rule": "lrp.z",
+        "cascade_first": 0.9,
+        "cascade_last": 0.2,
+    }
     for empty in (None, pd.DataFrame(), table.iloc[:0]):
         found = explain.cascade_findings(empty, "dec1_relu2")
-        assert found["cascade_layer"] == "not run" and np.isnan(found["cascade_first"]) and np.isnan(found["cascade_last"])
+        assert (
+            found["cascade_layer"] == "not run" and np.isnan(found["cascade_first"]) and np.isnan(found["cascade_last"])
+        )
 
 
 def test_lrp_timing_pair_and_sanity_findings() -> None:
@@ -1054,8 +1156,15 @@ def test_lrp_timing_pair_and_sanity_findings() -> None:
     by_rule = _by_layer().rename_axis("rule")
     on_truth = pd.DataFrame({"area_share": [0.25, 0.75]})
     assert explain.lrp_findings(by_rule, on_truth) == {
-        "area_share": 0.5, "best_rule": "dec3", "best_share": 0.6, "best_enrichment": 6.0, "best_pointing": 1.0,
-        "best_corr": 0.5, "enrichment_min": 2.0, "enrichment_max": 6.0}
+        "area_share": 0.5,
+        "best_rule": "dec3",
+        "best_share": 0.6,
+        "best_enrichment": 6.0,
+        "best_pointing": 1.0,
+        "best_corr": 0.5,
+        "enrichment_min": 2.0,
+        "enrichment_max": 6.0,
+    }
     timing = pd.DataFrame({"seconds": [40.0, 10.0, 90.0]}, index=["lrp.z", "lrp.epsilon", "lrp.alpha_1_beta_0"])
     found = explain.timing_findings(timing)
     assert found["seconds_lrp.z"] == 40.0 and list(found)[:3] == [f"seconds_{rule}" for rule in timing.index]
@@ -1063,8 +1172,11 @@ def test_lrp_timing_pair_and_sanity_findings() -> None:
     assert (found["slowest_rule"], found["slowest_seconds"]) == ("lrp.alpha_1_beta_0", 90.0)
     names = ["a", "b", "c"]
     pairs = pd.DataFrame([[1.0, 0.3, 0.8], [0.3, 1.0, 0.8], [0.8, 0.8, 1.0]], index=names, columns=names)
-    assert explain.pair_findings(pairs) == {"closest_pair": "a and c", "closest_similarity": 0.8,
-                                            "farthest_similarity": 0.3}
+    assert explain.pair_findings(pairs) == {
+        "closest_pair": "a and c",
+        "closest_similarity": 0.8,
+        "farthest_similarity": 0.3,
+    }
     one = explain.pair_findings(pd.DataFrame([[1.0]], index=["a"], columns=["a"]))
     assert one["closest_pair"] == "not compared (one rule)" and np.isnan(one["closest_similarity"])
     with pytest.raises(ValueError, match="square"):
@@ -1077,11 +1189,23 @@ def test_lrp_timing_pair_and_sanity_findings() -> None:
 def test_paper_findings_are_the_ranges_of_the_readings() -> None:
     import pandas as pd
 
-    readings = pd.DataFrame({"mean relevance in nuclei": [0.3, 0.1], "mean relevance elsewhere": [0.0, 0.2],
-                             "positive pixels (sum)": [300, 50], "positive regions (sum)": [4, 9]})
+    readings = pd.DataFrame(
+        {
+            "mean relevance in nuclei": [0.3, 0.1],
+            "mean relevance elsewhere": [0.0, 0.2],
+            "positive pixels (sum)": [300, 50],
+            "positive regions (sum)": [4, 9],
+        }
+    )
     found = explain.paper_findings(readings)
-    assert found == {"relevance_in_nuclei_min": 0.1, "relevance_in_nuclei_max": 0.3, "positive_pixels_min": 50,
-                     "positive_pixels_max": 300, "positive_regions_min": 4, "positive_regions_max": 9}
+    assert found == {
+        "relevance_in_nuclei_min": 0.1,
+        "relevance_in_nuclei_max": 0.3,
+        "positive_pixels_min": 50,
+        "positive_pixels_max": 300,
+        "positive_regions_min": 4,
+        "positive_regions_max": 9,
+    }
     assert isinstance(found["positive_pixels_max"], int)
 
 

@@ -29,7 +29,8 @@ def test_deployment_model_is_an_exact_rewrite_without_transposed_convolutions(ti
     twin = export.deployment_model(tiny_unet)
     assert not any(isinstance(layer, tf.keras.layers.Conv2DTranspose) for layer in twin.layers)
     assert twin.count_params() == tiny_unet.count_params() + sum(
-        3 * layer.filters for layer in tiny_unet.layers if isinstance(layer, tf.keras.layers.Conv2DTranspose))
+        3 * layer.filters for layer in tiny_unet.layers if isinstance(layer, tf.keras.layers.Conv2DTranspose)
+    )
     batch = np.stack(smooth_images(2, (48, 80), seed=2))
     np.testing.assert_allclose(keras_out(twin, batch), keras_out(tiny_unet, batch), atol=1e-6)
 
@@ -107,8 +108,9 @@ def test_conversion_errors(tiny_unet) -> None:
 # --------------------------------------------------------------------------- saving
 
 
-def test_save_tflite_writes_beside_the_model_where_the_backend_finds_it(tiny_unet, tflite_buffers,
-                                                                        tmp_path: Path) -> None:
+def test_save_tflite_writes_beside_the_model_where_the_backend_finds_it(
+    tiny_unet, tflite_buffers, tmp_path: Path
+) -> None:
     config = tiny_config()
     models.save_model(tiny_unet, config, tmp_path, float16=False)
     path = export.save_tflite(tflite_buffers["int8"], tmp_path, "int8")

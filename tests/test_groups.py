@@ -10,27 +10,30 @@ from nucleilib.study.groups import check_folds, group_table, grouped_folds, imag
 
 def _manifest() -> pd.DataFrame:
     rows = []
-    for i in range(40):
-        rows.append(("fl256", "fluorescence", 256, 256))
-    for i in range(35):
-        rows.append(("fl520", "fluorescence", 520, 696))
-    for i in range(5):
-        rows.append(("fl512", "fluorescence", 512, 640))
-    for i in range(3):
-        rows.append(("fl603", "fluorescence", 603, 1272))
-    for i in range(31):
-        rows.append(("he", "stained tissue", 256, 320))
-    for i in range(16):
-        rows.append(("bf", "brightfield", 1024, 1024))
-    return pd.DataFrame([{"image_id": f"{kind}-{k:03d}", "modality": m, "height": h, "width": w}
-                         for k, (kind, m, h, w) in enumerate(rows)])
+    rows += [("fl256", "fluorescence", 256, 256)] * 40
+    rows += [("fl520", "fluorescence", 520, 696)] * 35
+    rows += [("fl512", "fluorescence", 512, 640)] * 5
+    rows += [("fl603", "fluorescence", 603, 1272)] * 3
+    rows += [("he", "stained tissue", 256, 320)] * 31
+    rows += [("bf", "brightfield", 1024, 1024)] * 16
+    return pd.DataFrame(
+        [
+            {"image_id": f"{kind}-{k:03d}", "modality": m, "height": h, "width": w}
+            for k, (kind, m, h, w) in enumerate(rows)
+        ]
+    )
 
 
 def test_groups_by_modality_and_size_pool_rare_sizes():
     groups = imaging_groups(_manifest())
     table = group_table(groups).set_index("group")["images"].to_dict()
-    assert table == {"fluorescence 256x256": 40, "fluorescence 520x696": 35, "stained tissue 256x320": 31,
-                     "brightfield": 16, "fluorescence, other sizes": 8}
+    assert table == {
+        "fluorescence 256x256": 40,
+        "fluorescence 520x696": 35,
+        "stained tissue 256x320": 31,
+        "brightfield": 16,
+        "fluorescence, other sizes": 8,
+    }
 
 
 @pytest.mark.parametrize("n_folds", [None, 2, 3, 5])
@@ -86,7 +89,7 @@ def test_grouped_evaluation_trains_per_fold_without_its_groups(tmp_path):
 
     per_image = grouped_evaluation(samples, groups, folds, None, tmp_path, train=fake_train, evaluate=fake_evaluate)
     assert sorted(per_image["image_id"]) == sorted(groups.index)
-    for (name, fit, val), fold in zip(seen, folds):
+    for (_name, fit, val), fold in zip(seen, folds):
         assert not (fit | val) & set(fold["test"])
         assert not fit & val and len(val) == 9
     summary = group_summary(per_image)

@@ -260,8 +260,11 @@ def test_empty_maps_give_no_labels():
 def test_labels_are_consecutive_after_removals():
     mask = discs((100, 100), (15, 15, 8), (50, 50, 2), (80, 80, 9), (20, 80, 1))
     prob = mask.astype(np.float32)
-    for labels in (label_components(prob), label_distance_watershed(prob),
-                   label_with_borders(prob, np.zeros_like(prob))):
+    for labels in (
+        label_components(prob),
+        label_distance_watershed(prob),
+        label_with_borders(prob, np.zeros_like(prob)),
+    ):
         assert labels.dtype == np.int32
         assert labels.max() == 3  # the 1-pixel speck, second in raster order, is gone
         assert labels[20, 80] == 0

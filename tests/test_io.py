@@ -99,8 +99,7 @@ def test_label_formats_are_the_suffixes_written() -> None:
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
-def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial_one(tmp_path: Path, monkeypatch,
-                                                                     suffix: str) -> None:
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial_one(tmp_path: Path, monkeypatch, suffix: str) -> None:
     import tifffile
 
     target = tmp_path / f"x_labels{suffix}"
@@ -173,7 +172,11 @@ def test_find_images_by_suffix_sorted_and_recursive(tmp_path: Path) -> None:
         path.write_bytes(b"")
     assert [p.name for p in find_images(tmp_path)] == ["a.tif", "b.PNG", "c.jpeg"]
     assert [p.relative_to(tmp_path).as_posix() for p in find_images(tmp_path, recursive=True)] == [
-        "a.tif", "b.PNG", "c.jpeg", "sub/d.png"]
+        "a.tif",
+        "b.PNG",
+        "c.jpeg",
+        "sub/d.png",
+    ]
     assert set(IMAGE_SUFFIXES) == {".png", ".tif", ".tiff", ".jpg", ".jpeg"}
 
 

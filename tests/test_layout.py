@@ -62,8 +62,11 @@ def imported_names(source: str, module: str, *, is_package: bool = False) -> lis
 def study_imports(path: Path) -> list[str]:
     module = module_name(path)
     names = imported_names(path.read_text(), module, is_package=path.name == "__init__.py")
-    return [f"{path.relative_to(REPO_ROOT)}:{line}: imports {name}" for line, name in names
-            if name == STUDY or name.startswith(STUDY + ".")]
+    return [
+        f"{path.relative_to(REPO_ROOT)}:{line}: imports {name}"
+        for line, name in names
+        if name == STUDY or name.startswith(STUDY + ".")
+    ]
 
 
 def tool_modules() -> list[Path]:
@@ -119,9 +122,11 @@ def test_the_import_check_does_not_flag_neighbours(source: str, module: str) -> 
 def test_importing_the_tool_loads_no_study_module() -> None:
     import subprocess
 
-    code = ("import sys, nucleilib, nucleilib.cli, nucleilib.segmenter, nucleilib.backends, nucleilib.export, "
-            "nucleilib.training, nucleilib.pipeline, nucleilib.plotting; "
-            "print(sorted(m for m in sys.modules if m.startswith('nucleilib.study')))")
+    code = (
+        "import sys, nucleilib, nucleilib.cli, nucleilib.segmenter, nucleilib.backends, nucleilib.export, "
+        "nucleilib.training, nucleilib.pipeline, nucleilib.plotting; "
+        "print(sorted(m for m in sys.modules if m.startswith('nucleilib.study')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert out.stdout.strip() == "[]"
 

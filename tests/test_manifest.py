@@ -180,9 +180,7 @@ def test_stratified_split_deterministic_per_seed(manifest):
     assert set(other.loc[other["subset"] == "test", "image_id"]) != set(
         first.loc[first["subset"] == "test", "image_id"]
     )
-    assert set(other.loc[other["subset"] == "val", "image_id"]) != set(
-        first.loc[first["subset"] == "val", "image_id"]
-    )
+    assert set(other.loc[other["subset"] == "val", "image_id"]) != set(first.loc[first["subset"] == "val", "image_id"])
 
 
 @pytest.mark.parametrize("split", SPLIT_NAMES)

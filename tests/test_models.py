@@ -173,8 +173,13 @@ def test_training_runs_saves_and_is_reused(tmp_path: Path) -> None:
         image = np.where(labels[..., None] > 0, 200, 20).astype(np.uint8).repeat(3, axis=-1)
         samples.append(Sample(f"s{k}", image, labels))
     config = training.TrainConfig(
-        model=models.ModelConfig(base_filters=4, depth=2), crop=32, batch_size=2, epochs=2,
-        steps_per_epoch=2, val_tile=32, patience=2,
+        model=models.ModelConfig(base_filters=4, depth=2),
+        crop=32,
+        batch_size=2,
+        epochs=2,
+        steps_per_epoch=2,
+        val_tile=32,
+        patience=2,
     )
     first = training.train(config, samples[:3], samples[3:], tmp_path, verbose=0)
     assert not first.reused and len(first.history) == 2
@@ -198,8 +203,9 @@ def policy_after():
     tf.keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.parametrize(("mode", "policy"), [("off", "float32"), ("float16", "mixed_float16"),
-                                              ("bfloat16", "mixed_bfloat16")])
+@pytest.mark.parametrize(
+    ("mode", "policy"), [("off", "float32"), ("float16", "mixed_float16"), ("bfloat16", "mixed_bfloat16")]
+)
 def test_precision_sets_the_policy_for_the_block_only(policy_after, mode: str, policy: str) -> None:
     mixed_precision = policy_after
     mixed_precision.set_global_policy("float32")
@@ -280,8 +286,9 @@ def test_dilated_convolution_matches_keras_on_a_fixed_size() -> None:
 
 def test_resunet_depth_of_units_adds_parameters() -> None:
     one = models.build_model(SMALL["resunet"]).count_params()
-    two = models.build_model(models.ModelConfig(architecture="resunet", base_filters=4, depth=2,
-                                                extra={"units_per_level": 2})).count_params()
+    two = models.build_model(
+        models.ModelConfig(architecture="resunet", base_filters=4, depth=2, extra={"units_per_level": 2})
+    ).count_params()
     assert two > one
 
 
@@ -307,11 +314,16 @@ def test_flops_of_a_single_convolution_by_hand() -> None:
     # Plain U-Net of depth 1, base 1, one output: count every convolution by hand at 32x32.
     config = models.ModelConfig(base_filters=1, depth=1, residual=False, batch_norm=False, outputs=("foreground",))
     hw, half = 32 * 32, 16 * 16
-    macs = (hw * 9 * 3 * 1 + hw * 9 * 1 * 1          # enc1: 3->1, 1->1
-            + half * 9 * 1 * 2 + half * 9 * 2 * 2    # bottleneck: 1->2, 2->2
-            + half * 4 * 2 * 1                       # transposed conv 2->1, 2x2 kernel on the 16x16 input
-            + hw * 9 * 2 * 1 + hw * 9 * 1 * 1        # dec1 after concatenation: 2->1, 1->1
-            + hw * 1 * 1 * 1)                        # logits
+    macs = (
+        hw * 9 * 3 * 1
+        + hw * 9 * 1 * 1  # enc1: 3->1, 1->1
+        + half * 9 * 1 * 2
+        + half * 9 * 2 * 2  # bottleneck: 1->2, 2->2
+        + half * 4 * 2 * 1  # transposed conv 2->1, 2x2 kernel on the 16x16 input
+        + hw * 9 * 2 * 1
+        + hw * 9 * 1 * 1  # dec1 after concatenation: 2->1, 1->1
+        + hw * 1 * 1 * 1
+    )  # logits
     assert models.count_flops(config, 32) == 2 * macs
 
 

@@ -46,7 +46,13 @@ def test_area_is_pixel_count_and_centroids(dsb):
     labels[5, 70] = 3  # a single pixel
     table = nucleus_table(labels)
     assert list(table.columns) == [
-        "label", "area", "perimeter", "centroid_y", "centroid_x", "circularity", "touching",
+        "label",
+        "area",
+        "perimeter",
+        "centroid_y",
+        "centroid_x",
+        "circularity",
+        "touching",
     ]
     assert table["label"].tolist() == [1, 2, 3]
     for label, area in zip(table["label"], table["area"]):
@@ -197,8 +203,15 @@ def test_eda_tables(dsb):
     images, nuclei = eda_tables(samples)
 
     assert list(images.columns) == [
-        "image_id", "height", "width", "nuclei", "touching_nuclei", "has_touching",
-        "foreground_fraction", "contrast", "mean_intensity",
+        "image_id",
+        "height",
+        "width",
+        "nuclei",
+        "touching_nuclei",
+        "has_touching",
+        "foreground_fraction",
+        "contrast",
+        "mean_intensity",
     ]
     assert images["image_id"].tolist() == ["alone", "touching", "empty"]
     assert images["height"].tolist() == [48, 48, 20]
@@ -212,7 +225,14 @@ def test_eda_tables(dsb):
     assert images.loc[2, "mean_intensity"] == pytest.approx(200 / 255)
 
     assert list(nuclei.columns) == [
-        "image_id", "label", "area", "perimeter", "centroid_y", "centroid_x", "circularity", "touching",
+        "image_id",
+        "label",
+        "area",
+        "perimeter",
+        "centroid_y",
+        "centroid_x",
+        "circularity",
+        "touching",
     ]
     assert len(nuclei) == images["nuclei"].sum() == 5
     assert nuclei["image_id"].tolist() == ["alone"] * 2 + ["touching"] * 3

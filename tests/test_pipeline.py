@@ -168,8 +168,8 @@ def test_augment_pair_without_rotation_is_an_exact_crop_and_flip(l_window):
             (lr, ud)
             for lr in (False, True)
             for ud in (False, True)
-            if np.array_equal(y, crop_y[::-1 if ud else 1, ::-1 if lr else 1])
-            and np.array_equal(x, crop_x[::-1 if ud else 1, ::-1 if lr else 1])
+            if np.array_equal(y, crop_y[:: -1 if ud else 1, :: -1 if lr else 1])
+            and np.array_equal(x, crop_x[:: -1 if ud else 1, :: -1 if lr else 1])
         ]
         assert len(matches) == 1  # image and target got the same flips
         seen.add(matches[0])
@@ -343,7 +343,7 @@ def test_training_dataset_windows_are_image_windows():
 
 def test_training_dataset_reflect_pads_small_images():
     images, targets = _arrays([(9, 14)], seed=8)
-    (x, y), = _first_batches(training_dataset(images, targets, crop=24, batch_size=2, augment=False), 1)
+    ((x, y),) = _first_batches(training_dataset(images, targets, crop=24, batch_size=2, augment=False), 1)
     pad = ((7, 8), (5, 5), (0, 0))  # centred; the only window position
     np.testing.assert_array_equal(x[0], np.pad(images[0], pad, mode="reflect"))
     np.testing.assert_array_equal(y[1], np.pad(targets[0], pad, mode="reflect"))

@@ -146,8 +146,9 @@ def test_labels_and_measure(segmenter: Segmenter) -> None:
 
 def test_borders_falls_back_to_watershed_without_a_border_map() -> None:
     probs = Segmenter(bright_channel, BRIGHT).probabilities(disc_grey())
-    np.testing.assert_array_equal(labels_from_probabilities(probs, BRIGHT, "borders"),
-                                  labels_from_probabilities(probs, BRIGHT, "watershed"))
+    np.testing.assert_array_equal(
+        labels_from_probabilities(probs, BRIGHT, "borders"), labels_from_probabilities(probs, BRIGHT, "watershed")
+    )
     with pytest.raises(ValueError, match="choose one of components, watershed, borders"):
         labels_from_probabilities(probs, BRIGHT, "magic")
 
@@ -258,8 +259,9 @@ def test_a_keras_model_in_memory_and_its_saved_folder_agree(tiny) -> None:
     probs = in_memory.probabilities(image)
     assert probs.shape == (50, 70, 2)
     np.testing.assert_allclose(loaded.probabilities(image), probs, atol=1e-6)
-    by_hand = predict_tiled(keras_predict_fn(model), preprocess(image, sigma=config.sigma,
-                                                                invert_bright=config.invert_bright))
+    by_hand = predict_tiled(
+        keras_predict_fn(model), preprocess(image, sigma=config.sigma, invert_bright=config.invert_bright)
+    )
     np.testing.assert_allclose(probs, by_hand, atol=1e-6)
     assert loaded.segment(image).shape == (50, 70)
     xla = Segmenter.from_keras(model, config, jit_compile=True)
@@ -300,8 +302,7 @@ def test_the_shipped_model_gives_the_same_labels_through_segmenter_and_keras(rea
     assert labels.shape == sample.image.shape[:2] and labels.max() > 0
 
     model, config = models.load_model("unet-dsb2018")
-    x = preprocess(sample.image, sigma=config.sigma, invert_bright=config.invert_bright,
-                   grey=config.in_channels == 1)
+    x = preprocess(sample.image, sigma=config.sigma, invert_bright=config.invert_bright, grey=config.in_channels == 1)
     probs = predict_tiled(keras_predict_fn(model), x, tile=512)
     np.testing.assert_array_equal(labels, labels_from_probabilities(probs, config))
     path = next((real_data_root / sample.image_id / "images").glob("*.png"))

@@ -65,7 +65,11 @@ def test_a_good_tree_passes_and_every_page_is_found(tmp_path: Path) -> None:
     assert report.ok, report.summary()
     assert report.pages[:2] == ["index.html", "book/intro.html"]
     assert set(report.pages) == {
-        "index.html", "book/intro.html", "book/chapter/one.html", "book/chapter/index.html", "search.html",
+        "index.html",
+        "book/intro.html",
+        "book/chapter/one.html",
+        "book/chapter/index.html",
+        "search.html",
     }
 
 
@@ -112,7 +116,7 @@ def test_external_scripts_and_stylesheets_fail_but_hyperlinks_do_not(tmp_path: P
     files["search.html"] = page(
         '<a href="https://example.org/">fine</a>',
         head='<script src="https://cdn.example.org/x.js"></script>'
-             '<link rel="stylesheet" href="//fonts.example.org/f.css">',
+        '<link rel="stylesheet" href="//fonts.example.org/f.css">',
     )
     write_site(tmp_path, files)
     problems = sitecheck.check_links(tmp_path).problems
@@ -167,14 +171,16 @@ def test_browser_check_passes_a_clean_site_and_takes_screenshots(tmp_path: Path)
 def test_browser_check_reports_console_page_request_and_image_errors(tmp_path: Path) -> None:
     chromium = _chromium()
     files = good_site(tmp_path)
-    files.update({
-        "console.html": page("<p>x</p><script>console.error('deliberate console error')</script>"),
-        "throws.html": page("<script>undefinedFunction()</script>"),
-        "cdn.html": page("<p>x</p>", head='<script src="https://cdn.example.org/x.js"></script>'),
-        "missing.html": page('<script src="_static/absent.js"></script>'),
-        "broken-image.html": page('<img src="_images/not-a-png.png" alt="x">'),
-        "_images/not-a-png.png": b"this is not an image",
-    })
+    files.update(
+        {
+            "console.html": page("<p>x</p><script>console.error('deliberate console error')</script>"),
+            "throws.html": page("<script>undefinedFunction()</script>"),
+            "cdn.html": page("<p>x</p>", head='<script src="https://cdn.example.org/x.js"></script>'),
+            "missing.html": page('<script src="_static/absent.js"></script>'),
+            "broken-image.html": page('<img src="_images/not-a-png.png" alt="x">'),
+            "_images/not-a-png.png": b"this is not an image",
+        }
+    )
     html = write_site(tmp_path / "html", files)
     report = sitecheck.check_site(html, chromium=chromium)
     found = {(p.page, p.kind) for p in report.problems}

@@ -71,8 +71,13 @@ def test_model_sizes_and_size_facts(tmp_path) -> None:
     flat = {"float32": b"a" * 4_000_000, "float16": b"b" * 2_000_000, "int8": b"c" * 1_000_000}
     sizes = benchmarks.model_sizes(1_000_000, weights, flat, {"float32": 1.5, "float16": 2.5, "int8": 9.0})
     assert sizes.index.name == "model" and list(sizes.columns) == ["MB", "conversion s"]
-    assert sizes.index.tolist() == ["Keras weights, float32 (in memory)", "shipped weights.npz (float16, compressed)",
-                                    "TFLite float32", "TFLite float16", "TFLite int8"]
+    assert sizes.index.tolist() == [
+        "Keras weights, float32 (in memory)",
+        "shipped weights.npz (float16, compressed)",
+        "TFLite float32",
+        "TFLite float16",
+        "TFLite int8",
+    ]
     assert sizes["MB"].tolist() == [4.0, 0.5, 4.0, 2.0, 1.0]
     assert sizes["conversion s"].isna().tolist() == [True, True, False, False, False]
     assert sizes["conversion s"].iloc[2:].tolist() == [1.5, 2.5, 9.0]
@@ -85,7 +90,7 @@ def test_threads_table_lists_the_settings() -> None:
     assert list(table.columns) == ["value"]
     assert table.loc["CPU cores (os.cpu_count)", "value"] == 2
     assert table.loc["TensorFlow Lite interpreter threads", "value"] == 3
-    assert table.loc["CPU has AVX512-BF16", "value"] == True  # an object column: compare by value
+    assert table.loc["CPU has AVX512-BF16", "value"] == True  # noqa: E712 - an object column: compare by value
     assert len(table) == 7
 
 
@@ -97,8 +102,9 @@ def _timing(ms: dict[tuple[int, int, str], float]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _grid(single_small: dict[str, float], *, batched: float, large_keras: float = 400.0,
-          large_int8: float = 200.0) -> pd.DataFrame:
+def _grid(
+    single_small: dict[str, float], *, batched: float, large_keras: float = 400.0, large_int8: float = 200.0
+) -> pd.DataFrame:
     ms = {(64, 1, b): v for b, v in single_small.items()}
     ms.update({(64, 4, b): 1.5 * v for b, v in single_small.items()})
     ms[(64, 4, "tflite-int8")] = batched
@@ -107,8 +113,14 @@ def _grid(single_small: dict[str, float], *, batched: float, large_keras: float 
     return _timing(ms)
 
 
-SINGLE = {"keras-predict": 80.0, "keras": 50.0, "xla": 40.0, "tflite-float32": 45.0, "tflite-float16": 44.0,
-          "tflite-int8": 25.0}
+SINGLE = {
+    "keras-predict": 80.0,
+    "keras": 50.0,
+    "xla": 40.0,
+    "tflite-float32": 45.0,
+    "tflite-float16": 44.0,
+    "tflite-int8": 25.0,
+}
 
 
 def test_timing_facts_known_answers() -> None:
@@ -156,12 +168,17 @@ def test_tflite_thread_timing_times_each_model_and_thread_count(monkeypatch) -> 
         return lambda x: x[..., :1]
 
     monkeypatch.setattr(benchmarks, "tflite_predict_fn", fake_predict_fn)
-    table = benchmarks.tflite_thread_timing({"float16": b"f", "int8": b"i"}, 16, (2, 1, 2), repeats=2, warmup=0,
-                                            channels=3)
+    table = benchmarks.tflite_thread_timing(
+        {"float16": b"f", "int8": b"i"}, 16, (2, 1, 2), repeats=2, warmup=0, channels=3
+    )
     assert made == [(b"f", 1), (b"f", 2), (b"i", 1), (b"i", 2)]
     assert table.index.names == ["model", "threads"]
-    assert table.index.tolist() == [("TFLite float16", 1), ("TFLite float16", 2), ("TFLite int8", 1),
-                                    ("TFLite int8", 2)]
+    assert table.index.tolist() == [
+        ("TFLite float16", 1),
+        ("TFLite float16", 2),
+        ("TFLite int8", 1),
+        ("TFLite int8", 2),
+    ]
     assert list(table.columns) == ["ms per image (median)", "ms per image (fastest)"]
     assert (table["ms per image (fastest)"] <= table["ms per image (median)"]).all()
 
@@ -171,22 +188,43 @@ def test_tflite_thread_timing_times_each_model_and_thread_count(monkeypatch) -> 
 
 def _scores() -> pd.DataFrame:
     rows = []
-    for backend, ious, dsbs, flips in (("keras", [0.8, 0.6], [0.5, 0.7], [0.0, 0.0]),
-                                       ("xla", [0.8, 0.6], [0.5, 0.7], [0.0, 0.0]),
-                                       ("tflite-float16", [0.8, 0.6], [0.5, 0.7], [0.001, 0.003]),
-                                       ("tflite-int8", [0.78, 0.58], [0.45, 0.65], [0.01, 0.03])):
+    for backend, ious, dsbs, flips in (
+        ("keras", [0.8, 0.6], [0.5, 0.7], [0.0, 0.0]),
+        ("xla", [0.8, 0.6], [0.5, 0.7], [0.0, 0.0]),
+        ("tflite-float16", [0.8, 0.6], [0.5, 0.7], [0.001, 0.003]),
+        ("tflite-int8", [0.78, 0.58], [0.45, 0.65], [0.01, 0.03]),
+    ):
         for k in range(2):
-            rows.append({"backend": backend, "image_id": f"i{k}", "iou": ious[k], "dsb_score": dsbs[k],
-                         "f1_50": 0.9, "prob_max_abs_diff": 0.1 * (k + 1) if backend != "keras" else 0.0,
-                         "prob_mean_abs_diff": 0.01, "foreground_flips": flips[k], "predict_s": [1.0, 3.0][k]})
+            rows.append(
+                {
+                    "backend": backend,
+                    "image_id": f"i{k}",
+                    "iou": ious[k],
+                    "dsb_score": dsbs[k],
+                    "f1_50": 0.9,
+                    "prob_max_abs_diff": 0.1 * (k + 1) if backend != "keras" else 0.0,
+                    "prob_mean_abs_diff": 0.01,
+                    "foreground_flips": flips[k],
+                    "predict_s": [1.0, 3.0][k],
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_accuracy_summary_means_and_changes() -> None:
     accuracy = benchmarks.accuracy_summary(_scores())
     assert accuracy.index.tolist() == ["Keras, tf.function", "Keras, XLA", "TFLite float16", "TFLite int8"]
-    assert list(accuracy.columns) == ["iou", "IoU change", "dsb_score", "DSB change", "f1_50", "prob_max_abs_diff",
-                                      "prob_mean_abs_diff", "foreground_flips", "predict_s"]
+    assert list(accuracy.columns) == [
+        "iou",
+        "IoU change",
+        "dsb_score",
+        "DSB change",
+        "f1_50",
+        "prob_max_abs_diff",
+        "prob_mean_abs_diff",
+        "foreground_flips",
+        "predict_s",
+    ]
     int8 = accuracy.loc["TFLite int8"]
     assert int8["iou"] == pytest.approx(0.68) and int8["IoU change"] == pytest.approx(-0.02)
     assert int8["dsb_score"] == pytest.approx(0.55) and int8["DSB change"] == pytest.approx(-0.05)
@@ -213,17 +251,20 @@ def test_accuracy_facts_and_iou_losses() -> None:
 # --------------------------------------------------------------------------- shipping
 
 
-@pytest.mark.parametrize(("loss", "ship_quantised", "profile", "action"), [
-    (0.0, True, "cpu", "ship"),
-    (0.01, True, "cpu", "ship"),  # within the allowance, bound included
-    (-0.003, True, "gpu", "ship"),  # quantised better than float
-    (0.0101, True, "cpu", "remove"),
-    (float("nan"), True, "gpu", "remove"),
-    (0.0, False, "cpu", "off"),
-    (0.5, False, "gpu", "off"),
-    (0.0, True, "smoke", "smoke"),
-    (0.0, False, "smoke", "off"),
-])
+@pytest.mark.parametrize(
+    ("loss", "ship_quantised", "profile", "action"),
+    [
+        (0.0, True, "cpu", "ship"),
+        (0.01, True, "cpu", "ship"),  # within the allowance, bound included
+        (-0.003, True, "gpu", "ship"),  # quantised better than float
+        (0.0101, True, "cpu", "remove"),
+        (float("nan"), True, "gpu", "remove"),
+        (0.0, False, "cpu", "off"),
+        (0.5, False, "gpu", "off"),
+        (0.0, True, "smoke", "smoke"),
+        (0.0, False, "smoke", "off"),
+    ],
+)
 def test_shipping_decision(loss, ship_quantised, profile, action) -> None:
     assert benchmarks.shipping_decision(loss, 0.01, ship_quantised=ship_quantised, profile=profile) == action
 
@@ -239,8 +280,15 @@ def test_ship_quantised_models_ships_within_the_allowance_and_removes_the_rest(t
     folder = _model_folder(tmp_path)
     (folder / "model-float16.tflite").write_bytes(b"stale")
     flat = {"int8": b"int8 model", "float16": b"float16 model"}
-    decisions = benchmarks.ship_quantised_models(flat, {"int8": 0.004, "float16": 0.02}, folder, root=tmp_path,
-                                                 max_iou_loss=0.01, ship_quantised=True, profile="cpu")
+    decisions = benchmarks.ship_quantised_models(
+        flat,
+        {"int8": 0.004, "float16": 0.02},
+        folder,
+        root=tmp_path,
+        max_iou_loss=0.01,
+        ship_quantised=True,
+        profile="cpu",
+    )
     assert decisions == [
         "int8: shipped to nucleilib/pretrained/unet-test/model-int8.tflite (IoU loss +0.0040 <= 0.01)",
         "float16: NOT shipped, IoU loss +0.0200 exceeds 0.01",
@@ -249,27 +297,39 @@ def test_ship_quantised_models_ships_within_the_allowance_and_removes_the_rest(t
     assert not (folder / "model-float16.tflite").exists()
 
 
-@pytest.mark.parametrize(("ship_quantised", "profile", "why"), [
-    (False, "cpu", "ship_quantised is off"),
-    (True, "smoke", "the smoke profile never ships"),
-    (False, "smoke", "ship_quantised is off"),
-])
+@pytest.mark.parametrize(
+    ("ship_quantised", "profile", "why"),
+    [
+        (False, "cpu", "ship_quantised is off"),
+        (True, "smoke", "the smoke profile never ships"),
+        (False, "smoke", "ship_quantised is off"),
+    ],
+)
 def test_ship_quantised_models_touches_nothing_when_off_or_smoke(tmp_path, ship_quantised, profile, why) -> None:
     folder = _model_folder(tmp_path)
     (folder / "model-int8.tflite").write_bytes(b"old int8")
-    decisions = benchmarks.ship_quantised_models({"int8": b"new", "float16": b"new"},
-                                                 {"int8": 0.5, "float16": -0.00004}, folder, root=tmp_path,
-                                                 max_iou_loss=0.01, ship_quantised=ship_quantised, profile=profile)
-    assert decisions == [f"int8: not shipped ({why}); IoU loss +0.5000",
-                         f"float16: not shipped ({why}); IoU loss -0.0000"]
+    decisions = benchmarks.ship_quantised_models(
+        {"int8": b"new", "float16": b"new"},
+        {"int8": 0.5, "float16": -0.00004},
+        folder,
+        root=tmp_path,
+        max_iou_loss=0.01,
+        ship_quantised=ship_quantised,
+        profile=profile,
+    )
+    assert decisions == [
+        f"int8: not shipped ({why}); IoU loss +0.5000",
+        f"float16: not shipped ({why}); IoU loss -0.0000",
+    ]
     assert (folder / "model-int8.tflite").read_bytes() == b"old int8"
     assert not (folder / "model-float16.tflite").exists()
 
 
 def test_ship_quantised_models_removal_of_a_missing_file_is_fine(tmp_path) -> None:
     folder = _model_folder(tmp_path)
-    decisions = benchmarks.ship_quantised_models({"int8": b"x"}, {"int8": math.nan}, folder, root=tmp_path,
-                                                 max_iou_loss=0.01, ship_quantised=True, profile="gpu")
+    decisions = benchmarks.ship_quantised_models(
+        {"int8": b"x"}, {"int8": math.nan}, folder, root=tmp_path, max_iou_loss=0.01, ship_quantised=True, profile="gpu"
+    )
     assert decisions == ["int8: NOT shipped, IoU loss +nan exceeds 0.01"]
     assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
 
@@ -298,6 +358,11 @@ def test_throughput_table_and_facts() -> None:
     assert table["vs plain"].tolist() == [1.0, 2.0, 1.5, 3.0]
     assert table["vs tuned"].tolist() == [0.5, 1.0, 0.75, 1.5]
     assert benchmarks.throughput_facts(rates) == {
-        "rate_plain": 2.0, "rate_tuned": 4.0, "rate_bfloat16": 3.0, "rate_xla": 6.0,
-        "tuned_vs_plain": 2.0, "bf16_vs_tuned": 0.75, "xla_vs_tuned": 1.5,
+        "rate_plain": 2.0,
+        "rate_tuned": 4.0,
+        "rate_bfloat16": 3.0,
+        "rate_xla": 6.0,
+        "tuned_vs_plain": 2.0,
+        "bf16_vs_tuned": 0.75,
+        "xla_vs_tuned": 1.5,
     }

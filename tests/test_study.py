@@ -16,7 +16,7 @@ import pytest
 from nucleilib import cli
 from nucleilib.study import profiles, runner
 
-NOTEBOOK = '''# %% tags=["parameters"]
+NOTEBOOK = """# %% tags=["parameters"]
 profile = "cpu"
 artefacts = "artefacts/cpu"
 seed = 0
@@ -28,7 +28,7 @@ from pathlib import Path
 Path(artefacts).mkdir(parents=True, exist_ok=True)
 (Path(artefacts) / "ran.txt").open("a").write(f"{profile} {max_images}\\n")
 print(f"profile={profile} max_images={max_images}")
-'''
+"""
 
 
 @pytest.fixture
@@ -58,9 +58,7 @@ def test_runner_injects_profile_parameters_and_writes_into_the_book(project: Pat
     output = project / "book" / "smoke" / "01_eda.ipynb"
     assert runs[0].output == output
     notebook = nbformat.read(output, as_version=4)
-    printed = "".join(
-        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
-    )
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
     expected = profiles.notebook_parameters("01_eda", "smoke")
     assert f"profile=smoke max_images={expected['max_images']}" in printed
     assert any("done in" in line for line in lines)
@@ -90,8 +88,12 @@ def test_unchanged_notebook_is_skipped_changed_or_forced_runs_again(project: Pat
 def test_run_log_records_the_last_successful_run_and_keeps_other_notebooks(project: Path) -> None:
     log_path = project / "artefacts" / "smoke" / runner.RUN_LOG
     log_path.parent.mkdir(parents=True)
-    earlier = {"seconds": 1800.0, "finished_utc": "2026-01-01T00:00:00+00:00", "git_commit": "abc",
-               "machine": {"cpu": "x", "cores": 2, "gpu": "none"}}
+    earlier = {
+        "seconds": 1800.0,
+        "finished_utc": "2026-01-01T00:00:00+00:00",
+        "git_commit": "abc",
+        "machine": {"cpu": "x", "cores": 2, "gpu": "none"},
+    }
     log_path.write_text(json.dumps({"02_unet": earlier}))
     run(project)
     log = json.loads(log_path.read_text())
@@ -152,12 +154,12 @@ def test_failing_notebook_names_itself_and_is_not_recorded(project: Path) -> Non
     assert "01_eda" not in json.loads(state_path.read_text())
 
 
-FIGURE_CELL = '''
+FIGURE_CELL = """
 # %% mystnb={"figure": {"caption": "Two outputs.", "name": "fig-two"}}
 from IPython.display import display
 display("a table")
 "a figure"
-'''
+"""
 
 
 @pytest.mark.slow
@@ -171,17 +173,20 @@ def test_a_figure_cell_with_two_outputs_fails_the_run_naming_the_figure(project:
 @pytest.mark.slow
 def test_kernels_draw_figures_into_the_book_even_under_mplbackend_agg(project: Path, monkeypatch) -> None:
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    (project / "notebooks" / "01_eda.py").write_text(NOTEBOOK + '''
+    (project / "notebooks" / "01_eda.py").write_text(
+        NOTEBOOK
+        + """
 # %% mystnb={"figure": {"caption": "A line.", "name": "fig-line"}}
 import matplotlib.pyplot as plt
 from myst_nb import glue
 glue("answer", 42, display=False)
 plt.plot([0, 1], [0, 1])
 plt.show()
-''')
+"""
+    )
     run(project)
     notebook = nbformat.read(project / "book" / "smoke" / "01_eda.ipynb", as_version=4)
-    (index, _), = runner.figure_cells(notebook)
+    ((index, _),) = runner.figure_cells(notebook)
     assert ["image/png" in o.get("data", {}) for o in notebook.cells[index].outputs].count(True) == 1
     assert runner.figure_problems(notebook) == []  # the glue record is not a second output
     assert os.environ["MPLBACKEND"] == "Agg"  # restored for the caller
@@ -189,8 +194,12 @@ plt.show()
 
 def _figure_notebook(options, outputs):
     cell = nbformat.v4.new_code_cell("x", metadata={"mystnb": {"figure": options}} if options is not None else {})
-    cell.outputs = [nbformat.v4.new_output(kind, data={"text/plain": "x"}) if kind != "stream"
-                    else nbformat.v4.new_output("stream", text="printed") for kind in outputs]
+    cell.outputs = [
+        nbformat.v4.new_output(kind, data={"text/plain": "x"})
+        if kind != "stream"
+        else nbformat.v4.new_output("stream", text="printed")
+        for kind in outputs
+    ]
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), cell])
 
 
@@ -313,8 +322,13 @@ def test_commit_is_marked_only_when_code_differs_from_it(tmp_path: Path) -> None
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
-    for relative in ("nucleilib/study/runner.py", "notebooks/01_eda.py", "book/cpu/01_eda.ipynb", "artefacts/cpu/log.json",
-                     "nucleilib/pretrained/unet/card.json"):
+    for relative in (
+        "nucleilib/study/runner.py",
+        "notebooks/01_eda.py",
+        "book/cpu/01_eda.ipynb",
+        "artefacts/cpu/log.json",
+        "nucleilib/pretrained/unet/card.json",
+    ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("v1\n")
     git("init", "-q")

@@ -76,8 +76,11 @@ def test_one_of_returns_the_choice_or_lists_them() -> None:
     choices = ("components", "watershed", "borders")
     assert one_of("watershed", choices, "separation method") == "watershed"
     assert one_of("b", ["a", "b"], "letter") == "b"
-    with pytest.raises(ValueError, match=r"^unknown separation method 'magic'; choose one of components, watershed, "
-                                         r"borders$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown separation method 'magic'; choose one of components, watershed, "
+        r"borders$",
+    ):
         one_of("magic", choices, "separation method")
     with pytest.raises(ValueError, match="unknown separation method None"):
         one_of(None, choices, "separation method")

@@ -27,8 +27,9 @@ def _finite(value: float, name: str) -> float:
     return value
 
 
-def point_verdict(claimed: float, measured: float, *, tolerance: float,
-                  interval: tuple[float, float] | None = None) -> str:
+def point_verdict(
+    claimed: float, measured: float, *, tolerance: float, interval: tuple[float, float] | None = None
+) -> str:
     """Verdict on a single claimed value.
 
     Reproduced when the claim lies inside our 95% interval widened by
@@ -84,8 +85,9 @@ def range_verdict(share_inside: float, *, min_share: float = 0.9) -> str:
     return REPRODUCED if share_inside >= min_share else NOT_REPRODUCED
 
 
-def mean_sd_verdict(claimed_mean: float, claimed_sd: float, measured: Sequence[float], *,
-                    relative_tolerance: float = 0.25) -> str:
+def mean_sd_verdict(
+    claimed_mean: float, claimed_sd: float, measured: Sequence[float], *, relative_tolerance: float = 0.25
+) -> str:
     """Verdict on a claimed "mean +/- SD": both within ``relative_tolerance`` of ours.
 
     Examples
@@ -120,8 +122,9 @@ def progress_share(values: Sequence[float], *, by_epoch: int, final_epoch: int) 
     """
     curve = [_finite(v, "curve value") for v in values]
     if not 1 <= by_epoch <= final_epoch <= len(curve):
-        raise ValueError(f"need 1 <= by_epoch ({by_epoch}) <= final_epoch ({final_epoch}) <= "
-                         f"number of epochs ({len(curve)})")
+        raise ValueError(
+            f"need 1 <= by_epoch ({by_epoch}) <= final_epoch ({final_epoch}) <= number of epochs ({len(curve)})"
+        )
     total = curve[final_epoch - 1] - curve[0]
     if total == 0:
         raise ValueError("the curve does not change between epoch 1 and the final epoch")

@@ -39,8 +39,16 @@ class InferenceTiming(NamedTuple):
     repeats: int
 
 
-def time_inference(predict_fn: PredictFn, size: int = 256, batch: int = 1, repeats: int = 10, warmup: int = 2,
-                   *, channels: int = 3, seed: int = 0) -> InferenceTiming:
+def time_inference(
+    predict_fn: PredictFn,
+    size: int = 256,
+    batch: int = 1,
+    repeats: int = 10,
+    warmup: int = 2,
+    *,
+    channels: int = 3,
+    seed: int = 0,
+) -> InferenceTiming:
     """Wall time of ``predict_fn`` on a random ``(batch, size, size, channels)`` batch.
 
     ``warmup`` untimed calls first (tracing, compilation, allocation), then
@@ -59,8 +67,13 @@ def time_inference(predict_fn: PredictFn, size: int = 256, batch: int = 1, repea
     >>> time_inference(lambda x: x[..., :1], size=32, repeats=3).ms_per_image > 0
     True
     """
-    for name, value, low in (("size", size, 1), ("batch", batch, 1), ("repeats", repeats, 1),
-                             ("warmup", warmup, 0), ("channels", channels, 1)):
+    for name, value, low in (
+        ("size", size, 1),
+        ("batch", batch, 1),
+        ("repeats", repeats, 1),
+        ("warmup", warmup, 0),
+        ("channels", channels, 1),
+    ):
         (positive_int if low else non_negative_int)(value, name)
     if not callable(predict_fn):
         raise ValueError(f"predict_fn must be callable, got {type(predict_fn).__name__}")
@@ -102,8 +115,16 @@ def bfloat16_support() -> dict[str, bool]:
     }
 
 
-def training_throughput(config: Any, images: Sequence[np.ndarray], targets: Sequence[np.ndarray],
-                        variant: str = "tuned", steps: int = 10, warmup: int = 2, *, seed: int | None = None) -> float:
+def training_throughput(
+    config: Any,
+    images: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    variant: str = "tuned",
+    steps: int = 10,
+    warmup: int = 2,
+    *,
+    seed: int | None = None,
+) -> float:
     """Training crops per second of one training set-up, input pipeline included.
 
     A fresh network of ``config.model`` is compiled like
@@ -146,14 +167,25 @@ def training_throughput(config: Any, images: Sequence[np.ndarray], targets: Sequ
         (positive_int if low else non_negative_int)(value, name)
     seed = config.seed if seed is None else seed
     plain = variant == "plain"
-    dataset = training_dataset(images, targets, crop=config.crop, batch_size=config.batch_size, seed=seed,
-                               parallel=not plain, prefetch=not plain)
+    dataset = training_dataset(
+        images,
+        targets,
+        crop=config.crop,
+        batch_size=config.batch_size,
+        seed=seed,
+        parallel=not plain,
+        prefetch=not plain,
+    )
     previous = tf.keras.mixed_precision.global_policy()
     try:
         tf.keras.mixed_precision.set_global_policy("mixed_bfloat16" if variant == "bfloat16" else "float32")
         tf.keras.utils.set_random_seed(seed)
-        model = compile_model(build_model(config.model), learning_rate=config.learning_rate,
-                              border_weight=config.border_weight, jit_compile=variant == "xla")
+        model = compile_model(
+            build_model(config.model),
+            learning_rate=config.learning_rate,
+            border_weight=config.border_weight,
+            jit_compile=variant == "xla",
+        )
         train_step = model.make_train_function()
         iterator = iter(dataset)
         logs: Any = None
@@ -184,8 +216,9 @@ BENCHMARK_BACKENDS: dict[str, str] = {
 }
 
 
-def benchmark_predict_fns(model: Any, tflite_models: dict[str, bytes] | None = None, *,
-                          num_threads: int | None = None) -> dict[str, PredictFn]:
+def benchmark_predict_fns(
+    model: Any, tflite_models: dict[str, bytes] | None = None, *, num_threads: int | None = None
+) -> dict[str, PredictFn]:
     """The ``predict_fn`` of every backend of :data:`BENCHMARK_BACKENDS` for one model.
 
     Parameters
@@ -197,11 +230,15 @@ def benchmark_predict_fns(model: Any, tflite_models: dict[str, bytes] | None = N
     num_threads : int, optional
         TensorFlow Lite threads (default ``os.cpu_count()``).
     """
+
     def keras_predict(batch: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(batch, batch_size=len(batch), verbose=0))
 
-    fns: dict[str, PredictFn] = {"keras-predict": keras_predict, "keras": keras_predict_fn(model),
-                                 "xla": keras_predict_fn(model, jit_compile=True)}
+    fns: dict[str, PredictFn] = {
+        "keras-predict": keras_predict,
+        "keras": keras_predict_fn(model),
+        "xla": keras_predict_fn(model, jit_compile=True),
+    }
     for kind, content in (tflite_models or {}).items():
         _check_kind(kind)
         fns[f"tflite-{kind}"] = tflite_predict_fn(content, num_threads=num_threads)
@@ -222,8 +259,15 @@ def timing_grid(sizes: Sequence[int], batches: Sequence[int], max_batch_pixels: 
     return grid
 
 
-def time_backends(fns: dict[str, PredictFn], grid: Sequence[tuple[int, int]], *, repeats: int = 5, warmup: int = 1,
-                  channels: int = 3, progress: bool = False) -> Any:
+def time_backends(
+    fns: dict[str, PredictFn],
+    grid: Sequence[tuple[int, int]],
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    channels: int = 3,
+    progress: bool = False,
+) -> Any:
     """:func:`time_inference` of every backend at every (size, batch) of ``grid``.
 
     The backends are interleaved at each grid point, so that a change of the
@@ -247,16 +291,38 @@ def time_backends(fns: dict[str, PredictFn], grid: Sequence[tuple[int, int]], *,
     for size, batch in points:
         for name, fn in fns.items():
             timing = time_inference(fn, size, batch, repeats, warmup, channels=channels)
-            rows.append({"backend": name, "label": BENCHMARK_BACKENDS.get(name, name), **timing._asdict(),
-                         "images_per_s": 1000.0 / timing.ms_per_image})
-    columns = ["backend", "label", "size", "batch", "ms_per_image", "min_ms_per_image", "ms_per_batch", "repeats",
-               "images_per_s"]
+            rows.append(
+                {
+                    "backend": name,
+                    "label": BENCHMARK_BACKENDS.get(name, name),
+                    **timing._asdict(),
+                    "images_per_s": 1000.0 / timing.ms_per_image,
+                }
+            )
+    columns = [
+        "backend",
+        "label",
+        "size",
+        "batch",
+        "ms_per_image",
+        "min_ms_per_image",
+        "ms_per_batch",
+        "repeats",
+        "images_per_s",
+    ]
     return pd.DataFrame(rows)[columns]
 
 
-def evaluate_backends(fns: dict[str, PredictFn], config: ModelConfig, samples: Sequence[Any], *,
-                      method: str | None = None, reference: str = "keras", tile: int = 512,
-                      progress: bool = False) -> Any:
+def evaluate_backends(
+    fns: dict[str, PredictFn],
+    config: ModelConfig,
+    samples: Sequence[Any],
+    *,
+    method: str | None = None,
+    reference: str = "keras",
+    tile: int = 512,
+    progress: bool = False,
+) -> Any:
     """Per-image accuracy of every backend on annotated samples, and how far each
     backend's probabilities move from the ``reference`` backend's.
 
@@ -303,8 +369,14 @@ def evaluate_backends(fns: dict[str, PredictFn], config: ModelConfig, samples: S
                 ref_probs = probs
             diff = np.abs(probs - ref_probs)
             flips = float(np.mean((probs[..., 0] > config.threshold) != (ref_probs[..., 0] > config.threshold)))
-            extra[name].append({"predict_s": seconds, "prob_max_abs_diff": float(diff.max()),
-                                "prob_mean_abs_diff": float(diff.mean()), "foreground_flips": flips})
+            extra[name].append(
+                {
+                    "predict_s": seconds,
+                    "prob_max_abs_diff": float(diff.max()),
+                    "prob_mean_abs_diff": float(diff.mean()),
+                    "foreground_flips": flips,
+                }
+            )
             preds[name].append(segmenters[name].labels(probs, method))
     truths = [s.labels for s in samples]
     ids = [s.image_id for s in samples]
@@ -332,8 +404,9 @@ def file_sizes(folder: str | os.PathLike[str]) -> Any:
 PAPER_MS: float = 99.37
 
 
-def speed_ids(split: dict[str, list[str]], *, test_limit: int | None = None, train_images: int = 48,
-              seed: int = 42) -> tuple[list[str], list[str]]:
+def speed_ids(
+    split: dict[str, list[str]], *, test_limit: int | None = None, train_images: int = 48, seed: int = 42
+) -> tuple[list[str], list[str]]:
     """The test and training image ids of the speed chapter.
 
     Parameters
@@ -367,9 +440,14 @@ def speed_ids(split: dict[str, list[str]], *, test_limit: int | None = None, tra
     return test_ids, [str(i) for i in train_ids]
 
 
-def load_speed_samples(split_file: str | os.PathLike[str], data_dir: str | os.PathLike[str], *,
-                       test_limit: int | None = None, train_images: int = 48,
-                       seed: int = 42) -> tuple[list[Any], list[Any]]:
+def load_speed_samples(
+    split_file: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    *,
+    test_limit: int | None = None,
+    train_images: int = 48,
+    seed: int = 42,
+) -> tuple[list[Any], list[Any]]:
     """Load the test and training samples of :func:`speed_ids` from a split CSV,
     without the loader's warnings about overlapping masks.
 
@@ -382,8 +460,7 @@ def load_speed_samples(split_file: str | os.PathLike[str], data_dir: str | os.Pa
     from ..data import load_dataset
     from .manifest import load_split
 
-    test_ids, train_ids = speed_ids(load_split(split_file), test_limit=test_limit, train_images=train_images,
-                                    seed=seed)
+    test_ids, train_ids = speed_ids(load_split(split_file), test_limit=test_limit, train_images=train_images, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return load_dataset(data_dir, ids=test_ids), load_dataset(data_dir, ids=train_ids)
@@ -404,19 +481,24 @@ def threads_table(cores: int, tflite_threads: int, bf16: dict[str, bool]) -> Any
     import pandas as pd
     import tensorflow as tf
 
-    return pd.DataFrame.from_dict({
-        "CPU cores (os.cpu_count)": cores,
-        "TensorFlow intra-op threads (0 = default, one per core)": tf.config.threading.get_intra_op_parallelism_threads(),
-        "TensorFlow inter-op threads (0 = default)": tf.config.threading.get_inter_op_parallelism_threads(),
-        "TensorFlow Lite interpreter threads": tflite_threads,
-        "CPU has AVX512-BF16": bf16["avx512_bf16"],
-        "CPU has AMX-BF16": bf16["amx_bf16"],
-        "GPU visible to TensorFlow": bf16["gpu"],
-    }, orient="index", columns=["value"])
+    return pd.DataFrame.from_dict(
+        {
+            "CPU cores (os.cpu_count)": cores,
+            "TensorFlow intra-op threads (0 = default, one per core)": tf.config.threading.get_intra_op_parallelism_threads(),
+            "TensorFlow inter-op threads (0 = default)": tf.config.threading.get_inter_op_parallelism_threads(),
+            "TensorFlow Lite interpreter threads": tflite_threads,
+            "CPU has AVX512-BF16": bf16["avx512_bf16"],
+            "CPU has AMX-BF16": bf16["amx_bf16"],
+            "GPU visible to TensorFlow": bf16["gpu"],
+        },
+        orient="index",
+        columns=["value"],
+    )
 
 
-def convert_tflite(model: Any, calibration: Sequence[np.ndarray] | None,
-                   kinds: Sequence[str] | None = None) -> tuple[dict[str, bytes], dict[str, float]]:
+def convert_tflite(
+    model: Any, calibration: Sequence[np.ndarray] | None, kinds: Sequence[str] | None = None
+) -> tuple[dict[str, bytes], dict[str, float]]:
     """Convert a Keras model to TensorFlow Lite once per kind, timing each conversion.
 
     Parameters
@@ -445,8 +527,9 @@ def convert_tflite(model: Any, calibration: Sequence[np.ndarray] | None,
     return flat, seconds
 
 
-def model_sizes(n_params: int, weights_file: str | os.PathLike[str], flat: dict[str, bytes],
-                convert_s: dict[str, float]) -> Any:
+def model_sizes(
+    n_params: int, weights_file: str | os.PathLike[str], flat: dict[str, bytes], convert_s: dict[str, float]
+) -> Any:
     """Sizes in MB of the float model and its TensorFlow Lite conversions.
 
     Parameters
@@ -465,11 +548,13 @@ def model_sizes(n_params: int, weights_file: str | os.PathLike[str], flat: dict[
     """
     import pandas as pd
 
-    table = pd.DataFrame([
-        {"model": "Keras weights, float32 (in memory)", "MB": 4 * n_params / 1e6},
-        {"model": "shipped weights.npz (float16, compressed)", "MB": Path(weights_file).stat().st_size / 1e6},
-        *[{"model": f"TFLite {kind}", "MB": len(content) / 1e6} for kind, content in flat.items()],
-    ]).set_index("model")
+    table = pd.DataFrame(
+        [
+            {"model": "Keras weights, float32 (in memory)", "MB": 4 * n_params / 1e6},
+            {"model": "shipped weights.npz (float16, compressed)", "MB": Path(weights_file).stat().st_size / 1e6},
+            *[{"model": f"TFLite {kind}", "MB": len(content) / 1e6} for kind, content in flat.items()],
+        ]
+    ).set_index("model")
     table["conversion s"] = [np.nan, np.nan] + [convert_s[kind] for kind in flat]
     return table
 
@@ -547,26 +632,44 @@ def timing_facts(timing: Any, target_ms: float, paper_ms: float = PAPER_MS) -> d
     best_any = at_small.loc[at_small["ms_per_image"].idxmin()]
     largest = timing[(timing["size"] == max(timing["size"])) & (timing["batch"] == 1)].set_index("backend")
     paper_factor = paper_ms / float(single[best_single])
-    facts: dict[str, Any] = {"small_size": int(smallest), "keras_predict_ms": float(single["keras-predict"]),
-                             "keras_ms": float(single["keras"]), "xla_ms": float(single["xla"])}
+    facts: dict[str, Any] = {
+        "small_size": int(smallest),
+        "keras_predict_ms": float(single["keras-predict"]),
+        "keras_ms": float(single["keras"]),
+        "xla_ms": float(single["xla"]),
+    }
     facts.update({f"tflite_{kind}_ms": float(single[f"tflite-{kind}"]) for kind in TFLITE_KINDS})
-    facts.update({
-        "int8_speedup": float(single["keras"] / single["tflite-int8"]),
-        "best_single_label": BENCHMARK_BACKENDS[best_single], "best_single_ms": float(single[best_single]),
-        "best_any_label": str(best_any["label"]), "best_any_batch": int(best_any["batch"]),
-        "best_any_ms": float(best_any["ms_per_image"]), "target_ms": float(target_ms),
-        "target_verdict": "meets" if best_any["ms_per_image"] <= target_ms else "misses",
-        "target_factor": float(best_any["ms_per_image"] / target_ms),
-        "paper_comparison": f"{paper_factor:.2f} times faster than" if paper_factor >= 1
-        else f"{1 / paper_factor:.2f} times slower than",
-        "large_size": int(max(timing["size"])), "large_keras_ms": float(largest.loc["keras", "ms_per_image"]),
-        "large_int8_ms": float(largest.loc["tflite-int8", "ms_per_image"]),
-    })
+    facts.update(
+        {
+            "int8_speedup": float(single["keras"] / single["tflite-int8"]),
+            "best_single_label": BENCHMARK_BACKENDS[best_single],
+            "best_single_ms": float(single[best_single]),
+            "best_any_label": str(best_any["label"]),
+            "best_any_batch": int(best_any["batch"]),
+            "best_any_ms": float(best_any["ms_per_image"]),
+            "target_ms": float(target_ms),
+            "target_verdict": "meets" if best_any["ms_per_image"] <= target_ms else "misses",
+            "target_factor": float(best_any["ms_per_image"] / target_ms),
+            "paper_comparison": f"{paper_factor:.2f} times faster than"
+            if paper_factor >= 1
+            else f"{1 / paper_factor:.2f} times slower than",
+            "large_size": int(max(timing["size"])),
+            "large_keras_ms": float(largest.loc["keras", "ms_per_image"]),
+            "large_int8_ms": float(largest.loc["tflite-int8", "ms_per_image"]),
+        }
+    )
     return facts
 
 
-def tflite_thread_timing(flat: dict[str, bytes], size: int, thread_counts: Sequence[int], *, repeats: int = 3,
-                         warmup: int = 1, channels: int = 3) -> Any:
+def tflite_thread_timing(
+    flat: dict[str, bytes],
+    size: int,
+    thread_counts: Sequence[int],
+    *,
+    repeats: int = 3,
+    warmup: int = 1,
+    channels: int = 3,
+) -> Any:
     """:func:`time_inference` of every TensorFlow Lite model at batch 1 with each thread count.
 
     Returns
@@ -580,10 +683,17 @@ def tflite_thread_timing(flat: dict[str, bytes], size: int, thread_counts: Seque
     rows = []
     for kind, content in flat.items():
         for n_threads in sorted(set(thread_counts)):
-            t = time_inference(tflite_predict_fn(content, num_threads=n_threads), size, 1, repeats, warmup,
-                               channels=channels)
-            rows.append({"model": f"TFLite {kind}", "threads": n_threads, "ms per image (median)": t.ms_per_image,
-                         "ms per image (fastest)": t.min_ms_per_image})
+            t = time_inference(
+                tflite_predict_fn(content, num_threads=n_threads), size, 1, repeats, warmup, channels=channels
+            )
+            rows.append(
+                {
+                    "model": f"TFLite {kind}",
+                    "threads": n_threads,
+                    "ms per image (median)": t.ms_per_image,
+                    "ms per image (fastest)": t.min_ms_per_image,
+                }
+            )
     return pd.DataFrame(rows).set_index(["model", "threads"])
 
 
@@ -599,9 +709,13 @@ def accuracy_summary(scores: Any, reference: str = "keras") -> Any:
         ``prob_mean_abs_diff``, ``foreground_flips`` (means), ``predict_s`` (median).
     """
     accuracy = scores.groupby("backend", sort=False).agg(
-        iou=("iou", "mean"), dsb_score=("dsb_score", "mean"), f1_50=("f1_50", "mean"),
-        prob_max_abs_diff=("prob_max_abs_diff", "max"), prob_mean_abs_diff=("prob_mean_abs_diff", "mean"),
-        foreground_flips=("foreground_flips", "mean"), predict_s=("predict_s", "median"),
+        iou=("iou", "mean"),
+        dsb_score=("dsb_score", "mean"),
+        f1_50=("f1_50", "mean"),
+        prob_max_abs_diff=("prob_max_abs_diff", "max"),
+        prob_mean_abs_diff=("prob_mean_abs_diff", "mean"),
+        foreground_flips=("foreground_flips", "mean"),
+        predict_s=("predict_s", "median"),
     )
     accuracy.insert(1, "IoU change", accuracy["iou"] - accuracy.loc[reference, "iou"])
     accuracy.insert(3, "DSB change", accuracy["dsb_score"] - accuracy.loc[reference, "dsb_score"])
@@ -613,8 +727,9 @@ def _by_backend(accuracy: Any) -> Any:
     return accuracy.rename(index={label: name for name, label in BENCHMARK_BACKENDS.items()})
 
 
-def accuracy_facts(accuracy: Any, names: Sequence[str] = ("xla", "tflite-float16", "tflite-int8"),
-                   reference: str = "keras") -> dict[str, float]:
+def accuracy_facts(
+    accuracy: Any, names: Sequence[str] = ("xla", "tflite-float16", "tflite-int8"), reference: str = "keras"
+) -> dict[str, float]:
     """The chapter's numbers about accuracy, from :func:`accuracy_summary`.
 
     Returns
@@ -626,15 +741,23 @@ def accuracy_facts(accuracy: Any, names: Sequence[str] = ("xla", "tflite-float16
         ``flips_<key>`` (percent of pixels) and ``maxdiff_<key>``.
     """
     by_name = _by_backend(accuracy)
-    facts = {f"iou_{reference}": float(by_name.loc[reference, "iou"]),
-             f"dsb_{reference}": float(by_name.loc[reference, "dsb_score"])}
+    facts = {
+        f"iou_{reference}": float(by_name.loc[reference, "iou"]),
+        f"dsb_{reference}": float(by_name.loc[reference, "dsb_score"]),
+    }
     for name in names:
         key = name.replace("tflite-", "").replace("-", "_")
         row = by_name.loc[name]
-        facts.update({f"iou_{key}": float(row["iou"]), f"dsb_{key}": float(row["dsb_score"]),
-                      f"iou_change_{key}": float(row["IoU change"]), f"dsb_change_{key}": float(row["DSB change"]),
-                      f"flips_{key}": 100 * float(row["foreground_flips"]),
-                      f"maxdiff_{key}": float(row["prob_max_abs_diff"])})
+        facts.update(
+            {
+                f"iou_{key}": float(row["iou"]),
+                f"dsb_{key}": float(row["dsb_score"]),
+                f"iou_change_{key}": float(row["IoU change"]),
+                f"dsb_change_{key}": float(row["DSB change"]),
+                f"flips_{key}": 100 * float(row["foreground_flips"]),
+                f"maxdiff_{key}": float(row["prob_max_abs_diff"]),
+            }
+        )
     return facts
 
 
@@ -684,9 +807,16 @@ def shipping_decision(loss: float, max_iou_loss: float, *, ship_quantised: bool,
     return "ship" if loss <= max_iou_loss else "remove"
 
 
-def ship_quantised_models(flat: dict[str, bytes], losses: dict[str, float], folder: str | os.PathLike[str], *,
-                          root: str | os.PathLike[str], max_iou_loss: float, ship_quantised: bool,
-                          profile: str) -> list[str]:
+def ship_quantised_models(
+    flat: dict[str, bytes],
+    losses: dict[str, float],
+    folder: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str],
+    max_iou_loss: float,
+    ship_quantised: bool,
+    profile: str,
+) -> list[str]:
     """Apply :func:`shipping_decision` to each quantised model and say what was done.
 
     Parameters
@@ -729,11 +859,20 @@ def ship_quantised_models(flat: dict[str, bytes], losses: dict[str, float], fold
     return decisions
 
 
-def throughput_rates(config: Any, images: Sequence[np.ndarray], targets: Sequence[np.ndarray], *, steps: int = 10,
-                     warmup: int = 2, variants: Sequence[str] = THROUGHPUT_VARIANTS) -> dict[str, float]:
+def throughput_rates(
+    config: Any,
+    images: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    *,
+    steps: int = 10,
+    warmup: int = 2,
+    variants: Sequence[str] = THROUGHPUT_VARIANTS,
+) -> dict[str, float]:
     """:func:`training_throughput` of each variant, in turn: variant -> crops per second."""
-    return {variant: training_throughput(config, images, targets, variant, steps=steps, warmup=warmup)
-            for variant in variants}
+    return {
+        variant: training_throughput(config, images, targets, variant, steps=steps, warmup=warmup)
+        for variant in variants
+    }
 
 
 def throughput_table(rates: dict[str, float]) -> Any:
@@ -762,7 +901,11 @@ def throughput_facts(rates: dict[str, float]) -> dict[str, float]:
     1.25
     """
     facts = {f"rate_{variant}": float(rate) for variant, rate in rates.items()}
-    facts.update({"tuned_vs_plain": float(rates["tuned"] / rates["plain"]),
-                  "bf16_vs_tuned": float(rates["bfloat16"] / rates["tuned"]),
-                  "xla_vs_tuned": float(rates["xla"] / rates["tuned"])})
+    facts.update(
+        {
+            "tuned_vs_plain": float(rates["tuned"] / rates["plain"]),
+            "bf16_vs_tuned": float(rates["bfloat16"] / rates["tuned"]),
+            "xla_vs_tuned": float(rates["xla"] / rates["tuned"]),
+        }
+    )
     return facts

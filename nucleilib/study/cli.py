@@ -16,13 +16,17 @@ from .profiles import DEFAULT_PROFILE, NOTEBOOKS, PROFILES
 def register(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Add ``study`` and ``book`` to the ``nuclei`` parser's sub-commands."""
     study = commands.add_parser("study", help="execute the study's notebooks with papermill")
-    study.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE, help="compute profile (default: %(default)s)")
+    study.add_argument(
+        "--profile", choices=PROFILES, default=DEFAULT_PROFILE, help="compute profile (default: %(default)s)"
+    )
     study.add_argument("--only", nargs="+", choices=NOTEBOOKS, metavar="NOTEBOOK", help="run only these notebooks")
     study.add_argument("--force", action="store_true", help="re-run notebooks even when unchanged")
     study.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
 
     book = commands.add_parser("book", help="build the HTML book from a profile's executed notebooks")
-    book.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE, help="compute profile (default: %(default)s)")
+    book.add_argument(
+        "--profile", choices=PROFILES, default=DEFAULT_PROFILE, help="compute profile (default: %(default)s)"
+    )
     book.add_argument("--no-strict", action="store_true", help="do not fail on Sphinx warnings")
     return {"study": run_study_command, "book": run_book_command}
 
@@ -33,8 +37,10 @@ def run_study_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     runs = run_study(args.profile, only=args.only, force=args.force, progress_bar=not args.no_progress)
     ran = sum(r.status == "ran" for r in runs)
-    print(f"study ({args.profile}): {ran} notebook(s) run, {len(runs) - ran} unchanged, "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"study ({args.profile}): {ran} notebook(s) run, {len(runs) - ran} unchanged, "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     return 0
 
 

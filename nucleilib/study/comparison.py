@@ -151,14 +151,21 @@ def train_one(
     )
     info = train_info(result)
     if log is not None:
-        log(f"{name:10s} {split:9s} seed {seed:3d}: {'reloaded' if result.reused else 'trained'}, "
+        log(
+            f"{name:10s} {split:9s} seed {seed:3d}: {'reloaded' if result.reused else 'trained'}, "
             f"{info['epochs_run']} epochs in {info['seconds'] / 60:.1f} min, best epoch {info['best_epoch']}, "
-            f"stopped by time: {info['stopped_by_time']}")
+            f"stopped by time: {info['stopped_by_time']}"
+        )
     return result, info
 
 
-def training_plan(contenders: Iterable[str], split_names: Sequence[str], seed: int, extra_seeds: Iterable[int],
-                  reference: str = REFERENCE) -> list[tuple[str, str, int]]:
+def training_plan(
+    contenders: Iterable[str],
+    split_names: Sequence[str],
+    seed: int,
+    extra_seeds: Iterable[int],
+    reference: str = REFERENCE,
+) -> list[tuple[str, str, int]]:
     """The chapter's trainings as ``(contender, split, seed)``, in training order.
 
     Every contender on the first split; the reference on the other splits; the
@@ -200,8 +207,15 @@ def train_contenders(
     runs = {}
     for name, split, train_seed in training_plan(contenders, list(splits), seed, extra_seeds, reference):
         runs[(name, split, train_seed)] = train_one(
-            name, contenders[name], split, train_seed, budget=budget, split_ids=splits[split], samples=samples,
-            cache_root=cache_root, log=log,
+            name,
+            contenders[name],
+            split,
+            train_seed,
+            budget=budget,
+            split_ids=splits[split],
+            samples=samples,
+            cache_root=cache_root,
+            log=log,
         )
     return runs
 
@@ -213,22 +227,36 @@ def training_log(runs: Mapping[tuple[str, str, int], tuple[Any, Mapping[str, Any
     and the info's ``epochs_run``, ``best_epoch``, ``seconds`` and ``train_crops_per_s``
     are read.
     """
-    return pd.DataFrame([
-        {"model": n, "split": sp, "seed": sd, "epochs": info["epochs_run"], "best epoch": info["best_epoch"],
-         "minutes": info["seconds"] / 60, "crops/s": info["train_crops_per_s"], "reloaded": res.reused}
-        for (n, sp, sd), (res, info) in runs.items()
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "model": n,
+                "split": sp,
+                "seed": sd,
+                "epochs": info["epochs_run"],
+                "best epoch": info["best_epoch"],
+                "minutes": info["seconds"] / 60,
+                "crops/s": info["train_crops_per_s"],
+                "reloaded": res.reused,
+            }
+            for (n, sp, sd), (res, info) in runs.items()
+        ]
+    )
 
 
 def model_sizes(contenders: Mapping[str, ModelConfig], size: int = 256) -> pd.DataFrame:
     """Parameters and GFLOPs (2 x multiply-accumulates of one ``size`` x ``size`` image) per contender."""
     from .. import models
 
-    sizes = pd.DataFrame({
-        name: {"parameters": models.build_model(cfg).count_params(),
-               "GFLOPs per 256x256": models.count_flops(cfg, size) / 1e9}
-        for name, cfg in contenders.items()
-    }).T
+    sizes = pd.DataFrame(
+        {
+            name: {
+                "parameters": models.build_model(cfg).count_params(),
+                "GFLOPs per 256x256": models.count_flops(cfg, size) / 1e9,
+            }
+            for name, cfg in contenders.items()
+        }
+    ).T
     sizes["parameters"] = sizes["parameters"].astype(int)
     return sizes
 
@@ -236,16 +264,18 @@ def model_sizes(contenders: Mapping[str, ModelConfig], size: int = 256) -> pd.Da
 # --------------------------------------------------------------------------- scoring
 
 
-def evaluate_one(model: Any, model_config: ModelConfig, test_samples: Sequence[Sample]
-                 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def evaluate_one(
+    model: Any, model_config: ModelConfig, test_samples: Sequence[Sample]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Per-image metrics (``borders`` separation) and probability maps of a network on test samples."""
     from ..segmenter import evaluate_model
 
     return evaluate_model(model, model_config, test_samples, methods=["borders"], keep_probabilities=True)
 
 
-def micro_pixels(probs: Mapping[str, np.ndarray], samples: Sequence[Sample], threshold: float = 0.5
-                 ) -> evaluation.PixelMetrics:
+def micro_pixels(
+    probs: Mapping[str, np.ndarray], samples: Sequence[Sample], threshold: float = 0.5
+) -> evaluation.PixelMetrics:
     """Pixel metrics pooled over all pixels of ``samples`` (*micro*).
 
     Parameters
@@ -293,8 +323,16 @@ def time_classical(image: np.ndarray, repeats: int = 10) -> float:
     return float(np.median(times))
 
 
-def table_row(name: str, metrics: pd.DataFrame, micro: evaluation.PixelMetrics, params: int, gflops: float,
-              ms: float, *, seed: int) -> dict[str, Any]:
+def table_row(
+    name: str,
+    metrics: pd.DataFrame,
+    micro: evaluation.PixelMetrics,
+    params: int,
+    gflops: float,
+    ms: float,
+    *,
+    seed: int,
+) -> dict[str, Any]:
     """One row of Table 1.
 
     Parameters
@@ -328,16 +366,32 @@ def table_row(name: str, metrics: pd.DataFrame, micro: evaluation.PixelMetrics, 
     """
     lo, hi = evaluation.bootstrap_ci(metrics["dsb_score"].to_numpy(), seed=seed)
     return {
-        "model": name, "accuracy": micro.accuracy, "precision": micro.precision, "recall": micro.recall,
-        "IoU": micro.iou, "Dice": micro.dice, "DSB score": metrics["dsb_score"].mean(),
-        "DSB 95% CI": f"{lo:.3f}-{hi:.3f}", "AP@0.5": metrics["ap50"].mean(), "parameters": params,
-        "GFLOPs/256²": gflops, "ms/256²": ms,
+        "model": name,
+        "accuracy": micro.accuracy,
+        "precision": micro.precision,
+        "recall": micro.recall,
+        "IoU": micro.iou,
+        "Dice": micro.dice,
+        "DSB score": metrics["dsb_score"].mean(),
+        "DSB 95% CI": f"{lo:.3f}-{hi:.3f}",
+        "AP@0.5": metrics["ap50"].mean(),
+        "parameters": params,
+        "GFLOPs/256²": gflops,
+        "ms/256²": ms,
     }
 
 
-def score_network(name: str, model: Any, model_config: ModelConfig, test_samples: Sequence[Sample], *,
-                  params: int, gflops: float, seed: int, timing_repeats: int
-                  ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
+def score_network(
+    name: str,
+    model: Any,
+    model_config: ModelConfig,
+    test_samples: Sequence[Sample],
+    *,
+    params: int,
+    gflops: float,
+    seed: int,
+    timing_repeats: int,
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
     """Evaluate one network on the test samples and time it: its Table 1 row.
 
     Returns
@@ -350,8 +404,15 @@ def score_network(name: str, model: Any, model_config: ModelConfig, test_samples
         ``{image_id: probability maps}``.
     """
     metrics, probs = evaluate_one(model, model_config, test_samples)
-    row = table_row(name, metrics, micro_pixels(probs, test_samples), params, gflops,
-                    ms_per_256(model, repeats=timing_repeats), seed=seed)
+    row = table_row(
+        name,
+        metrics,
+        micro_pixels(probs, test_samples),
+        params,
+        gflops,
+        ms_per_256(model, repeats=timing_repeats),
+        seed=seed,
+    )
     return row, metrics.assign(model=name), probs
 
 
@@ -390,15 +451,23 @@ def score_contenders(
     rows, per_image, probabilities = [], [], {}
     for name, cfg in contenders.items():
         row, metrics, probabilities[name] = score_network(
-            name, runs[(name, split, seed)][0].model, cfg, test_samples, params=int(sizes.loc[name, "parameters"]),
-            gflops=float(sizes.loc[name, "GFLOPs per 256x256"]), seed=seed, timing_repeats=timing_repeats)
+            name,
+            runs[(name, split, seed)][0].model,
+            cfg,
+            test_samples,
+            params=int(sizes.loc[name, "parameters"]),
+            gflops=float(sizes.loc[name, "GFLOPs per 256x256"]),
+            seed=seed,
+            timing_repeats=timing_repeats,
+        )
         rows.append(row)
         per_image.append(metrics)
     return rows, per_image, probabilities
 
 
-def score_classical(test_samples: Sequence[Sample], *, seed: int, timing_repeats: int, name: str = "Classical"
-                    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
+def score_classical(
+    test_samples: Sequence[Sample], *, seed: int, timing_repeats: int, name: str = "Classical"
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
     """The classical pipeline's Table 1 row, per-image metrics and labels.
 
     It is timed on the top-left 256x256 crop of the first test image at least
@@ -424,8 +493,9 @@ def score_classical(test_samples: Sequence[Sample], *, seed: int, timing_repeats
     return row, metrics.assign(model=name), labels
 
 
-def assemble_table1(rows: Sequence[Mapping[str, Any]], paper: Mapping[str, Mapping[str, float]] = PAPER_TABLE1
-                    ) -> pd.DataFrame:
+def assemble_table1(
+    rows: Sequence[Mapping[str, Any]], paper: Mapping[str, Mapping[str, float]] = PAPER_TABLE1
+) -> pd.DataFrame:
     """Table 1: the rows of :func:`table_row` indexed by model, with the paper's columns joined.
 
     Examples
@@ -444,7 +514,8 @@ def per_image_table(frames: Iterable[pd.DataFrame], manifest: pd.DataFrame) -> p
     lacks are dropped.
     """
     return pd.concat(list(frames), ignore_index=True).merge(
-        manifest[["modality"]], left_on="image_id", right_index=True)
+        manifest[["modality"]], left_on="image_id", right_index=True
+    )
 
 
 def best_network(table1: pd.DataFrame, exclude: Iterable[str] = ()) -> str:
@@ -467,8 +538,9 @@ def table1_glue(table1: pd.DataFrame, reference_name: str) -> dict[str, Any]:
     return values
 
 
-def paired_differences(per_image: pd.DataFrame, *, seed: int, reference: str = REFERENCE,
-                       column: str = "dsb_score") -> pd.DataFrame:
+def paired_differences(
+    per_image: pd.DataFrame, *, seed: int, reference: str = REFERENCE, column: str = "dsb_score"
+) -> pd.DataFrame:
     """Mean per-image difference of each model's score against the reference, with a bootstrap interval.
 
     Parameters
@@ -494,8 +566,16 @@ def paired_differences(per_image: pd.DataFrame, *, seed: int, reference: str = R
     for name in wide.columns.drop(reference):
         diff = (wide[name] - wide[reference]).to_numpy()
         lo, hi = evaluation.bootstrap_ci(diff, seed=seed)
-        rows.append({"model": name, f"mean DSB difference vs {reference}": diff.mean(), "95% CI low": lo,
-                     "95% CI high": hi, "images better": int((diff > 0).sum()), "images worse": int((diff < 0).sum())})
+        rows.append(
+            {
+                "model": name,
+                f"mean DSB difference vs {reference}": diff.mean(),
+                "95% CI low": lo,
+                "95% CI high": hi,
+                "images better": int((diff > 0).sum()),
+                "images worse": int((diff < 0).sum()),
+            }
+        )
     return pd.DataFrame(rows).set_index("model")
 
 
@@ -525,8 +605,13 @@ def touching_shares(samples: Iterable[Sample]) -> dict[str, float]:
     return {s.image_id: len(touching_labels(s.labels)) / max(1, s.n_nuclei) for s in samples}
 
 
-def hard_cases(per_image: pd.DataFrame, test_samples: Sequence[Sample], *, reference: str = REFERENCE,
-               modalities: Sequence[str] = ("stained tissue", "brightfield")) -> tuple[list[str], dict[str, float]]:
+def hard_cases(
+    per_image: pd.DataFrame,
+    test_samples: Sequence[Sample],
+    *,
+    reference: str = REFERENCE,
+    modalities: Sequence[str] = ("stained tissue", "brightfield"),
+) -> tuple[list[str], dict[str, float]]:
     """The test images to show side by side.
 
     The image with the largest share of touching nuclei, then for each of
@@ -550,25 +635,36 @@ def hard_cases(per_image: pd.DataFrame, test_samples: Sequence[Sample], *, refer
     return picks, share
 
 
-def pick_labels(picks: Sequence[str], probabilities: Mapping[str, Mapping[str, np.ndarray]],
-                contenders: Mapping[str, ModelConfig], classical: Mapping[str, np.ndarray] | None = None,
-                classical_name: str = "Classical") -> dict[str, dict[str, np.ndarray]]:
+def pick_labels(
+    picks: Sequence[str],
+    probabilities: Mapping[str, Mapping[str, np.ndarray]],
+    contenders: Mapping[str, ModelConfig],
+    classical: Mapping[str, np.ndarray] | None = None,
+    classical_name: str = "Classical",
+) -> dict[str, dict[str, np.ndarray]]:
     """Predicted labels of the picked images: ``{model: {image_id: labels}}``, networks first.
 
     Networks' labels come from their probability maps with ``borders`` separation.
     """
     from ..segmenter import labels_from_probabilities
 
-    labels = {name: {i: labels_from_probabilities(probabilities[name][i], cfg, "borders") for i in picks}
-              for name, cfg in contenders.items()}
+    labels = {
+        name: {i: labels_from_probabilities(probabilities[name][i], cfg, "borders") for i in picks}
+        for name, cfg in contenders.items()
+    }
     if classical is not None:
         labels[classical_name] = {i: classical[i] for i in picks}
     return labels
 
 
-def side_by_side_figure(picks: Sequence[str], samples: Mapping[str, Sample],
-                        predictions: Mapping[str, Mapping[str, np.ndarray]], per_image: pd.DataFrame,
-                        modality: Mapping[str, str], touching_share: Mapping[str, float]) -> Any:
+def side_by_side_figure(
+    picks: Sequence[str],
+    samples: Mapping[str, Sample],
+    predictions: Mapping[str, Mapping[str, np.ndarray]],
+    per_image: pd.DataFrame,
+    modality: Mapping[str, str],
+    touching_share: Mapping[str, float],
+) -> Any:
     """One row per picked image: the image, the annotation, then each model's outlined nuclei.
 
     Parameters
@@ -606,7 +702,9 @@ def side_by_side_figure(picks: Sequence[str], samples: Mapping[str, Sample],
             else:
                 labels = predictions[name][image_id]
                 ax.imshow(outline_overlay(sample.image, labels))
-                score = per_image[(per_image["model"] == name) & (per_image["image_id"] == image_id)]["dsb_score"].iloc[0]
+                score = per_image[(per_image["model"] == name) & (per_image["image_id"] == image_id)]["dsb_score"].iloc[
+                    0
+                ]
                 title = f"{name}: {labels.max()} nuclei, DSB {score:.2f}"
             ax.set_title(title, fontsize=8)
             ax.axis("off")
@@ -634,17 +732,31 @@ def summary_row(metrics: pd.DataFrame, *, seed: int) -> dict[str, Any]:
     return row
 
 
-def table2_row(split: str, seed: int, ids: Mapping[str, Sequence[str]], metrics: pd.DataFrame, epochs: int, *,
-               bootstrap_seed: int, paper: tuple[int, int, int, float] | None = None) -> dict[str, Any]:
+def table2_row(
+    split: str,
+    seed: int,
+    ids: Mapping[str, Sequence[str]],
+    metrics: pd.DataFrame,
+    epochs: int,
+    *,
+    bootstrap_seed: int,
+    paper: tuple[int, int, int, float] | None = None,
+) -> dict[str, Any]:
     """One row of Table 2: split, seed, image counts, :func:`summary_row`, epochs and the paper's values.
 
     ``paper`` is ``(train, val, test, IoU)`` of the paper's row (``None``: the row
     has no counterpart in the paper).
     """
     counts = f"{len(ids['train'])}/{len(ids['val'])}/{len(ids['test'])}"
-    return {"split": split, "seed": seed, "train/val/test": counts, **summary_row(metrics, seed=bootstrap_seed),
-            "epochs": epochs, "paper train/val/test": "{}/{}/{}".format(*paper[:3]) if paper else "",
-            "paper IoU": paper[3] if paper else np.nan}
+    return {
+        "split": split,
+        "seed": seed,
+        "train/val/test": counts,
+        **summary_row(metrics, seed=bootstrap_seed),
+        "epochs": epochs,
+        "paper train/val/test": "{}/{}/{}".format(*paper[:3]) if paper else "",
+        "paper IoU": paper[3] if paper else np.nan,
+    }
 
 
 def split_seed_table(
@@ -690,8 +802,9 @@ def split_seed_table(
         else:
             metrics = evaluate(result.model, model_config, [samples[i] for i in splits[split]["test"]])[0]
         paper = PAPER_TABLE2.get(split) if train_seed == seed else None
-        rows.append(table2_row(split, train_seed, splits[split], metrics, info["epochs_run"],
-                               bootstrap_seed=seed, paper=paper))
+        rows.append(
+            table2_row(split, train_seed, splits[split], metrics, info["epochs_run"], bootstrap_seed=seed, paper=paper)
+        )
     return pd.DataFrame(rows)
 
 
@@ -707,18 +820,25 @@ def spread_table(table2: pd.DataFrame, *, seed: int, first_split: str = "origina
     """
     seed_rows = table2[table2["split"] == first_split]
     split_rows = table2[table2["seed"] == seed]
-    return pd.DataFrame({
-        f"range over seeds ({first_split} split)": {"IoU": np.ptp(seed_rows["IoU"]),
-                                                    "DSB score": np.ptp(seed_rows["DSB score"])},
-        "SD over seeds": {"IoU": seed_rows["IoU"].std(ddof=1), "DSB score": seed_rows["DSB score"].std(ddof=1)},
-        f"range over splits (seed {seed})": {"IoU": np.ptp(split_rows["IoU"]),
-                                             "DSB score": np.ptp(split_rows["DSB score"])},
-        "paper's range over splits": {"IoU": PAPER_SPLIT_IOU_RANGE, "DSB score": np.nan},
-    })
+    return pd.DataFrame(
+        {
+            f"range over seeds ({first_split} split)": {
+                "IoU": np.ptp(seed_rows["IoU"]),
+                "DSB score": np.ptp(seed_rows["DSB score"]),
+            },
+            "SD over seeds": {"IoU": seed_rows["IoU"].std(ddof=1), "DSB score": seed_rows["DSB score"].std(ddof=1)},
+            f"range over splits (seed {seed})": {
+                "IoU": np.ptp(split_rows["IoU"]),
+                "DSB score": np.ptp(split_rows["DSB score"]),
+            },
+            "paper's range over splits": {"IoU": PAPER_SPLIT_IOU_RANGE, "DSB score": np.nan},
+        }
+    )
 
 
-def spread_glue(spread: pd.DataFrame, table2: pd.DataFrame, *, seed: int, first_split: str = "original"
-                ) -> dict[str, Any]:
+def spread_glue(
+    spread: pd.DataFrame, table2: pd.DataFrame, *, seed: int, first_split: str = "original"
+) -> dict[str, Any]:
     """Glue values of the spread: ``seed_/split_`` ``iou_/dsb_`` ``range`` and ``n_seeds``."""
     over_seeds, over_splits = f"range over seeds ({first_split} split)", f"range over splits (seed {seed})"
     return {

@@ -72,8 +72,9 @@ def overlap_table(samples: Sequence[Sample]) -> pd.DataFrame:
     )
 
 
-def add_modality(images: pd.DataFrame, nuclei: pd.DataFrame,
-                 manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def add_modality(
+    images: pd.DataFrame, nuclei: pd.DataFrame, manifest: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-image table with the manifest's ``modality`` and ``density``, and
     the per-nucleus table with ``modality``, joined on ``image_id``."""
     images = images.merge(manifest[["image_id", "modality", "density"]], on="image_id")
@@ -92,8 +93,12 @@ def size_counts(manifest: pd.DataFrame) -> pd.DataFrame:
     >>> size_counts(manifest).to_dict(orient="index")
     {'256 x 256': {'brightfield': 1, 'fluorescence': 1}, '520 x 696': {'brightfield': 0, 'fluorescence': 1}}
     """
-    sizes = (manifest.assign(size=manifest["height"].astype(str) + " x " + manifest["width"].astype(str))
-             .groupby(["size", "modality"]).size().unstack(fill_value=0))
+    sizes = (
+        manifest.assign(size=manifest["height"].astype(str) + " x " + manifest["width"].astype(str))
+        .groupby(["size", "modality"])
+        .size()
+        .unstack(fill_value=0)
+    )
     return sizes.loc[sizes.sum(axis=1).sort_values(ascending=False).index]
 
 
@@ -141,8 +146,11 @@ def _share_within(values: pd.Series, bounds: tuple[float, float]) -> float:
     return float(values.between(*bounds).mean())
 
 
-def shape_summary(nuclei: pd.DataFrame, area_range: tuple[float, float] = PAPER_AREA,
-                  circularity_range: tuple[float, float] = PAPER_CIRCULARITY) -> dict[str, float]:
+def shape_summary(
+    nuclei: pd.DataFrame,
+    area_range: tuple[float, float] = PAPER_AREA,
+    circularity_range: tuple[float, float] = PAPER_CIRCULARITY,
+) -> dict[str, float]:
     """Median and 5th-95th percentiles of nucleus area and circularity, and the
     percentage of nuclei inside the paper's ranges (bounds included).
 
@@ -168,10 +176,16 @@ def shape_summary(nuclei: pd.DataFrame, area_range: tuple[float, float] = PAPER_
     """
     area_lo, area_hi = _p5_p95(nuclei["area"])
     circ_lo, circ_hi = _p5_p95(nuclei["circularity"])
-    values = {"area_median": nuclei["area"].median(), "area_p5": area_lo, "area_p95": area_hi,
-              "circ_median": nuclei["circularity"].median(), "circ_p5": circ_lo, "circ_p95": circ_hi,
-              "area_in_paper_pct": 100 * _share_within(nuclei["area"], area_range),
-              "circ_in_paper_pct": 100 * _share_within(nuclei["circularity"], circularity_range)}
+    values = {
+        "area_median": nuclei["area"].median(),
+        "area_p5": area_lo,
+        "area_p95": area_hi,
+        "circ_median": nuclei["circularity"].median(),
+        "circ_p5": circ_lo,
+        "circ_p95": circ_hi,
+        "area_in_paper_pct": 100 * _share_within(nuclei["area"], area_range),
+        "circ_in_paper_pct": 100 * _share_within(nuclei["circularity"], circularity_range),
+    }
     return {name: float(value) for name, value in values.items()}
 
 
@@ -196,8 +210,12 @@ def intensity_summary(images: pd.DataFrame) -> dict[str, float]:
     """
     contrast = _q5_q95(images["contrast"])
     intensity = _q5_q95(images["mean_intensity"])
-    return {"contrast_p5": float(contrast[0]), "contrast_p95": float(contrast[1]),
-            "intensity_p5": float(intensity[0]), "intensity_p95": float(intensity[1])}
+    return {
+        "contrast_p5": float(contrast[0]),
+        "contrast_p95": float(contrast[1]),
+        "intensity_p5": float(intensity[0]),
+        "intensity_p95": float(intensity[1]),
+    }
 
 
 def touching_share(images: pd.DataFrame) -> pd.Series:
@@ -218,8 +236,9 @@ def _touching_shares(images: pd.DataFrame, significant: float) -> tuple[float, f
     return share_any, share_significant
 
 
-def touching_summary(images: pd.DataFrame, nuclei: pd.DataFrame,
-                     significant: float = SIGNIFICANT_TOUCHING) -> dict[str, float]:
+def touching_summary(
+    images: pd.DataFrame, nuclei: pd.DataFrame, significant: float = SIGNIFICANT_TOUCHING
+) -> dict[str, float]:
     """Percentages of images with touching nuclei and of nuclei that touch.
 
     Returns
@@ -237,8 +256,11 @@ def touching_summary(images: pd.DataFrame, nuclei: pd.DataFrame,
     {'touch_any_pct': 50.0, 'touch_10_pct': 50.0, 'nuclei_touching_pct': 25.0}
     """
     share_any, share_significant = _touching_shares(images, significant)
-    return {"touch_any_pct": 100 * share_any, "touch_10_pct": 100 * share_significant,
-            "nuclei_touching_pct": 100 * float(nuclei["touching"].mean())}
+    return {
+        "touch_any_pct": 100 * share_any,
+        "touch_10_pct": 100 * share_significant,
+        "nuclei_touching_pct": 100 * float(nuclei["touching"].mean()),
+    }
 
 
 def example_ids(manifest: pd.DataFrame, seed: int, per_modality: int = 2) -> dict[str, list[str]]:
@@ -281,8 +303,9 @@ def split_counts(paths: Mapping[str, str | os.PathLike[str]]) -> pd.DataFrame:
     return pd.concat(tables)
 
 
-def claims_tables(manifest: pd.DataFrame, images: pd.DataFrame,
-                  nuclei: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+def claims_tables(
+    manifest: pd.DataFrame, images: pd.DataFrame, nuclei: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """The paper's claims about the data beside this data set's measurements.
 
     Parameters
@@ -313,15 +336,21 @@ def claims_tables(manifest: pd.DataFrame, images: pd.DataFrame,
     height, width = manifest["height"], manifest["width"]
     claims = pd.DataFrame(
         [
-            ("image sizes", "256x256 to 1024x1024",
-             f"{height.min()}x{width.min()} to {height.max()}x{width.max()} (H x W)"),
+            (
+                "image sizes",
+                "256x256 to 1024x1024",
+                f"{height.min()}x{width.min()} to {height.max()}x{width.max()} (H x W)",
+            ),
             ("nuclei per image", "71 +/- 9 (mean +/- SD)", f"{count['count_mean']:.1f} +/- {count['count_sd']:.1f}"),
             ("nucleus area", "8-45 px", f"5th-95th pct {area_lo:.0f}-{area_hi:.0f} px; {100 * area_in:.1f}% in 8-45"),
             ("circularity", "0.6-0.9", f"5th-95th pct {circ_lo:.2f}-{circ_hi:.2f}; {100 * circ_in:.1f}% in 0.6-0.9"),
             ("normalised contrast", "0.4-0.9", f"5th-95th pct {contrast[0]:.2f}-{contrast[1]:.2f}"),
             ("mean intensity", "0.2-0.8", f"5th-95th pct {intensity[0]:.2f}-{intensity[1]:.2f}"),
-            ("images with touching nuclei", "about 27%",
-             f"{100 * share_any:.1f}% (any), {100 * share_10:.1f}% (>= 10% of nuclei)"),
+            (
+                "images with touching nuclei",
+                "about 27%",
+                f"{100 * share_any:.1f}% (any), {100 * share_10:.1f}% (>= 10% of nuclei)",
+            ),
         ],
         columns=["quantity", "seed paper", f"measured ({len(manifest)} images)"],
     )
@@ -329,14 +358,21 @@ def claims_tables(manifest: pd.DataFrame, images: pd.DataFrame,
     numbers = {
         "n_images": len(manifest),
         "sizes_share_within_256_1024": float(((sides >= 256) & (sides <= 1024)).all(axis=1).mean()),
-        "count_mean": count["count_mean"], "count_sd": count["count_sd"],
-        "area_p5": area_lo, "area_p95": area_hi, "area_share_in_paper": area_in,
-        "circularity_p5": circ_lo, "circularity_p95": circ_hi, "circularity_share_in_paper": circ_in,
-        "contrast_p5": contrast[0], "contrast_p95": contrast[1],
+        "count_mean": count["count_mean"],
+        "count_sd": count["count_sd"],
+        "area_p5": area_lo,
+        "area_p95": area_hi,
+        "area_share_in_paper": area_in,
+        "circularity_p5": circ_lo,
+        "circularity_p95": circ_hi,
+        "circularity_share_in_paper": circ_in,
+        "contrast_p5": contrast[0],
+        "contrast_p95": contrast[1],
         "contrast_share_in_paper": _share_within(images["contrast"], PAPER_CONTRAST),
-        "intensity_p5": intensity[0], "intensity_p95": intensity[1],
+        "intensity_p5": intensity[0],
+        "intensity_p95": intensity[1],
         "intensity_share_in_paper": _share_within(images["mean_intensity"], PAPER_INTENSITY),
-        "touching_any_share": share_any, "touching_10_share": share_10,
+        "touching_any_share": share_any,
+        "touching_10_share": share_10,
     }
     return claims, {name: float(value) for name, value in numbers.items()}
-

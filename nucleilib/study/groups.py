@@ -106,8 +106,9 @@ def grouped_folds(groups: pd.Series, n_folds: int | None = None) -> list[dict[st
     folds = []
     for held_out in assignment:
         inside = groups.isin(held_out).to_numpy()
-        folds.append({"groups": sorted(held_out), "test": sorted(ids[inside].tolist()),
-                      "train": sorted(ids[~inside].tolist())})
+        folds.append(
+            {"groups": sorted(held_out), "test": sorted(ids[inside].tolist()), "train": sorted(ids[~inside].tolist())}
+        )
     return folds
 
 
@@ -139,9 +140,18 @@ def validation_ids(train_ids: Sequence[str], n: int = 9) -> list[str]:
     return [ordered[int(k * step)] for k in range(n)]
 
 
-def grouped_evaluation(samples: dict, groups: pd.Series, folds: Sequence[dict[str, list[str]]], budget: object,
-                       cache_root: object, *, name: str = "grouped", n_val: int = 9,
-                       train: object = None, evaluate: object = None) -> pd.DataFrame:
+def grouped_evaluation(
+    samples: dict,
+    groups: pd.Series,
+    folds: Sequence[dict[str, list[str]]],
+    budget: object,
+    cache_root: object,
+    *,
+    name: str = "grouped",
+    n_val: int = 9,
+    train: object = None,
+    evaluate: object = None,
+) -> pd.DataFrame:
     """Train one network per fold on the other groups and score every held-out image.
 
     Parameters
@@ -179,8 +189,12 @@ def grouped_evaluation(samples: dict, groups: pd.Series, folds: Sequence[dict[st
         held = set(val)
         fit = [samples[i] for i in fold["train"] if i not in held]
         result = train(budget, fit, [samples[i] for i in val], cache_root, name=f"{name}-fold{k}", verbose=0)
-        metrics, _ = evaluate(result.model, result.config.model, [samples[i] for i in fold["test"]],
-                              methods=[result.config.model.separation])
+        metrics, _ = evaluate(
+            result.model,
+            result.config.model,
+            [samples[i] for i in fold["test"]],
+            methods=[result.config.model.separation],
+        )
         metrics["fold"] = k
         metrics["group"] = groups[metrics["image_id"]].to_numpy()
         metrics["model"] = result.folder.name
@@ -227,8 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         samples = {s.image_id: s for s in load_dataset(data_root(), ids=list(groups.index))}
-    budget = TrainConfig(crop=args.crop, batch_size=8, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                         patience=12, max_minutes=args.max_minutes, seed=42)
+    budget = TrainConfig(
+        crop=args.crop,
+        batch_size=8,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        patience=12,
+        max_minutes=args.max_minutes,
+        seed=42,
+    )
     per_image = grouped_evaluation(samples, groups, folds, budget, out / "models", name=args.name)
     stem = f"{args.name}-{len(folds)}folds"
     per_image.to_csv(out / f"{stem}-per-image.csv", index=False)

@@ -56,9 +56,7 @@ def classify_modality(image: np.ndarray) -> str:
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
     rgb = image.astype(np.float32) / 255.0
-    colourfulness = float(
-        np.abs(rgb[..., 0] - rgb[..., 1]).mean() + np.abs(rgb[..., 1] - rgb[..., 2]).mean()
-    )
+    colourfulness = float(np.abs(rgb[..., 0] - rgb[..., 1]).mean() + np.abs(rgb[..., 1] - rgb[..., 2]).mean())
     if colourfulness > COLOUR_THRESHOLD:
         return "stained tissue"
     if float(np.median(rgb.mean(axis=-1))) > BRIGHT_BACKGROUND:
@@ -176,18 +174,14 @@ def stratified_split(
     test = set(_systematic_pick(ordered, n_test, rng))
     remaining = [i for i in ordered if i not in test]
     val = set(_systematic_pick(remaining, n_val, rng))
-    table["subset"] = [
-        "test" if i in test else "val" if i in val else "train" for i in table["image_id"]
-    ]
+    table["subset"] = ["test" if i in test else "val" if i in val else "train" for i in table["image_id"]]
     result = table.drop(columns="_key")[["image_id", "subset", *strata]]
     counts = result["subset"].value_counts()
     assert (counts.get("train", 0), counts.get("val", 0), counts.get("test", 0)) == (n_train, n_val, n_test)
     return result.reset_index(drop=True)
 
 
-def save_splits(
-    manifest: pd.DataFrame, folder: str | os.PathLike[str], *, seed: int = 42
-) -> dict[str, Path]:
+def save_splits(manifest: pd.DataFrame, folder: str | os.PathLike[str], *, seed: int = 42) -> dict[str, Path]:
     """Write one CSV per paper split (``split-<name>.csv``) and return their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -261,7 +255,10 @@ def load_samples(ids: Iterable[str], root: str | os.PathLike[str] | None = None)
 
 
 def load_split_samples(
-    out: str | os.PathLike[str], split: str, *, root: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str],
+    split: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
     test_limit: int | None = None,
 ) -> tuple[dict[str, list[str]], dict[str, Sample]]:
     """One split of an artefact folder and the samples of all its images.

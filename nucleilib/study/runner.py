@@ -252,7 +252,9 @@ def figure_problems(notebook: Any) -> list[str]:
             problems.append(f"{label}: no caption")
         rich = [o for o in notebook.cells[index].get("outputs", []) if _shown(o)]
         if len(rich) > 1:
-            problems.append(f"{label} shows {len(rich)} rich outputs; a figure cell must show one (move tables to the next cell)")
+            problems.append(
+                f"{label} shows {len(rich)} rich outputs; a figure cell must show one (move tables to the next cell)"
+            )
     return problems
 
 
@@ -367,15 +369,23 @@ def build_book(profile: str, *, root: str | os.PathLike[str] | None = None, stri
     toc = toc_for_profile(profile, project)
     out = project / "_build" / profile
     command = [
-        _jupyter_book_executable(), "build", str(project),
-        "--toc", str(toc), "--path-output", str(out), "--all",
+        _jupyter_book_executable(),
+        "build",
+        str(project),
+        "--toc",
+        str(toc),
+        "--path-output",
+        str(out),
+        "--all",
     ]
     if strict:
         command += ["-W", "-n", "--keep-going"]
     env = dict(os.environ, NUCLEI_BOOK_PROFILE=profile)
     result = subprocess.run(command, cwd=project, env=env)
     if result.returncode != 0:
-        raise StudyError(f"jupyter-book build failed for profile {profile} (exit {result.returncode}); see the log above")
+        raise StudyError(
+            f"jupyter-book build failed for profile {profile} (exit {result.returncode}); see the log above"
+        )
     return out / "_build" / "html"
 
 
@@ -424,7 +434,10 @@ def _gpu_names() -> str:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return ""
@@ -450,7 +463,10 @@ def _git_commit(folder: str | os.PathLike[str] | None = None) -> str:
         excluded = [f":(top,exclude,glob){pattern}" for pattern in STUDY_OUTPUTS]
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded],
-            cwd=here, capture_output=True, text=True, check=True,
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         return sha + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -44,15 +44,21 @@ METHOD_COLUMNS = ["dsb_score", "ap50", "f1_50", "iou", "dice"]
 
 def training_glue(info: Mapping[str, Any]) -> dict[str, Any]:
     """Glue values of the main training: minutes, epochs run, best epoch, crops per second."""
-    return {"train_minutes": info["seconds"] / 60, "epochs_run": info["epochs_run"],
-            "best_epoch": info["best_epoch"], "crops_per_s": info["train_crops_per_s"]}
+    return {
+        "train_minutes": info["seconds"] / 60,
+        "epochs_run": info["epochs_run"],
+        "best_epoch": info["best_epoch"],
+        "crops_per_s": info["train_crops_per_s"],
+    }
 
 
 def training_message(reused: bool, info: Mapping[str, Any]) -> str:
     """One line on the main training (reloaded or trained, epochs, minutes, speed, stop, precision)."""
-    return (f"{'reloaded' if reused else 'trained'}: {info['epochs_run']} epochs in {info['seconds'] / 60:.1f} min "
-            f"({info['train_crops_per_s']} crops/s), best epoch {info['best_epoch']}, "
-            f"stopped by the time budget: {info['stopped_by_time']}, precision: {info['precision_policy']}")
+    return (
+        f"{'reloaded' if reused else 'trained'}: {info['epochs_run']} epochs in {info['seconds'] / 60:.1f} min "
+        f"({info['train_crops_per_s']} crops/s), best epoch {info['best_epoch']}, "
+        f"stopped by the time budget: {info['stopped_by_time']}, precision: {info['precision_policy']}"
+    )
 
 
 # --------------------------------------------------------------------------- test metrics
@@ -99,13 +105,15 @@ def summary_table(chosen: pd.DataFrame, micro: evaluation.PixelMetrics, *, seed:
     for column in SUMMARY_METRICS:
         values = chosen[column].to_numpy()
         lo, hi = evaluation.bootstrap_ci(values, seed=seed)
-        rows.append({
-            "metric": column,
-            "micro (pixels pooled)": getattr(micro, column) if hasattr(micro, column) else np.nan,
-            "per-image mean": values.mean(),
-            "95% CI low": lo,
-            "95% CI high": hi,
-        })
+        rows.append(
+            {
+                "metric": column,
+                "micro (pixels pooled)": getattr(micro, column) if hasattr(micro, column) else np.nan,
+                "per-image mean": values.mean(),
+                "95% CI low": lo,
+                "95% CI high": hi,
+            }
+        )
     return pd.DataFrame(rows).set_index("metric")
 
 
@@ -130,11 +138,13 @@ def summary_glue(summary: pd.DataFrame, chosen: pd.DataFrame) -> dict[str, float
 
 def paper_comparison(summary: pd.DataFrame, paper: Mapping[str, float] = PAPER_UNET) -> pd.DataFrame:
     """The paper's U-Net row next to ours (pooled and per-image), with our DSB score below."""
-    comparison = pd.DataFrame({
-        "seed paper": pd.Series(paper),
-        "ours, micro": summary["micro (pixels pooled)"].reindex(list(paper)),
-        "ours, per-image mean": summary["per-image mean"].reindex(list(paper)),
-    })
+    comparison = pd.DataFrame(
+        {
+            "seed paper": pd.Series(paper),
+            "ours, micro": summary["micro (pixels pooled)"].reindex(list(paper)),
+            "ours, per-image mean": summary["per-image mean"].reindex(list(paper)),
+        }
+    )
     comparison.loc["DSB score"] = [np.nan, np.nan, summary.loc["dsb_score", "per-image mean"]]
     return comparison
 
@@ -150,8 +160,11 @@ def per_modality(chosen: pd.DataFrame) -> pd.DataFrame:
     [2.0, 0.3, 0.4, 0.2, -1.0]
     """
     return chosen.groupby("modality").agg(
-        images=("image_id", "count"), iou=("iou", "mean"), dice=("dice", "mean"),
-        dsb_score=("dsb_score", "mean"), count_error=("count_error", "mean"),
+        images=("image_id", "count"),
+        iou=("iou", "mean"),
+        dice=("dice", "mean"),
+        dsb_score=("dsb_score", "mean"),
+        count_error=("count_error", "mean"),
     )
 
 
@@ -179,8 +192,14 @@ def error_map(truth: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return errors
 
 
-def example_figure(segmenter: Any, samples: Sequence[Sample], method: str, modality: Mapping[str, str], title: str,
-                   probs_by_id: Mapping[str, np.ndarray] | None = None) -> Any:
+def example_figure(
+    segmenter: Any,
+    samples: Sequence[Sample],
+    method: str,
+    modality: Mapping[str, str],
+    title: str,
+    probs_by_id: Mapping[str, np.ndarray] | None = None,
+) -> Any:
     """Five panels per sample: image, annotation, outlined prediction, errors, foreground probability.
 
     Parameters
@@ -211,12 +230,20 @@ def example_figure(segmenter: Any, samples: Sequence[Sample], method: str, modal
             probs = segmenter.probabilities(sample.image)
         labels = segmenter.labels(probs, method)
         truth = sample.labels > 0
-        panels = [(sample.image, "image"), (truth, f"truth: {sample.n_nuclei} nuclei"),
-                  (outline_overlay(sample.image, labels), f"prediction: {labels.max()} nuclei"),
-                  (error_map(truth, labels), "errors"), (probs[..., 0], "foreground probability")]
+        panels = [
+            (sample.image, "image"),
+            (truth, f"truth: {sample.n_nuclei} nuclei"),
+            (outline_overlay(sample.image, labels), f"prediction: {labels.max()} nuclei"),
+            (error_map(truth, labels), "errors"),
+            (probs[..., 0], "foreground probability"),
+        ]
         for ax, (panel, name) in zip(axes[row], panels):
-            ax.imshow(panel, cmap="magma" if name.startswith("foreground") else "gray", vmin=0,
-                      vmax=1 if panel.dtype != np.uint8 else 255)
+            ax.imshow(
+                panel,
+                cmap="magma" if name.startswith("foreground") else "gray",
+                vmin=0,
+                vmax=1 if panel.dtype != np.uint8 else 255,
+            )
             ax.set_title(name, fontsize=9)
             ax.axis("off")
         axes[row, 0].set_ylabel(modality[sample.image_id])
@@ -235,9 +262,18 @@ def ablation_config(config: Any, sigma: float, *, steps: int, minutes: float) ->
     return with_model(dataclasses.replace(config, steps_per_epoch=steps, max_minutes=minutes), sigma=sigma)
 
 
-def gaussian_ablation(config: Any, train_samples: Sequence[Sample], val_samples: Sequence[Sample],
-                      test_samples: Sequence[Sample], cache_root: Any, method: str, *, steps: int, minutes: float,
-                      sigmas: Sequence[float] = (0.0, 1.5)) -> pd.DataFrame:
+def gaussian_ablation(
+    config: Any,
+    train_samples: Sequence[Sample],
+    val_samples: Sequence[Sample],
+    test_samples: Sequence[Sample],
+    cache_root: Any,
+    method: str,
+    *,
+    steps: int,
+    minutes: float,
+    sigmas: Sequence[float] = (0.0, 1.5),
+) -> pd.DataFrame:
     """Short trainings with and without the Gaussian pre-filter, scored on the test images.
 
     Parameters
@@ -266,17 +302,32 @@ def gaussian_ablation(config: Any, train_samples: Sequence[Sample], val_samples:
         short = ablation_config(config, sigma, steps=steps, minutes=minutes)
         trained = train(short, train_samples, val_samples, cache_root, name=f"ablation-sigma{sigma}")
         scores, _ = evaluate_model(trained.model, short.model, test_samples, methods=[method])
-        rows.append({"sigma": sigma, "epochs": len(trained.history),
-                     "test IoU": scores["iou"].mean(), "test DSB score": scores["dsb_score"].mean()})
+        rows.append(
+            {
+                "sigma": sigma,
+                "epochs": len(trained.history),
+                "test IoU": scores["iou"].mean(),
+                "test DSB score": scores["dsb_score"].mean(),
+            }
+        )
     return pd.DataFrame(rows).set_index("sigma")
 
 
 # --------------------------------------------------------------------------- shipping
 
 
-def shipping_card(*, split: str, split_ids: Mapping[str, Sequence[str]], profile: str, info: Mapping[str, Any],
-                  parameters: int, separation: str, summary: pd.DataFrame, training_config: Any,
-                  run: Mapping[str, str] | None = None) -> dict[str, Any]:
+def shipping_card(
+    *,
+    split: str,
+    split_ids: Mapping[str, Sequence[str]],
+    profile: str,
+    info: Mapping[str, Any],
+    parameters: int,
+    separation: str,
+    summary: pd.DataFrame,
+    training_config: Any,
+    run: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The model card of the shipped U-Net.
 
     Parameters
@@ -302,19 +353,34 @@ def shipping_card(*, split: str, split_ids: Mapping[str, Sequence[str]], profile
     return {
         "name": "unet-dsb2018",
         "data": "DSB2018 stage1_train, community-fixed (664 images), CC0",
-        "split": split, "train_images": len(split_ids["train"]), "val_images": len(split_ids["val"]),
+        "split": split,
+        "train_images": len(split_ids["train"]),
+        "val_images": len(split_ids["val"]),
         "test_images": len(split_ids["test"]),
-        "profile": profile, "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"],
-        "training_minutes": round(info["seconds"] / 60, 1), "parameters": int(parameters),
+        "profile": profile,
+        "epochs_run": info["epochs_run"],
+        "best_epoch": info["best_epoch"],
+        "training_minutes": round(info["seconds"] / 60, 1),
+        "parameters": int(parameters),
         "separation": separation,
         "test_metrics_per_image_mean": {k: round(float(v), 4) for k, v in summary["per-image mean"].items()},
-        "commit": run["git commit"], "date": run["date (UTC)"],
+        "commit": run["git commit"],
+        "date": run["date (UTC)"],
         "training_config": training_config.as_dict(),
     }
 
 
-def ship_model(model: Any, model_config: ModelConfig, separation: str, card: Mapping[str, Any], folder: Path,
-               chosen: pd.DataFrame, check_samples: Sequence[Sample], *, root: Path | None = None) -> str:
+def ship_model(
+    model: Any,
+    model_config: ModelConfig,
+    separation: str,
+    card: Mapping[str, Any],
+    folder: Path,
+    chosen: pd.DataFrame,
+    check_samples: Sequence[Sample],
+    *,
+    root: Path | None = None,
+) -> str:
     """Save the model in float16 with its card, reload it and compare its DSB score on a few test images.
 
     Parameters
@@ -349,5 +415,7 @@ def ship_model(model: Any, model_config: ModelConfig, separation: str, card: Map
     check, _ = evaluate_model(reloaded, final_config, check_samples, methods=[separation])
     before = chosen.set_index("image_id").loc[check["image_id"], "dsb_score"].mean()
     shown = folder.relative_to(root) if root is not None else folder
-    return (f"shipped to {shown} ({size / 1e6:.1f} MB); float16 reload, DSB on {len(check_samples)} test images: "
-            f"{check['dsb_score'].mean():.3f} vs {before:.3f} in float32")
+    return (
+        f"shipped to {shown} ({size / 1e6:.1f} MB); float16 reload, DSB on {len(check_samples)} test images: "
+        f"{check['dsb_score'].mean():.3f} vs {before:.3f} in float32"
+    )

@@ -96,8 +96,10 @@ def as_batch(images: Any, model: Any) -> np.ndarray:
     expected = tuple(model.inputs[0].shape)[1:]
     for axis, (want, got) in enumerate(zip(expected, array.shape[1:])):
         if want is not None and int(want) != got:
-            raise ValueError(f"image_batch: the model expects inputs of shape (N, {expected}), got {array.shape} "
-                             f"(axis {axis + 1} differs)")
+            raise ValueError(
+                f"image_batch: the model expects inputs of shape (N, {expected}), got {array.shape} "
+                f"(axis {axis + 1} differs)"
+            )
     return array
 
 

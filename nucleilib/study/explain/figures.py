@@ -116,7 +116,9 @@ def explanation_grid(
     heats = {str(name): np.asarray(heat) for name, heat in heat_by_name.items()}
     for name, heat in heats.items():
         if heat.shape != expected:
-            raise ValueError(f"heat_by_name[{name!r}]: expected shape {expected} (one map per window), got {heat.shape}")
+            raise ValueError(
+                f"heat_by_name[{name!r}]: expected shape {expected} (one map per window), got {heat.shape}"
+            )
     if isinstance(rows, (str, bytes)):
         raise ValueError("rows must be a sequence of window indices")
     picked = list(rows)
@@ -126,8 +128,9 @@ def explanation_grid(
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n_windows:
             raise ValueError(f"rows: {k!r} is not the index of one of the {n_windows} windows")
     if len(outline_masks) != n_windows:
-        raise ValueError(f"outline_masks: expected one mask (or None) per window, {n_windows}, "
-                         f"got {len(outline_masks)}")
+        raise ValueError(
+            f"outline_masks: expected one mask (or None) per window, {n_windows}, got {len(outline_masks)}"
+        )
     outlines = {}
     for k in picked:
         mask = outline_masks[k]

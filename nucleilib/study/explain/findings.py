@@ -33,10 +33,13 @@ def _summary(table: Any, what: str, columns: tuple[str, ...]) -> pd.DataFrame:
 
 def _best(summary: pd.DataFrame, label: str) -> tuple[Any, dict[str, Any]]:
     best = summary["enrichment"].idxmax()
-    return best, {f"best_{label}": best, "best_share": float(summary.loc[best, "relevance_share"]),
-                  "best_enrichment": float(summary.loc[best, "enrichment"]),
-                  "best_pointing": float(summary.loc[best, "pointing_game"]),
-                  "best_corr": float(summary.loc[best, "correlation"])}
+    return best, {
+        f"best_{label}": best,
+        "best_share": float(summary.loc[best, "relevance_share"]),
+        "best_enrichment": float(summary.loc[best, "enrichment"]),
+        "best_pointing": float(summary.loc[best, "pointing_game"]),
+        "best_corr": float(summary.loc[best, "correlation"]),
+    }
 
 
 def gradcam_findings(by_layer: pd.DataFrame, on_truth: pd.DataFrame) -> dict[str, Any]:
@@ -74,8 +77,9 @@ def gradcam_findings(by_layer: pd.DataFrame, on_truth: pd.DataFrame) -> dict[str
     >>> round(found["boundary_area_share"], 3), found["best_boundary_enrichment"]
     (0.2, 1.5)
     """
-    _summary(by_layer, "by_layer", ("relevance_share", "enrichment", "pointing_game", "correlation",
-                                    "boundary_enrichment"))
+    _summary(
+        by_layer, "by_layer", ("relevance_share", "enrichment", "pointing_game", "correlation", "boundary_enrichment")
+    )
     _summary(on_truth, "on_truth", ("area_share", "boundary_area_share"))
     found: dict[str, Any] = {}
     for layer, row in by_layer.iterrows():
@@ -88,13 +92,16 @@ def gradcam_findings(by_layer: pd.DataFrame, on_truth: pd.DataFrame) -> dict[str
     worst = by_layer["enrichment"].idxmin()
     found["area_share"] = float(on_truth["area_share"].mean())
     found |= about_best
-    found |= {"worst_layer": worst, "worst_enrichment": float(by_layer.loc[worst, "enrichment"]),
-              "boundary_area_share": float(on_truth["boundary_area_share"].mean()),
-              "best_boundary_enrichment": float(by_layer.loc[best, "boundary_enrichment"]),
-              "boundary_enrich_max_layer": by_layer["boundary_enrichment"].idxmax(),
-              "boundary_enrich_max": float(by_layer["boundary_enrichment"].max()),
-              "boundary_enrich_min_layer": by_layer["boundary_enrichment"].idxmin(),
-              "boundary_enrich_min": float(by_layer["boundary_enrichment"].min())}
+    found |= {
+        "worst_layer": worst,
+        "worst_enrichment": float(by_layer.loc[worst, "enrichment"]),
+        "boundary_area_share": float(on_truth["boundary_area_share"].mean()),
+        "best_boundary_enrichment": float(by_layer.loc[best, "boundary_enrichment"]),
+        "boundary_enrich_max_layer": by_layer["boundary_enrichment"].idxmax(),
+        "boundary_enrich_max": float(by_layer["boundary_enrichment"].max()),
+        "boundary_enrich_min_layer": by_layer["boundary_enrichment"].idxmin(),
+        "boundary_enrich_min": float(by_layer["boundary_enrichment"].min()),
+    }
     return found
 
 
@@ -126,8 +133,11 @@ def nucleus_findings(by_layer: pd.DataFrame | None) -> dict[str, Any]:
         return {"nucleus_best_layer": "not run", "nucleus_best_pointing": NAN, "nucleus_best_enrichment": NAN}
     _summary(by_layer, "by_layer", ("pointing_game", "enrichment"))
     best = by_layer["pointing_game"].idxmax()
-    return {"nucleus_best_layer": best, "nucleus_best_pointing": float(by_layer.loc[best, "pointing_game"]),
-            "nucleus_best_enrichment": float(by_layer.loc[best, "enrichment"])}
+    return {
+        "nucleus_best_layer": best,
+        "nucleus_best_pointing": float(by_layer.loc[best, "pointing_game"]),
+        "nucleus_best_enrichment": float(by_layer.loc[best, "enrichment"]),
+    }
 
 
 def randomisation_findings(similarity: pd.Series) -> dict[str, Any]:
@@ -153,13 +163,17 @@ def randomisation_findings(similarity: pd.Series) -> dict[str, Any]:
     """
     if not isinstance(similarity, pd.Series) or similarity.empty:
         raise ValueError("similarity: expected a non-empty Series of mean similarities by layer")
-    found = {"rand_sim_max": float(similarity.max()), "rand_sim_max_layer": similarity.idxmax(),
-             "rand_sim_min": float(similarity.min())}
+    found = {
+        "rand_sim_max": float(similarity.max()),
+        "rand_sim_max_layer": similarity.idxmax(),
+        "rand_sim_min": float(similarity.min()),
+    }
     return found | {f"rand_sim_{layer}": float(value) for layer, value in similarity.items()}
 
 
-def cascade_findings(table: pd.DataFrame | None, explained: str, *, key: str = "cascade_layer",
-                     column: str = "similarity") -> dict[str, Any]:
+def cascade_findings(
+    table: pd.DataFrame | None, explained: str, *, key: str = "cascade_layer", column: str = "similarity"
+) -> dict[str, Any]:
     """The first and last step of a cascading randomisation.
 
     Parameters
@@ -189,8 +203,11 @@ def cascade_findings(table: pd.DataFrame | None, explained: str, *, key: str = "
     if table is None or not len(table):
         return {key: "not run", "cascade_first": NAN, "cascade_last": NAN}
     _summary(table, "table", (column,))
-    return {key: explained, "cascade_first": float(table[column].iloc[0]),
-            "cascade_last": float(table[column].iloc[-1])}
+    return {
+        key: explained,
+        "cascade_first": float(table[column].iloc[0]),
+        "cascade_last": float(table[column].iloc[-1]),
+    }
 
 
 def paper_findings(readings: pd.DataFrame) -> dict[str, Any]:
@@ -218,9 +235,14 @@ def paper_findings(readings: pd.DataFrame) -> dict[str, Any]:
     columns = ("mean relevance in nuclei", "positive pixels (sum)", "positive regions (sum)")
     _summary(readings, "readings", columns)
     inside, pixels, regions = (readings[column] for column in columns)
-    return {"relevance_in_nuclei_min": float(inside.min()), "relevance_in_nuclei_max": float(inside.max()),
-            "positive_pixels_min": int(pixels.min()), "positive_pixels_max": int(pixels.max()),
-            "positive_regions_min": int(regions.min()), "positive_regions_max": int(regions.max())}
+    return {
+        "relevance_in_nuclei_min": float(inside.min()),
+        "relevance_in_nuclei_max": float(inside.max()),
+        "positive_pixels_min": int(pixels.min()),
+        "positive_pixels_max": int(pixels.max()),
+        "positive_regions_min": int(regions.min()),
+        "positive_regions_max": int(regions.max()),
+    }
 
 
 def lrp_findings(by_rule: pd.DataFrame, on_truth: pd.DataFrame) -> dict[str, Any]:
@@ -246,9 +268,12 @@ def lrp_findings(by_rule: pd.DataFrame, on_truth: pd.DataFrame) -> dict[str, Any
     _summary(by_rule, "by_rule", ("relevance_share", "enrichment", "pointing_game", "correlation"))
     _summary(on_truth, "on_truth", ("area_share",))
     _, about_best = _best(by_rule, "rule")
-    return {"area_share": float(on_truth["area_share"].mean()), **about_best,
-            "enrichment_min": float(by_rule["enrichment"].min()),
-            "enrichment_max": float(by_rule["enrichment"].max())}
+    return {
+        "area_share": float(on_truth["area_share"].mean()),
+        **about_best,
+        "enrichment_min": float(by_rule["enrichment"].min()),
+        "enrichment_max": float(by_rule["enrichment"].max()),
+    }
 
 
 def timing_findings(timing: pd.DataFrame) -> dict[str, Any]:
@@ -271,8 +296,12 @@ def timing_findings(timing: pd.DataFrame) -> dict[str, Any]:
     _summary(timing, "timing", ("seconds",))
     seconds = timing["seconds"]
     found = {f"seconds_{rule}": float(value) for rule, value in seconds.items()}
-    return found | {"fastest_rule": seconds.idxmin(), "fastest_seconds": float(seconds.min()),
-                    "slowest_rule": seconds.idxmax(), "slowest_seconds": float(seconds.max())}
+    return found | {
+        "fastest_rule": seconds.idxmin(),
+        "fastest_seconds": float(seconds.min()),
+        "slowest_rule": seconds.idxmax(),
+        "slowest_seconds": float(seconds.max()),
+    }
 
 
 def pair_findings(pairs: pd.DataFrame) -> dict[str, Any]:
@@ -300,8 +329,11 @@ def pair_findings(pairs: pd.DataFrame) -> dict[str, Any]:
     if not len(off_diagonal):
         return {"closest_pair": "not compared (one rule)", "closest_similarity": NAN, "farthest_similarity": NAN}
     closest = off_diagonal.idxmax()
-    return {"closest_pair": f"{closest[0]} and {closest[1]}", "closest_similarity": float(off_diagonal.max()),
-            "farthest_similarity": float(off_diagonal.min())}
+    return {
+        "closest_pair": f"{closest[0]} and {closest[1]}",
+        "closest_similarity": float(off_diagonal.max()),
+        "farthest_similarity": float(off_diagonal.min()),
+    }
 
 
 def sanity_findings(summary: pd.DataFrame) -> dict[str, Any]:

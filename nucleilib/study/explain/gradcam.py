@@ -88,14 +88,16 @@ def score_model(model: Any, target: str | int = "foreground", region: np.ndarray
         fixed = tuple(model.inputs[0].shape)[1:3]
         if all(d is not None for d in fixed) and tuple(int(d) for d in fixed) != mask.shape:
             raise ValueError(f"region of shape {mask.shape} does not fit the model input {fixed}")
-    selected = layers.Lambda(lambda t: tf.cast(t[..., channel:channel + 1], tf.float32),
-                             name="score_channel", dtype="float32")(model.outputs[0])
+    selected = layers.Lambda(
+        lambda t: tf.cast(t[..., channel : channel + 1], tf.float32), name="score_channel", dtype="float32"
+    )(model.outputs[0])
     if mask is None:
         score = layers.GlobalAveragePooling2D(name="score", dtype="float32")(selected)
     else:
         weights = mask[None, :, :, None].astype(np.float32)
-        score = layers.Lambda(lambda t: tf.reduce_sum(t * tf.constant(weights), axis=(1, 2)),
-                              name="score", dtype="float32")(selected)
+        score = layers.Lambda(
+            lambda t: tf.reduce_sum(t * tf.constant(weights), axis=(1, 2)), name="score", dtype="float32"
+        )(selected)
     return tf.keras.Model(model.inputs, score, name=f"{model.name}_score")
 
 
@@ -187,8 +189,10 @@ def grad_cam(
         shown = ", ".join(default_cam_layers(model)) or ", ".join(names[-5:])
         raise ValueError(f"model {model.name!r} has no layer {layer_name!r} (try one of: {shown})")
     if len(tuple(model.get_layer(layer_name).output.shape)) != 4:
-        raise ValueError(f"layer {layer_name!r} has no spatial output (shape "
-                         f"{tuple(model.get_layer(layer_name).output.shape)}); Grad-CAM needs (N, h, w, c)")
+        raise ValueError(
+            f"layer {layer_name!r} has no spatial output (shape "
+            f"{tuple(model.get_layer(layer_name).output.shape)}); Grad-CAM needs (N, h, w, c)"
+        )
     images = as_batch(image_batch, model)
     height, width = images.shape[1:3]
     if region is not None and as_mask(region, "region").shape != (height, width):
@@ -196,7 +200,7 @@ def grad_cam(
     scorer = score_model(model, target, region)
     maps = []
     for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
+        chunk = images[start : start + batch_size]
         outputs, grads = GradCAM.get_gradients_and_filters(scorer, chunk, layer_name, 0, guided)
         cams = tf.stack(GradCAM.generate_ponderated_output(outputs, grads))[..., None]
         cams = tf.image.resize(tf.nn.relu(tf.cast(cams, tf.float32)), (height, width), method="bilinear")
@@ -206,8 +210,9 @@ def grad_cam(
     return np.where(peak > 0, result / np.where(peak > 0, peak, 1.0), 0.0).astype(np.float32)
 
 
-def grad_cam_layers(model: Any, images: np.ndarray, layers: Sequence[str], *, region: np.ndarray | None = None,
-                    **kwargs: Any) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def grad_cam_layers(
+    model: Any, images: np.ndarray, layers: Sequence[str], *, region: np.ndarray | None = None, **kwargs: Any
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """:func:`grad_cam` of the same images at several layers, and the seconds each layer took.
 
     Parameters
@@ -241,8 +246,9 @@ def grad_cam_layers(model: Any, images: np.ndarray, layers: Sequence[str], *, re
     return maps, seconds
 
 
-def nucleus_grad_cams(model: Any, images: np.ndarray, layers: Sequence[str],
-                      masks: Sequence[np.ndarray | None], **kwargs: Any) -> dict[str, np.ndarray]:
+def nucleus_grad_cams(
+    model: Any, images: np.ndarray, layers: Sequence[str], masks: Sequence[np.ndarray | None], **kwargs: Any
+) -> dict[str, np.ndarray]:
     """Grad-CAM of the probability mass inside one region of each image, at several layers.
 
     Each image ``k`` is explained on its own, with the score of ``masks[k]``
@@ -283,12 +289,19 @@ def nucleus_grad_cams(model: Any, images: np.ndarray, layers: Sequence[str],
         if mask is None:
             continue
         for layer in layers:
-            maps[layer][k] = grad_cam(model, images[k:k + 1], layer, region=mask, **kwargs)[0]
+            maps[layer][k] = grad_cam(model, images[k : k + 1], layer, region=mask, **kwargs)[0]
     return maps
 
 
-def grad_cam_cascade(model: Any, images: np.ndarray, layer: str, reference: np.ndarray, *,
-                            seed: int = 0, stops: Sequence[str] | None = None) -> pd.DataFrame:
+def grad_cam_cascade(
+    model: Any,
+    images: np.ndarray,
+    layer: str,
+    reference: np.ndarray,
+    *,
+    seed: int = 0,
+    stops: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The cascading randomisation check of Adebayo et al. (2018) for Grad-CAM at one layer.
 
     The weights of ``model`` are re-drawn (:func:`randomise_weights`) block by
@@ -329,7 +342,8 @@ def grad_cam_cascade(model: Any, images: np.ndarray, layer: str, reference: np.n
     rows = []
     for block, names in cascade_steps(model, stops):
         scrambled = randomise_weights(model, names, seed=seed)
-        rows.append({"randomised down to": block,
-                     "similarity": mean_similarity(reference, grad_cam(scrambled, images, layer))})
+        rows.append(
+            {"randomised down to": block, "similarity": mean_similarity(reference, grad_cam(scrambled, images, layer))}
+        )
         del scrambled
     return pd.DataFrame(rows, columns=["randomised down to", "similarity"])

@@ -35,7 +35,9 @@ from .randomise import cascade_steps, randomise_weights
 LRP_RULES: tuple[str, ...] = ("lrp.epsilon", "lrp.z", "lrp.alpha_1_beta_0", "lrp.sequential_preset_a")
 
 
-def _fold_batch_norm(params: dict[str, dict[str, np.ndarray]], epsilons: dict[str, float]) -> dict[str, dict[str, np.ndarray]]:
+def _fold_batch_norm(
+    params: dict[str, dict[str, np.ndarray]], epsilons: dict[str, float]
+) -> dict[str, dict[str, np.ndarray]]:
     """Fold each ``<block>_bn<i>`` into the convolution ``<block>_conv<i>`` before it."""
     folded = {name: dict(values) for name, values in params.items() if name not in epsilons}
     for bn, eps in epsilons.items():
@@ -122,8 +124,9 @@ def lrp_model(
     channel = channel_index(target, len(config.outputs))
     # The network exactly as trained (without its sigmoid): the layout of ``weights``.
     base = build_unet(config, input_size=input_size, final_activation=False)
-    layout = [(layer.name, short_name(v), tuple(int(d) for d in v.shape))
-              for layer in base.layers for v in layer.weights]
+    layout = [
+        (layer.name, short_name(v), tuple(int(d) for d in v.shape)) for layer in base.layers for v in layer.weights
+    ]
     arrays = [np.asarray(w, dtype=np.float32) for w in weights]
     if len(arrays) != len(layout):
         raise ValueError(f"got {len(arrays)} weight arrays, the network of this config needs {len(layout)}")
@@ -133,11 +136,13 @@ def lrp_model(
             raise ValueError(f"weight {layer_name}/{variable}: expected shape {shape}, got {array.shape}")
         params.setdefault(layer_name, {})[variable] = array
     if fold_batch_norm and config.batch_norm:
-        epsilons = {layer.name: float(layer.epsilon) for layer in base.layers
-                    if isinstance(layer, tf.keras.layers.BatchNormalization)}
+        epsilons = {
+            layer.name: float(layer.epsilon)
+            for layer in base.layers
+            if isinstance(layer, tf.keras.layers.BatchNormalization)
+        }
         params = _fold_batch_norm(params, epsilons)
-        base = build_unet(dataclasses.replace(config, batch_norm=False), input_size=input_size,
-                          final_activation=False)
+        base = build_unet(dataclasses.replace(config, batch_norm=False), input_size=input_size, final_activation=False)
     for layer in base.layers:
         if layer.weights:
             layer.set_weights([params[layer.name][short_name(v)] for v in layer.weights])
@@ -203,8 +208,10 @@ def lrp_maps(analyzer_model: Any, images: np.ndarray, rule: str, **kwargs: Any) 
     import tensorflow as tf
 
     if tf.executing_eagerly():
-        raise RuntimeError("lrp_maps needs graph mode: call tf.compat.v1.disable_eager_execution() "
-                           "before building any model (in a fresh process)")
+        raise RuntimeError(
+            "lrp_maps needs graph mode: call tf.compat.v1.disable_eager_execution() "
+            "before building any model (in a fresh process)"
+        )
     import innvestigate
     from innvestigate.analyzer import analyzers
 
@@ -273,27 +280,44 @@ class RuleMaps:
 
     def timing(self) -> pd.DataFrame:
         """Seconds and seconds per image of each rule, indexed by ``rule``."""
-        return pd.DataFrame([{"rule": rule, "seconds": self.seconds[rule],
-                              "seconds per image": self.seconds[rule] / len(self.maps[rule])}
-                             for rule in self.rules]).set_index("rule")
+        return pd.DataFrame(
+            [
+                {
+                    "rule": rule,
+                    "seconds": self.seconds[rule],
+                    "seconds per image": self.seconds[rule] / len(self.maps[rule]),
+                }
+                for rule in self.rules
+            ]
+        ).set_index("rule")
 
     def conservation(self) -> pd.Series:
         """Per rule, the median over the images of the relevance sum over the explained logit.
 
         1 for a rule that passes no relevance to biases or a stabiliser.
         """
-        return pd.DataFrame({rule: self.maps[rule].sum(axis=(1, 2)) / self.scores[rule]
-                             for rule in self.rules}).median()
+        return pd.DataFrame(
+            {rule: self.maps[rule].sum(axis=(1, 2)) / self.scores[rule] for rule in self.rules}
+        ).median()
 
     def columns(self, rule: str) -> dict[str, Any]:
         """The columns of a rule's rows in the measures table: ``seconds``, ``relevance_sum``
         (one per image) and ``explained_logit`` (one per image); see :func:`measure_maps`."""
-        return {"seconds": self.seconds[rule], "relevance_sum": self.maps[rule].sum(axis=(1, 2)),
-                "explained_logit": self.scores[rule]}
+        return {
+            "seconds": self.seconds[rule],
+            "relevance_sum": self.maps[rule].sum(axis=(1, 2)),
+            "explained_logit": self.scores[rule],
+        }
 
 
-def lrp_rule_maps(config: ModelConfig, weights: Sequence[np.ndarray], images: np.ndarray, rules: Sequence[str], *,
-                  options: Mapping[str, Mapping[str, Any]] | None = None) -> RuleMaps:
+def lrp_rule_maps(
+    config: ModelConfig,
+    weights: Sequence[np.ndarray],
+    images: np.ndarray,
+    rules: Sequence[str],
+    *,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RuleMaps:
     """LRP maps of the same images under each rule, each rule in a fresh graph, timed.
 
     For each rule: :func:`fresh_lrp_model`, the explained value (its
@@ -326,10 +350,17 @@ def lrp_rule_maps(config: ModelConfig, weights: Sequence[np.ndarray], images: np
     return RuleMaps(maps, scores, seconds)
 
 
-def lrp_randomisation_check(config: ModelConfig, weights: Sequence[np.ndarray], images: np.ndarray,
-                            rules: Sequence[str], reference: Mapping[str, np.ndarray], ids: Sequence[str], *,
-                            seed: int = 0, options: Mapping[str, Mapping[str, Any]] | None = None,
-                            ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+def lrp_randomisation_check(
+    config: ModelConfig,
+    weights: Sequence[np.ndarray],
+    images: np.ndarray,
+    rules: Sequence[str],
+    reference: Mapping[str, np.ndarray],
+    ids: Sequence[str],
+    *,
+    seed: int = 0,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """The model-randomisation check for LRP: all trainable weights re-drawn, explained again.
 
     For each rule, a :func:`fresh_lrp_model` has all its trainable weights
@@ -352,10 +383,18 @@ def lrp_randomisation_check(config: ModelConfig, weights: Sequence[np.ndarray], 
     return random_maps, randomised_similarity(reference, random_maps, ids, name="rule")
 
 
-def lrp_cascade(config: ModelConfig, weights: Sequence[np.ndarray], images: np.ndarray, rule: str,
-                reference: np.ndarray, stops: Sequence[str], *, seed: int = 0,
-                options: Mapping[str, Mapping[str, Any]] | None = None,
-                full_similarity: float | None = None) -> pd.DataFrame:
+def lrp_cascade(
+    config: ModelConfig,
+    weights: Sequence[np.ndarray],
+    images: np.ndarray,
+    rule: str,
+    reference: np.ndarray,
+    stops: Sequence[str],
+    *,
+    seed: int = 0,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    full_similarity: float | None = None,
+) -> pd.DataFrame:
     """Cascading randomisation for one LRP rule: weights re-drawn from the output down to each stop.
 
     Parameters

@@ -28,8 +28,12 @@ from ._checks import as_map, as_mask, map_and_mask, maps_by_name, names_list, no
 #: ``boundary_area_share`` are used when present).
 SUMMARY_COLUMNS: tuple[str, ...] = ("image_id", "relevance_share", "area_share", "pointing_game", "correlation")
 #: Columns of :func:`paper_readings`.
-PAPER_READINGS: tuple[str, ...] = ("mean relevance in nuclei", "mean relevance elsewhere",
-                                   "positive pixels (sum)", "positive regions (sum)")
+PAPER_READINGS: tuple[str, ...] = (
+    "mean relevance in nuclei",
+    "mean relevance elsewhere",
+    "positive pixels (sum)",
+    "positive regions (sum)",
+)
 
 
 class RelevanceShare(NamedTuple):
@@ -305,20 +309,22 @@ def explanation_metrics(
             boundary_share, boundary_area = band.share, band.area
         else:
             boundary_share = boundary_area = nan
-        rows.append({
-            "image_id": str(image_id),
-            "relevance_share": share.share,
-            "area_share": share.area,
-            "enrichment": share.enrichment,
-            "pointing_game": float(pointing_game(values, region, tolerance=tolerance)) if region.any() else nan,
-            "correlation": map_correlation(values, region) if region.any() else nan,
-            "mean_inside": float(scaled[region].mean()) if region.any() else float("nan"),
-            "mean_outside": float(scaled[~region].mean()) if (~region).any() else float("nan"),
-            "positive_pixels": int(positive.sum()),
-            "positive_regions": int(n_regions),
-            "boundary_share": boundary_share,
-            "boundary_area_share": boundary_area,
-        })
+        rows.append(
+            {
+                "image_id": str(image_id),
+                "relevance_share": share.share,
+                "area_share": share.area,
+                "enrichment": share.enrichment,
+                "pointing_game": float(pointing_game(values, region, tolerance=tolerance)) if region.any() else nan,
+                "correlation": map_correlation(values, region) if region.any() else nan,
+                "mean_inside": float(scaled[region].mean()) if region.any() else float("nan"),
+                "mean_outside": float(scaled[~region].mean()) if (~region).any() else float("nan"),
+                "positive_pixels": int(positive.sum()),
+                "positive_regions": int(n_regions),
+                "boundary_share": boundary_share,
+                "boundary_area_share": boundary_area,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -378,8 +384,10 @@ def summarise_measures(table: pd.DataFrame, by: str | Sequence[str]) -> pd.DataF
     }
     boundary = {"boundary_share", "boundary_area_share"} <= set(table.columns)
     if boundary:
-        columns |= {"boundary_share": ("boundary_share", "mean"),
-                    "boundary_area_share": ("boundary_area_share", "mean")}
+        columns |= {
+            "boundary_share": ("boundary_share", "mean"),
+            "boundary_area_share": ("boundary_area_share", "mean"),
+        }
     summary = table.groupby(by, sort=False).agg(**columns)
 
     def ratio(share: pd.Series, area: pd.Series) -> pd.Series:
@@ -420,8 +428,10 @@ def confidence_readings(probabilities: np.ndarray, predicted: np.ndarray, annota
     for key, mask in (("over_predicted_nuclei", predicted), ("over_annotated_nuclei", annotated)):
         region = np.asarray(mask)
         if region.shape != values.shape or region.dtype != bool:
-            raise ValueError(f"{key.removeprefix('over_')}: expected a boolean mask of shape {values.shape}, "
-                             f"got {region.dtype} of shape {region.shape}")
+            raise ValueError(
+                f"{key.removeprefix('over_')}: expected a boolean mask of shape {values.shape}, "
+                f"got {region.dtype} of shape {region.shape}"
+            )
         readings[key] = float(values[region].mean()) if region.any() else float("nan")
     return readings
 
@@ -502,8 +512,9 @@ def measure_maps(
     return pd.concat(frames, ignore_index=True)
 
 
-def mean_similarity(a: Sequence[np.ndarray] | np.ndarray, b: Sequence[np.ndarray] | np.ndarray, *,
-                    absolute: bool = False) -> float:
+def mean_similarity(
+    a: Sequence[np.ndarray] | np.ndarray, b: Sequence[np.ndarray] | np.ndarray, *, absolute: bool = False
+) -> float:
     """The mean :func:`map_similarity` of two stacks of maps of the same images, image by image.
 
     Examples
@@ -520,8 +531,9 @@ def mean_similarity(a: Sequence[np.ndarray] | np.ndarray, b: Sequence[np.ndarray
     return float(np.mean([map_similarity(a[k], b[k], absolute=absolute) for k in range(len(a))]))
 
 
-def similarity_table(reference: Mapping[str, Any], other: Mapping[str, Any], ids: Sequence[str], *,
-                     absolute: bool = False) -> pd.DataFrame:
+def similarity_table(
+    reference: Mapping[str, Any], other: Mapping[str, Any], ids: Sequence[str], *, absolute: bool = False
+) -> pd.DataFrame:
     """:func:`map_similarity` of each image's maps, one column per key of ``other``.
 
     Parameters
@@ -547,16 +559,22 @@ def similarity_table(reference: Mapping[str, Any], other: Mapping[str, Any], ids
         raise ValueError(f"reference has no maps for {', '.join(map(repr, missing))}")
     for key, maps in other.items():
         if not len(maps) == len(reference[key]) == len(ids):
-            raise ValueError(f"{key!r}: got {len(reference[key])} reference maps, {len(maps)} maps and "
-                             f"{len(ids)} ids; they must match")
-    return pd.DataFrame({
-        key: [map_similarity(reference[key][k], maps[k], absolute=absolute) for k in range(len(ids))]
-        for key, maps in other.items()
-    }, index=ids)
+            raise ValueError(
+                f"{key!r}: got {len(reference[key])} reference maps, {len(maps)} maps and "
+                f"{len(ids)} ids; they must match"
+            )
+    return pd.DataFrame(
+        {
+            key: [map_similarity(reference[key][k], maps[k], absolute=absolute) for k in range(len(ids))]
+            for key, maps in other.items()
+        },
+        index=ids,
+    )
 
 
-def randomised_similarity(reference: Mapping[str, Any], randomised: Mapping[str, Any], ids: Sequence[str], *,
-                          name: str = "rule") -> pd.DataFrame:
+def randomised_similarity(
+    reference: Mapping[str, Any], randomised: Mapping[str, Any], ids: Sequence[str], *, name: str = "rule"
+) -> pd.DataFrame:
     """The sanity-check table: each image's similarity to its randomised map, signed and of magnitudes.
 
     Returns
@@ -579,9 +597,16 @@ def randomised_similarity(reference: Mapping[str, Any], randomised: Mapping[str,
         return pd.DataFrame(columns=columns)
     signed = similarity_table(reference, randomised, ids)
     magnitude = similarity_table(reference, randomised, ids, absolute=True)
-    rows = [{"image_id": image_id, name: key, "randomised_similarity": signed.iloc[k][key],
-             "randomised_similarity_abs": magnitude.iloc[k][key]}
-            for key in randomised for k, image_id in enumerate(signed.index)]
+    rows = [
+        {
+            "image_id": image_id,
+            name: key,
+            "randomised_similarity": signed.iloc[k][key],
+            "randomised_similarity_abs": magnitude.iloc[k][key],
+        }
+        for key in randomised
+        for k, image_id in enumerate(signed.index)
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -605,7 +630,7 @@ def pairwise_similarity(maps: Mapping[str, Any]) -> pd.DataFrame:
     names = list(stacks)
     pairs = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             pairs.loc[a, b] = pairs.loc[b, a] = mean_similarity(stacks[a], stacks[b])
     return pairs
 
@@ -661,6 +686,10 @@ def paper_readings(table: pd.DataFrame, by: str) -> pd.DataFrame:
         raise ValueError(f"table lacks column(s) {', '.join(map(repr, missing))}")
     if table.empty:
         raise ValueError("table: no rows to read")
-    sources = (("mean_inside", "mean"), ("mean_outside", "mean"), ("positive_pixels", "sum"),
-               ("positive_regions", "sum"))
+    sources = (
+        ("mean_inside", "mean"),
+        ("mean_outside", "mean"),
+        ("positive_pixels", "sum"),
+        ("positive_regions", "sum"),
+    )
     return table.groupby(by, sort=False).agg(**dict(zip(PAPER_READINGS, sources)))

@@ -156,8 +156,10 @@ def randomise_weights(
     if drawn:
         # One session run in graph mode, instead of one per variable.
         values = tf.keras.backend.batch_get_value([tensor for _, tensor in drawn])
-        updates += [(variable, np.asarray(value, dtype=current[id(variable)].dtype))
-                    for (variable, _), value in zip(drawn, values)]
+        updates += [
+            (variable, np.asarray(value, dtype=current[id(variable)].dtype))
+            for (variable, _), value in zip(drawn, values)
+        ]
     tf.keras.backend.batch_set_value(updates)
     return clone
 

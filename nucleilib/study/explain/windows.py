@@ -73,8 +73,9 @@ def pick_per_modality(
     return picked
 
 
-def pick_test_samples(artefacts: Any, split: str, n_per_modality: int, *, seed: int = 42,
-                      max_images: int | None = None) -> tuple[list[Any], list[str]]:
+def pick_test_samples(
+    artefacts: Any, split: str, n_per_modality: int, *, seed: int = 42, max_images: int | None = None
+) -> tuple[list[Any], list[str]]:
     """Test samples of a split, up to ``n_per_modality`` per modality, and their modalities.
 
     Reads ``splits/split-<split>.csv`` and ``manifest.csv`` from a profile's
@@ -96,7 +97,8 @@ def pick_test_samples(artefacts: Any, split: str, n_per_modality: int, *, seed: 
     split_table = pd.read_csv(folder / "splits" / f"split-{split}.csv")
     manifest = pd.read_csv(folder / "manifest.csv").set_index("image_id")
     test_table = split_table[split_table["subset"] == "test"][["image_id"]].assign(
-        modality=lambda t: manifest.loc[t["image_id"], "modality"].to_numpy())
+        modality=lambda t: manifest.loc[t["image_id"], "modality"].to_numpy()
+    )
     picked = pick_per_modality(test_table, n_per_modality, seed=seed, modalities=MODALITIES)
     if max_images is not None:
         picked = picked[:max_images]
@@ -135,11 +137,14 @@ class Windows:
 
     def table(self) -> pd.DataFrame:
         """Modality, nuclei and nucleus area share of each window."""
-        return pd.DataFrame({
-            "modality": self.modality,
-            "nuclei in window": [len(np.unique(t)) - 1 for t in self.truth_labels],
-            "nucleus area share": self.truth.mean(axis=(1, 2)),
-        }, index=[i[:12] for i in self.ids])
+        return pd.DataFrame(
+            {
+                "modality": self.modality,
+                "nuclei in window": [len(np.unique(t)) - 1 for t in self.truth_labels],
+                "nucleus area share": self.truth.mean(axis=(1, 2)),
+            },
+            index=[i[:12] for i in self.ids],
+        )
 
 
 def explanation_windows(samples: Any, modality: Sequence[str], config: ModelConfig, size: int) -> Windows:
@@ -180,11 +185,18 @@ def explanation_windows(samples: Any, modality: Sequence[str], config: ModelConf
         raise ValueError("no samples to cut windows from")
     multiple_of(size, 16, "size")
     centres = [ndimage.center_of_mass(s.labels > 0) if s.labels.any() else None for s in samples]
-    x = np.stack([
-        centre_crop(preprocess(s.image, sigma=config.sigma, invert_bright=config.invert_bright,
-                               grey=config.in_channels == 1), size, c)
-        for s, c in zip(samples, centres)
-    ])
+    x = np.stack(
+        [
+            centre_crop(
+                preprocess(
+                    s.image, sigma=config.sigma, invert_bright=config.invert_bright, grey=config.in_channels == 1
+                ),
+                size,
+                c,
+            )
+            for s, c in zip(samples, centres)
+        ]
+    )
     raw = np.stack([centre_crop(s.image, size, c) for s, c in zip(samples, centres)])
     truth_labels = np.stack([centre_crop(s.labels, size, c) for s, c in zip(samples, centres)])
     return Windows([s.image_id for s in samples], list(modality), x, raw, truth_labels)
@@ -240,7 +252,7 @@ def centre_crop(array: np.ndarray, size: int, centre: tuple[float, float] | None
         start = int(np.floor(c + before - (size - 1) / 2))
         starts.append(min(max(start, 0), length - size))
     top, left = starts
-    return np.ascontiguousarray(values[top:top + size, left:left + size])
+    return np.ascontiguousarray(values[top : top + size, left : left + size])
 
 
 def largest_nucleus_masks(labels: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray | None]:
@@ -268,8 +280,9 @@ def largest_nucleus_masks(labels: np.ndarray | Sequence[np.ndarray]) -> list[np.
     for k, window in enumerate(labels):
         window = np.asarray(window)
         if window.ndim != 2 or not np.issubdtype(window.dtype, np.integer):
-            raise ValueError(f"labels[{k}]: expected a 2-D integer label image, got {window.dtype} of shape "
-                             f"{window.shape}")
+            raise ValueError(
+                f"labels[{k}]: expected a 2-D integer label image, got {window.dtype} of shape {window.shape}"
+            )
         values, counts = np.unique(window[window > 0], return_counts=True)
         masks.append(window == values[np.argmax(counts)] if len(values) else None)
     return masks
