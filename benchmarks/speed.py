@@ -179,17 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_accuracy:
         accuracy_fns = {name: fns[name] for name in ("keras", "xla", "tflite-float16", "tflite-int8")}
         scores = benchmarks.evaluate_backends(accuracy_fns, config, test_samples, reference="keras", progress=True)
-        accuracy = scores.groupby("backend", sort=False).agg(
-            iou=("iou", "mean"),
-            dsb_score=("dsb_score", "mean"),
-            prob_max_abs_diff=("prob_max_abs_diff", "max"),
-            foreground_flips=("foreground_flips", "mean"),
-            predict_s=("predict_s", "median"),
-        )
-        accuracy["iou_change"] = accuracy["iou"] - accuracy.loc["keras", "iou"]
-        accuracy["dsb_change"] = accuracy["dsb_score"] - accuracy.loc["keras", "dsb_score"]
+        accuracy = benchmarks.accuracy_summary(scores, reference="keras")
         _show(f"accuracy on {len(test_samples)} test images ({args.split} split)", accuracy)
-        summary["int8_iou_loss"] = float(-accuracy.loc["tflite-int8", "iou_change"])
+        summary["int8_iou_loss"] = float(-accuracy.loc[benchmarks.BENCHMARK_BACKENDS["tflite-int8"], "IoU change"])
     if not args.skip_throughput:
         train_config = training.TrainConfig(
             model=config, crop=args.train_crop, batch_size=args.train_batch_size, seed=args.seed
