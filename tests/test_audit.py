@@ -363,7 +363,7 @@ def write_run(out: Path) -> Path:
     _json(
         out,
         "run-log.json",
-        {"01_eda": {"seconds": 60, "machine": {"cpu": "x", "cores": 2, "gpu": "none"}}, "07_audit": {"seconds": 6}},
+        {"01_eda": {"seconds": 60, "machine": {"cpu": "x", "cores": 2, "gpu": "none"}}, "08_audit": {"seconds": 6}},
     )
     return out
 
@@ -495,7 +495,7 @@ def test_discussion_numbers(run_folder: Path) -> None:
 
 def test_run_facts_tables(run_folder: Path) -> None:
     log = claims.run_log_table(run_folder)
-    assert log["notebook"].tolist() == ["01_eda"] and log.loc[0, "wall minutes"] == 1.0  # 07_audit left out
+    assert log["notebook"].tolist() == ["01_eda"] and log.loc[0, "wall minutes"] == 1.0  # 08_audit left out
     trainings = claims.training_table(run_folder)
     assert trainings["model"].tolist() == ["U-Net, chapter 2 (unet-original-0123)", "U-Net, original, seed 42"]
     assert trainings["minutes"].tolist() == [10.0, 9.0] and trainings.index.tolist() == [0, 1]

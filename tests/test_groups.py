@@ -95,3 +95,28 @@ def test_grouped_evaluation_trains_per_fold_without_its_groups(tmp_path):
     summary = group_summary(per_image)
     assert summary.loc["mean over groups", "images"] == len(groups)
     assert summary.loc["brightfield", "DSB"] == 0.5
+
+
+def test_held_out_against_random_lines_up_groups():
+    from nucleilib.study.groups import held_out_against_random, random_split_by_group
+
+    groups = pd.Series({"a": "g1", "b": "g1", "c": "g2", "d": "g3"})
+    held_out = pd.DataFrame(
+        {"images": [2, 1, 1, 4, 4], "DSB": [0.2, 0.1, 0.05, 0.117, 0.1375], "IoU": [0.5, 0.4, 0.3, 0.4, 0.425]},
+        index=["g1", "g2", "g3", "mean over groups", "mean over images"],
+    )
+    per_image = pd.DataFrame(
+        {
+            "image_id": ["a", "c", "x"],
+            "model": ["U-Net", "U-Net", "Other"],
+            "dsb_score": [0.6, 0.7, 0.0],
+            "ap50": 0.5,
+            "iou": [0.8, 0.9, 0.0],
+        }
+    )
+    table = held_out_against_random(held_out, random_split_by_group(per_image, groups))
+    assert table.index.tolist() == ["g1", "g2", "g3"]
+    assert table.loc["g1", "DSB, random split"] == 0.6 and table.loc["g1", "DSB, group held out"] == 0.2
+    assert table.loc["g3", "random-split test images"] == 0 and pd.isna(table.loc["g3", "DSB, random split"])
+    with pytest.raises(ValueError, match="no per-image rows"):
+        random_split_by_group(per_image, groups, model="ResUNet")

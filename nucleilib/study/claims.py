@@ -17,7 +17,7 @@ claim on them.
 >>> table = claims.audit_table(measured, tolerance=0.02)                # doctest: +SKIP
 >>> table.to_csv("artefacts/cpu/claims-audit.csv", index=False)         # doctest: +SKIP
 
-The chapter ``07_audit`` also takes the numbers of its discussion
+The chapter ``08_audit`` also takes the numbers of its discussion
 (:func:`discussion_facts`, :func:`discussion_texts`) and of its run-facts
 tables (:func:`run_log_table`, :func:`training_table`) from here.
 """
@@ -1089,7 +1089,7 @@ def discussion_texts(out: str | os.PathLike[str], measured: Mapping[str, Any], t
 LOG_COLUMNS = ("notebook", "wall minutes", "finished (UTC)", "commit", "CPU", "cores", "GPU")
 
 
-def run_log_table(out: str | os.PathLike[str], *, leave_out: str = "07_audit") -> pd.DataFrame:
+def run_log_table(out: str | os.PathLike[str], *, leave_out: str = "08_audit") -> pd.DataFrame:
     """Each chapter's last execution from the runner's ``run-log.json`` (empty without one),
     leaving out the chapter ``leave_out`` (this one, logged only when it ends)."""
     path = Path(out) / "run-log.json"

@@ -261,3 +261,57 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def random_split_by_group(per_image: pd.DataFrame, groups: pd.Series, model: str = "U-Net") -> pd.DataFrame:
+    """Per imaging group, the random split's test scores of one model (the comparison chapter's
+    per-image table), beside which the held-out scores of :func:`group_summary` are read.
+
+    Examples
+    --------
+    >>> per_image = pd.DataFrame({"image_id": ["a", "b", "c"], "model": "U-Net", "dsb_score": [0.4, 0.6, 0.8],
+    ...                           "ap50": 0.5, "iou": 0.7})
+    >>> random_split_by_group(per_image, pd.Series({"a": "g1", "b": "g1", "c": "g2"}))["DSB"].round(2).to_dict()
+    {'g1': 0.5, 'g2': 0.8}
+    """
+    rows = per_image[per_image["model"] == model].copy()
+    if rows.empty:
+        raise ValueError(f"no per-image rows of model {model!r}")
+    rows["group"] = groups.reindex(rows["image_id"]).to_numpy()
+    table = rows.groupby("group").agg(
+        images=("image_id", "size"), DSB=("dsb_score", "mean"), **{"AP@0.5": ("ap50", "mean")}, IoU=("iou", "mean")
+    )
+    return table
+
+
+def held_out_against_random(held_out: pd.DataFrame, random_split: pd.DataFrame) -> pd.DataFrame:
+    """One row per group: DSB and IoU when the group is held out, and on the random split's test images.
+
+    ``held_out`` is :func:`group_summary`; ``random_split`` is :func:`random_split_by_group`.
+    Groups without a random-split test image get NaN there.
+    """
+    groups = [g for g in held_out.index if not g.startswith("mean over")]
+    table = pd.DataFrame(index=pd.Index(groups, name="group"))
+    table["images"] = held_out.loc[groups, "images"]
+    table["DSB, group held out"] = held_out.loc[groups, "DSB"]
+    table["DSB, random split"] = random_split["DSB"].reindex(groups)
+    table["random-split test images"] = random_split["images"].reindex(groups).fillna(0).astype(int)
+    table["IoU, group held out"] = held_out.loc[groups, "IoU"]
+    table["IoU, random split"] = random_split["IoU"].reindex(groups)
+    return table
+
+
+def groups_figure(comparison: pd.DataFrame) -> object:
+    """Bars of DSB per imaging group: held out vs the random split (:func:`held_out_against_random`)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    columns = ["DSB, random split", "DSB, group held out"]
+    comparison[columns].plot.barh(ax=ax, color=["#9ecae1", "#de2d26"])
+    ax.invert_yaxis()
+    ax.set_xlabel("DSB score (mean over the group's images)")
+    ax.set_ylabel("")
+    ax.set_xlim(0, 1)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -13,7 +13,7 @@ PROFILES = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
 
 #: The study's notebooks, in the order they run (file stems under ``notebooks/``).
-NOTEBOOKS = ("01_eda", "02_unet", "03_comparison", "04_gradcam", "05_lrp", "06_speed", "07_audit")
+NOTEBOOKS = ("01_eda", "02_unet", "03_comparison", "04_gradcam", "05_lrp", "06_speed", "07_unseen", "08_audit")
 
 _COMMON: dict[str, dict[str, Any]] = {
     "smoke": {"seed": 42, "max_images": 48},
@@ -177,6 +177,36 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "train_steps": 30,
             "train_warmup": 3,
             "ship_quantised": True,
+        },
+    },
+    # cpu: three grouped-fold trainings of the comparison budget (about 20 min on 2 cores, cached).
+    "07_unseen": {
+        "smoke": {
+            "folds": 2,
+            "crop": 64,
+            "batch_size": 4,
+            "epochs": 2,
+            "steps_per_epoch": 3,
+            "patience": 2,
+            "max_minutes": 2.0,
+        },
+        "cpu": {
+            "folds": 3,
+            "crop": 128,
+            "batch_size": 8,
+            "epochs": 20,
+            "steps_per_epoch": 60,
+            "patience": 12,
+            "max_minutes": 20.0,
+        },
+        "gpu": {
+            "folds": 0,
+            "crop": 256,
+            "batch_size": 16,
+            "epochs": 50,
+            "steps_per_epoch": 200,
+            "patience": 15,
+            "max_minutes": 60.0,
         },
     },
 }
