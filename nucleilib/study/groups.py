@@ -166,7 +166,8 @@ def grouped_evaluation(
         One training configuration for every fold (cached by digest under
         ``cache_root``, so a re-run trains nothing).
     n_val : int
-        Training images set aside per fold for early stopping (:func:`validation_ids`).
+        Training images set aside per fold for early stopping (:func:`validation_ids`),
+        at most a fifth of the fold's training pool.
     train, evaluate : callable, optional
         Stand-ins for :func:`nucleilib.training.train` and
         :func:`nucleilib.segmenter.evaluate_model` (tests).
@@ -185,7 +186,8 @@ def grouped_evaluation(
     check_folds(folds, groups)
     frames = []
     for k, fold in enumerate(folds):
-        val = validation_ids(fold["train"], n_val)
+        # A small training pool (a smoke run) keeps most of its images for training.
+        val = validation_ids(fold["train"], min(n_val, max(1, len(fold["train"]) // 5)))
         held = set(val)
         fit = [samples[i] for i in fold["train"] if i not in held]
         result = train(budget, fit, [samples[i] for i in val], cache_root, name=f"{name}-fold{k}", verbose=0)
