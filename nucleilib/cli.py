@@ -9,6 +9,7 @@ of command name to handler. The study adds ``study`` and ``book`` this way
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -78,6 +79,21 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         "--separation", choices=SEPARATION_CHOICES, help="instance separation method (default: the model's)"
     )
     predict.add_argument("--threshold", type=float, help="foreground probability threshold (default: the model's)")
+    predict.add_argument(
+        "--diameter",
+        default="auto",
+        metavar="auto|PIXELS|none",
+        help="typical nucleus diameter of your images in pixels, 'auto' to estimate it per image, or 'none' to "
+        "segment at the images' own scale; a scale-aware model rescales images so that nuclei have the size it was "
+        "trained at (default: %(default)s; the value used goes into summary.csv)",
+    )
+    predict.add_argument(
+        "--tta",
+        type=int,
+        choices=(1, 4, 8),
+        default=1,
+        help="test-time augmentation: average 1 (none), 4 (flips) or 8 (flips and rotations) views (default: 1)",
+    )
     predict.add_argument(
         "--backend",
         choices=BACKEND_CHOICES,
@@ -158,7 +174,10 @@ def run_predict(args: argparse.Namespace) -> int:
             f"{existing[0]}: exists ({len(existing)} output file(s) would be replaced); use --overwrite to replace them"
         )
         return 1
-    segmenter = Segmenter.from_pretrained(args.model, backend=args.backend, tile=args.tile)
+    diameter = None if str(args.diameter).lower() == "none" else args.diameter
+    segmenter = Segmenter.from_pretrained(
+        args.model, backend=args.backend, tile=args.tile, diameter=diameter, tta=args.tta
+    )
     segmenter = segmenter.with_settings(threshold=args.threshold, separation=args.separation)
     out.mkdir(parents=True, exist_ok=True)
     summary, nuclei = [], []
@@ -166,18 +185,37 @@ def run_predict(args: argparse.Namespace) -> int:
         label_path = out / f"{name}_labels.{args.format}"
         try:
             image = read_image(path)
-            labels = segmenter.segment(image)
+            result = segmenter.segment_instances(image)
+            labels = result.labels
             write_labels(labels, label_path)
         except (DatasetError, ValueError) as err:
             _error(str(err))
-            summary.append({"image": str(path), "output": "", "nuclei": None, "status": f"error: {err}"})
+            summary.append(
+                {
+                    "image": str(path),
+                    "output": "",
+                    "nuclei": None,
+                    "diameter": None,
+                    "scale": None,
+                    "status": f"error: {err}",
+                }
+            )
             continue
         if args.overlay:
             write_image(outline_overlay(image, labels), out / f"{name}_overlay.png")
         table = segmenter.measure(labels)
         table.insert(0, "image", str(path))
         nuclei.append(table)
-        summary.append({"image": str(path), "output": label_path.name, "nuclei": int(len(table)), "status": "ok"})
+        summary.append(
+            {
+                "image": str(path),
+                "output": label_path.name,
+                "nuclei": int(len(table)),
+                "diameter": round(result.diameter, 2) if math.isfinite(result.diameter) else None,
+                "scale": round(result.scale, 4),
+                "status": "ok",
+            }
+        )
     write_table(pd.DataFrame(summary).astype({"nuclei": "Int64"}), out / "summary.csv")
     columns = ["image", "label", "area", "centroid_y", "centroid_x"]
     write_table(

@@ -23,6 +23,17 @@ from .validation import multiple_of
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
+def _without_later_defaults(values: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the fields added after the first trained models while they keep
+    their defaults, so that the configuration (and the digest naming a cached model) of
+    every earlier model stays what it was."""
+    return {k: v for k, v in values.items() if not (k in later and v == later[k])}
+
+
+#: ModelConfig fields added after models were first trained and cached, with their defaults.
+_LATER_MODEL_FIELDS: dict[str, Any] = {"diameter": None}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a network and feed it correctly.
@@ -60,6 +71,12 @@ class ModelConfig:
         Architecture-specific options: ``units_per_level`` (resunet, default 2);
         ``atrous_rates`` (deeplabv3plus, default ``[2, 4, 6]``) and
         ``aspp_filters`` (default 128).
+    diameter : float or None
+        Typical nucleus diameter (pixels) of the images as the network was trained on
+        them. A scale-aware model is trained on images rescaled to this diameter, and
+        :class:`nucleilib.segmenter.Segmenter` rescales an image whose nuclei are of
+        another size (given or estimated) to it. ``None``: unknown, images are segmented
+        at their own scale.
     """
 
     architecture: str = "unet"
@@ -76,9 +93,10 @@ class ModelConfig:
     separation: str = "borders"
     min_size: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
+    diameter: float | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return json.dumps(_without_later_defaults(asdict(self), _LATER_MODEL_FIELDS), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:

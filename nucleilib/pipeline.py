@@ -26,6 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover
 BRIGHTNESS_DELTA = 0.1
 #: Range of the uniform contrast jitter factor (applied around each channel's mean).
 CONTRAST_RANGE = (0.8, 1.2)
+#: Probabilities of the colour augmentation's discrete steps (see :func:`augment_pair`).
+CHANNEL_SHUFFLE_P, GREY_P, INVERT_P = 0.5, 0.2, 0.1
+#: Range of the per-channel gain and half-width of the per-channel offset ("stain" tint).
+TINT_GAIN, TINT_OFFSET = (0.6, 1.4), 0.1
+#: Hue shift half-width (fraction of the colour wheel) and saturation factor range.
+HUE_DELTA, SATURATION_RANGE = 0.1, (0.5, 1.5)
 #: How :func:`random_windows` may weight the choice of image.
 WEIGHTINGS = ("sqrt_area", "uniform", "area")
 
@@ -74,29 +80,39 @@ def _reflect_index(indices: np.ndarray, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- augmentation (TensorFlow)
 
 
-def context_size(crop: int) -> int:
+def context_size(crop: int, scale_jitter: float = 1.0) -> int:
     """Side of the window to rotate so that a centred ``crop`` x ``crop`` square stays inside.
 
-    ``ceil(crop * sqrt(2))`` rounded up to an even number: a square rotated by any
-    angle about the window centre fits in the window, so the crop never shows
-    empty corners.
+    ``ceil(crop * scale_jitter * sqrt(2))`` rounded up to an even number: a square rotated
+    by any angle about the window centre, and zoomed out by up to ``scale_jitter``, fits in
+    the window, so the crop never shows empty corners.
 
     Examples
     --------
-    >>> context_size(128), context_size(64), context_size(32)
-    (182, 92, 46)
+    >>> context_size(128), context_size(64), context_size(32), context_size(128, 1.25)
+    (182, 92, 46, 228)
     """
     crop = _positive_int(crop, "crop")
-    side = math.ceil(crop * math.sqrt(2))
+    scale_jitter = _scale_jitter(scale_jitter)
+    side = math.ceil(crop * scale_jitter * math.sqrt(2))
     return side + side % 2
 
 
-def _crop_rotation(angle: tf.Tensor, height: tf.Tensor, width: tf.Tensor, crop: int) -> tf.Tensor:
+def _scale_jitter(value: float) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1.0):
+        raise ValueError(f"scale_jitter must be a number >= 1 (1: no zoom), got {value!r}")
+    return float(value)
+
+
+def _crop_rotation(
+    angle: tf.Tensor, height: tf.Tensor, width: tf.Tensor, crop: int, zoom: tf.Tensor | None = None
+) -> tf.Tensor:
     """The (1, 8) projective transform mapping crop pixels to window pixels.
 
     Output pixel ``(x, y)`` of the crop is read at the window point obtained by
-    rotating it by ``angle`` about the crop centre and shifting it by the
-    integer offset of the centre crop, so an angle of 0 is an exact centre crop.
+    rotating it by ``angle`` about the crop centre (and stretching it by ``zoom``:
+    above 1 the crop covers more of the window, so nuclei look smaller) and shifting
+    it by the integer offset of the centre crop, so an angle of 0 is an exact centre crop.
     """
     import tensorflow as tf
 
@@ -104,6 +120,8 @@ def _crop_rotation(angle: tf.Tensor, height: tf.Tensor, width: tf.Tensor, crop: 
     cx = tf.cast((width - crop) // 2, tf.float32) + centre
     cy = tf.cast((height - crop) // 2, tf.float32) + centre
     cos, sin = tf.cos(angle), tf.sin(angle)
+    if zoom is not None:
+        cos, sin = cos * zoom, sin * zoom
     # x_in = cos (x - c) - sin (y - c) + cx ;  y_in = sin (x - c) + cos (y - c) + cy
     zero = tf.zeros_like(cos)
     return tf.reshape(
@@ -131,9 +149,11 @@ def augment_pair(
     rotate: bool = True,
     flip: bool = True,
     jitter: bool = True,
+    scale_jitter: float = 1.0,
+    colour: bool = False,
     seed: tf.Tensor | Sequence[int] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Randomly rotate, crop, flip and jitter an image window and its target alike.
+    """Randomly rotate, zoom, crop, flip and jitter an image window and its target alike.
 
     Works eagerly and inside :func:`tf.function` / ``tf.data`` maps. Steps:
 
@@ -150,6 +170,13 @@ def augment_pair(
        [-:data:`BRIGHTNESS_DELTA`, +:data:`BRIGHTNESS_DELTA`], then scale each
        channel about its mean by a contrast factor uniform in
        :data:`CONTRAST_RANGE`, then clip to [0, 1].
+    4. ``colour`` (image only, three channels): what tells imaging modalities apart, so that
+       a network trained on some does not fail on others. A random channel permutation
+       (probability :data:`CHANNEL_SHUFFLE_P`), a per-channel gain in :data:`TINT_GAIN` and
+       offset within :data:`TINT_OFFSET` (a stain-like tint, which also colours grey
+       images), a hue shift within :data:`HUE_DELTA` and a saturation factor in
+       :data:`SATURATION_RANGE`, then grey conversion (probability :data:`GREY_P`) and
+       inversion ``1 - x`` (probability :data:`INVERT_P`).
 
     Randomness comes only from stateless random ops keyed by ``seed``, so the
     same seed always gives the same result; the draws of one step do not
@@ -164,8 +191,10 @@ def augment_pair(
     crop : int
         Side of the output; ``H0, W0 >= context_size(crop)`` when ``rotate`` (checked
         when the shapes are known statically), ``>= crop`` otherwise.
-    rotate, flip, jitter : bool
+    rotate, flip, jitter, colour : bool
         Which augmentations to apply.
+    scale_jitter : float
+        Largest zoom factor (and inverse of the smallest), ``>= 1``; 1 is no zoom.
     seed : tensor or pair of int, optional
         Shape-(2,) integer seed of the stateless random ops. ``None`` draws one
         from ``tf.random.uniform`` (which follows the global TensorFlow seed).
@@ -192,6 +221,9 @@ def augment_pair(
     import tensorflow as tf
 
     crop = _positive_int(crop, "crop")
+    scale_jitter = _scale_jitter(scale_jitter)
+    if scale_jitter > 1.0 and not rotate:
+        raise ValueError("scale_jitter > 1 needs rotate=True (the zoom is part of the rotation's transform)")
     image = tf.convert_to_tensor(image)
     target = tf.convert_to_tensor(target)
     image = tf.cast(image, tf.float32)
@@ -200,7 +232,7 @@ def augment_pair(
         raise ValueError(f"image: expected shape (H0, W0, C), got {image.shape}")
     if target.shape.rank is not None and target.shape.rank != 3:
         raise ValueError(f"target: expected shape (H0, W0, K), got {target.shape}")
-    needed = context_size(crop) if rotate else crop
+    needed = context_size(crop, scale_jitter) if rotate else crop
     for axis, name in ((0, "height"), (1, "width")):
         size, other = image.shape[axis], target.shape[axis]
         if size is not None and other is not None and size != other:
@@ -215,12 +247,20 @@ def augment_pair(
 
     if seed is None:
         seed = tf.random.uniform([2], maxval=np.iinfo(np.int64).max, dtype=tf.int64)
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=5)
+    seed = tf.cast(seed, tf.int64)
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
 
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     if rotate:
         angle = tf.random.stateless_uniform([], seeds[0], 0.0, 2.0 * math.pi)
-        transform = _crop_rotation(angle, height, width, crop)
+        zoom = None
+        if scale_jitter > 1.0:
+            # Its own key, so the other steps' draws do not depend on whether it is on.
+            log_zoom = tf.random.stateless_uniform(
+                [], tf.random.experimental.stateless_fold_in(seed, 101), -math.log(scale_jitter), math.log(scale_jitter)
+            )
+            zoom = tf.exp(log_zoom)
+        transform = _crop_rotation(angle, height, width, crop, zoom)
         output_shape = tf.constant([crop, crop], tf.int32)
         fill = tf.constant(0.0, tf.float32)
 
@@ -256,9 +296,32 @@ def augment_pair(
         mean = tf.reduce_mean(image, axis=(0, 1), keepdims=True)
         image = tf.clip_by_value((image - mean) * factor + mean, 0.0, 1.0)
 
+    if colour and channels == 3:
+        image = _colour_jitter(image, tf.random.experimental.stateless_fold_in(seed, 202))
+
     image = tf.ensure_shape(image, (crop, crop, channels))
     target = tf.ensure_shape(target, (crop, crop, target_channels))
     return image, target
+
+
+def _colour_jitter(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Step 4 of :func:`augment_pair` on a (H, W, 3) image in [0, 1]."""
+    import tensorflow as tf
+
+    keys = tf.random.experimental.stateless_split(seed, num=8)
+    order = tf.argsort(tf.random.stateless_uniform([3], keys[0]))
+    shuffle = tf.random.stateless_uniform([], keys[1]) < CHANNEL_SHUFFLE_P
+    image = tf.cond(shuffle, lambda: tf.gather(image, order, axis=-1), lambda: image)
+    gain = tf.random.stateless_uniform([3], keys[2], *TINT_GAIN)
+    offset = tf.random.stateless_uniform([3], keys[3], -TINT_OFFSET, TINT_OFFSET)
+    image = tf.clip_by_value(image * gain + offset, 0.0, 1.0)
+    image = tf.image.stateless_random_hue(image, HUE_DELTA, keys[4])
+    image = tf.image.stateless_random_saturation(image, *SATURATION_RANGE, keys[5])
+    grey = tf.random.stateless_uniform([], keys[6]) < GREY_P
+    image = tf.cond(grey, lambda: tf.repeat(tf.reduce_mean(image, -1, keepdims=True), 3, axis=-1), lambda: image)
+    invert = tf.random.stateless_uniform([], keys[7]) < INVERT_P
+    image = tf.cond(invert, lambda: 1.0 - image, lambda: image)
+    return tf.clip_by_value(image, 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------- data sets
@@ -382,6 +445,9 @@ def training_dataset(
     steps_per_epoch: int | None = None,
     seed: int = 0,
     augment: bool = True,
+    scale_jitter: float = 1.0,
+    colour: bool = False,
+    weights: Sequence[float] | None = None,
     parallel: bool = True,
     prefetch: bool = True,
 ) -> tf.data.Dataset:
@@ -391,10 +457,10 @@ def training_dataset(
     ``(seed, i)`` alone, entirely by TensorFlow ops inside one parallel map
     (``num_parallel_calls=AUTOTUNE``, order-preserving):
 
-    1. a random window of side ``context_size(crop)`` (``crop`` without
+    1. a random window of side ``context_size(crop, scale_jitter)`` (``crop`` without
        ``augment``) is cut from a random image, by the rules of
        :func:`random_windows`: images weighted by the square root of their
-       area, window positions uniform, images reflect-padded by a margin of
+       area (times ``weights``), window positions uniform, images reflect-padded by a margin of
        ``(context_size(crop) - crop) // 2`` (so crops reach the image edges; no
        margin without ``augment``) and further where still smaller than the
        window;
@@ -431,6 +497,11 @@ def training_dataset(
         Seed of the window choice and of the augmentation, ``>= 0``.
     augment : bool
         Apply :func:`augment_pair`.
+    scale_jitter, colour : float, bool
+        Passed to :func:`augment_pair` (zoom range and colour augmentation).
+    weights : sequence of float, optional
+        Per-image factors of the chance to be drawn (for instance to balance imaging
+        modalities); positive and finite.
     parallel : bool
         Run the map in parallel (``num_parallel_calls=AUTOTUNE``, the default);
         ``False`` makes it sequential. The elements are the same either way.
@@ -468,15 +539,20 @@ def training_dataset(
         steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch")
     non_negative_int(seed, "seed")
     images, targets = _pairs(images, targets)
-    size = context_size(crop) if augment else crop
-    margin = (size - crop) // 2
+    size = context_size(crop, scale_jitter) if augment else crop
+    margin = (context_size(crop) - crop) // 2 if augment else 0
+    if weights is None:
+        weights = np.ones(len(images))
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(images),) or not np.all(np.isfinite(weights) & (weights > 0)):
+        raise ValueError(f"weights: expected {len(images)} positive finite numbers, one per image")
     channels, target_channels = images[0].shape[-1], targets[0].shape[-1]
 
     shapes = np.array([image.shape[:2] for image in images], dtype=np.int64)
     areas = shapes[:, 0] * shapes[:, 1]
     heights, widths = tf.constant(shapes[:, 0]), tf.constant(shapes[:, 1])
     offsets = tf.constant(np.concatenate([[0], np.cumsum(areas)[:-1]]).astype(np.int64))
-    log_weights = tf.constant(0.5 * np.log(areas.astype(np.float64))[None], tf.float32)  # sqrt(area)
+    log_weights = tf.constant((0.5 * np.log(areas.astype(np.float64)) + np.log(weights))[None], tf.float32)
     pixels = tf.convert_to_tensor(np.concatenate([image.reshape(-1, channels) for image in images]))
     target_pixels = tf.convert_to_tensor(np.concatenate([t.reshape(-1, target_channels) for t in targets]))
     key = tf.constant(int(seed), tf.int64)
@@ -492,7 +568,9 @@ def training_dataset(
         image = tf.ensure_shape(tf.gather(pixels, flat), (size, size, channels))
         target = tf.ensure_shape(tf.gather(target_pixels, flat), (size, size, target_channels))
         if augment:
-            image, target = augment_pair(image, target, crop=crop, seed=keys[3])
+            image, target = augment_pair(
+                image, target, crop=crop, scale_jitter=scale_jitter, colour=colour, seed=keys[3]
+            )
         return image, target
 
     dataset = tf.data.Dataset.range(np.iinfo(np.int64).max).map(

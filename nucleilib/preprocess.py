@@ -2,7 +2,7 @@
 
 Pure and deterministic, so that an image is prepared for the network the same way
 when a model is trained and when it segments a user's image:
-:func:`percentile_normalise`, :func:`is_bright_background`, :func:`preprocess`,
+:func:`percentile_normalise`, :func:`is_bright_background`, :func:`classify_modality`, :func:`preprocess`,
 :func:`make_targets` and :func:`make_distance_target`. The augmented ``tf.data``
 training pipeline is in :mod:`nucleilib.pipeline`.
 """
@@ -14,7 +14,14 @@ from scipy import ndimage
 
 from .validation import non_negative_int
 
-# --------------------------------------------------------------------------- validation
+#: Imaging modalities told apart by :func:`classify_modality`.
+MODALITIES = ("fluorescence", "brightfield", "stained tissue")
+#: Mean absolute difference between neighbouring colour channels (0-1 scale) above
+#: which an image counts as colour. Grey DSB images store three equal channels (0.0);
+#: the stained-tissue images measure 0.06 and more.
+COLOUR_THRESHOLD = 0.02
+#: Median grey level (0-1) above which a grey image has a bright background.
+BRIGHT_BACKGROUND = 0.5
 
 
 def _as_hwc(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -133,6 +140,38 @@ def is_bright_background(image: np.ndarray) -> bool:
     """
     x = percentile_normalise(_as_hwc(image))
     return bool(np.median(x.mean(axis=-1)) > 0.5)
+
+
+def classify_modality(image: np.ndarray) -> str:
+    """Classify an RGB image as fluorescence, brightfield or stained tissue.
+
+    Colour images are stained tissue; grey images with a bright background are
+    brightfield; grey images with a dark background are fluorescence.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3)
+
+    Returns
+    -------
+    str
+        One of :data:`MODALITIES`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> classify_modality(np.zeros((8, 8, 3), np.uint8))
+    'fluorescence'
+    """
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
+    rgb = image.astype(np.float32) / 255.0
+    colourfulness = float(np.abs(rgb[..., 0] - rgb[..., 1]).mean() + np.abs(rgb[..., 1] - rgb[..., 2]).mean())
+    if colourfulness > COLOUR_THRESHOLD:
+        return "stained tissue"
+    if float(np.median(rgb.mean(axis=-1))) > BRIGHT_BACKGROUND:
+        return "brightfield"
+    return "fluorescence"
 
 
 def preprocess(

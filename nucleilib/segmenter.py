@@ -20,6 +20,7 @@ annotated samples (:func:`evaluate_model`) live here too.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -31,15 +32,55 @@ import pandas as pd
 
 from .data import Sample
 from .evaluation import evaluate_pairs
-from .inference import METHODS, PredictFn, object_table, predict_tiled, separate
+from .inference import METHODS, PredictFn, dihedral_average, object_table, predict_tiled, separate
 from .io import as_rgb8, read_image
 from .models import ModelConfig
 from .preprocess import preprocess
+from .scale import rescale_image, resize_labels, scale_factor, typical_diameter
 from .validation import multiple_of, non_negative_int, one_of, open_unit_interval
 
 SEPARATION_METHODS = METHODS
 #: Overlap of neighbouring tiles (pixels) when an image is larger than the tile.
 TILE_OVERLAP = 32
+#: Further passes of the automatic size estimate, and the change of scale (ratio) below
+#: which it stops: a first pass at the image's own scale, then up to two at the scale
+#: its nuclei suggest.
+AUTO_PASSES, AUTO_TOLERANCE = 2, 1.15
+#: Test-time augmentation choices: views averaged (1: none).
+TTA_CHOICES = (1, 4, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Segmentation:
+    """The result of :meth:`Segmenter.segment_instances`.
+
+    Attributes
+    ----------
+    labels : ndarray, shape (H, W)
+        Instance labels at the input's size (0 background, 1..n nuclei).
+    diameter : float
+        The image's nucleus diameter (pixels) the image was rescaled by, given or
+        estimated; NaN when it was segmented at its own scale.
+    scale : float
+        The factor the image was resized by before the network (1: its own scale).
+    """
+
+    labels: np.ndarray
+    diameter: float
+    scale: float
+
+
+def _diameter_setting(value: object) -> str | float | None:
+    if value is None or value == "auto":
+        return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"diameter must be 'auto', a number of pixels or None, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"diameter must be 'auto', a positive number of pixels or None, got {value!r}")
+    return float(value)
 
 
 class Segmenter:
@@ -58,6 +99,17 @@ class Segmenter:
     tile : int
         Images larger than this (in either side) are predicted in overlapping tiles
         of this size (a multiple of 16 above ``2 * TILE_OVERLAP``, so at least 80).
+    diameter : "auto", float or None
+        Nucleus size handling of a scale-aware model (one whose ``config.diameter`` is
+        set): ``"auto"`` estimates each image's nucleus diameter (a first pass at the
+        image's scale, then up to :data:`AUTO_PASSES` at the scale it suggests), a number
+        is the diameter in pixels of the user's nuclei; the image is resized so that
+        nuclei are ``config.diameter`` across, and the labels are mapped back. ``None``
+        segments every image at its own scale (as does ``"auto"`` with a model that is
+        not scale-aware).
+    tta : int
+        Test-time augmentation: probabilities averaged over 1 (none), 4 (flips) or 8
+        (flips and 90-degree rotations) views, at that many times the cost.
 
     Examples
     --------
@@ -79,6 +131,8 @@ class Segmenter:
         name: str = "model",
         backend: str = "custom",
         tile: int = 512,
+        diameter: str | float | None = "auto",
+        tta: int = 1,
     ) -> None:
         if not callable(predict_fn):
             raise TypeError(f"predict_fn must be callable, got {type(predict_fn).__name__}")
@@ -86,6 +140,14 @@ class Segmenter:
         self.config = config
         self.name = name
         self.backend = backend
+        self.diameter = _diameter_setting(diameter)
+        if isinstance(self.diameter, float) and config.diameter is None:
+            raise ValueError(
+                f"model {name!r} is not scale-aware (its config.json has no 'diameter'), so it cannot rescale "
+                f"images to a nucleus diameter of {self.diameter:g} pixels; use diameter 'auto' or None"
+            )
+        self.tta = int(one_of(tta, TTA_CHOICES, "tta"))
+        self._network = dihedral_average(predict_fn, self.tta)
         self.tile = multiple_of(tile, 16, "tile")
         if self.tile <= 2 * TILE_OVERLAP:
             raise ValueError(
@@ -103,6 +165,8 @@ class Segmenter:
         backend: str = "keras",
         num_threads: int | None = None,
         tile: int = 512,
+        diameter: str | float | None = "auto",
+        tta: int = 1,
     ) -> Segmenter:
         """Load a model shipped with the package (by name) or a model folder (by path).
 
@@ -115,6 +179,8 @@ class Segmenter:
             Inference engine (see :func:`nucleilib.backends.load_predict_fn`).
         num_threads : int, optional
             TensorFlow Lite threads.
+        tile, diameter, tta
+            See :class:`Segmenter`.
 
         Raises
         ------
@@ -124,13 +190,23 @@ class Segmenter:
         from .backends import load_predict_fn
 
         predict_fn, config = load_predict_fn(name_or_path, backend, num_threads=num_threads)
-        return cls(predict_fn, config, name=Path(name_or_path).name, backend=backend, tile=tile)
+        return cls(
+            predict_fn, config, name=Path(name_or_path).name, backend=backend, tile=tile, diameter=diameter, tta=tta
+        )
 
     from_folder = from_pretrained
 
     @classmethod
     def from_keras(
-        cls, model: Any, config: ModelConfig, *, name: str = "model", jit_compile: bool = False, tile: int = 512
+        cls,
+        model: Any,
+        config: ModelConfig,
+        *,
+        name: str = "model",
+        jit_compile: bool = False,
+        tile: int = 512,
+        diameter: str | float | None = "auto",
+        tta: int = 1,
     ) -> Segmenter:
         """Wrap a Keras model in memory (for instance one just trained)."""
         from .backends import keras_predict_fn
@@ -141,6 +217,8 @@ class Segmenter:
             name=name,
             backend="xla" if jit_compile else "keras",
             tile=tile,
+            diameter=diameter,
+            tta=tta,
         )
 
     def with_settings(
@@ -150,8 +228,11 @@ class Segmenter:
         border_threshold: float | None = None,
         separation: str | None = None,
         min_size: int | None = None,
+        diameter: str | float | None = "keep",
+        tta: int | None = None,
     ) -> Segmenter:
-        """A copy with some post-processing settings changed (``None`` keeps the model's)."""
+        """A copy with some settings changed (``None`` keeps the model's; for ``diameter``,
+        ``"keep"`` keeps the segmenter's and ``None`` means the image's own scale)."""
         changes: dict[str, Any] = {}
         if threshold is not None:
             changes["threshold"] = open_unit_interval(threshold, "threshold")
@@ -167,30 +248,99 @@ class Segmenter:
             name=self.name,
             backend=self.backend,
             tile=self.tile,
+            diameter=self.diameter if diameter == "keep" else diameter,
+            tta=self.tta if tta is None else tta,
         )
 
     # ------------------------------------------------------------------ segmentation
 
+    def _input(self, image: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
+        config = self.config
+        return preprocess(
+            _as_image(image), sigma=config.sigma, invert_bright=config.invert_bright, grey=config.in_channels == 1
+        )
+
+    def _predict(self, x: np.ndarray, factor: float = 1.0) -> np.ndarray:
+        return predict_tiled(self._network, rescale_image(x, factor), tile=self.tile, overlap=TILE_OVERLAP)
+
     def probabilities(self, image: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
-        """Probability maps ``(H, W, K)`` of one image at its full resolution.
+        """Probability maps ``(H, W, K)`` of one image at its own scale and full resolution.
 
         The image (an array, or the path of an image file) is preprocessed as the
         model was trained, padded to a multiple of 16 (or cut into overlapping tiles
         when larger than ``tile``), predicted and cropped back. Channel 0 is the
         foreground; a two-output model's channel 1 is the touching border.
         """
-        config = self.config
-        x = preprocess(
-            _as_image(image), sigma=config.sigma, invert_bright=config.invert_bright, grey=config.in_channels == 1
-        )
-        return predict_tiled(self.predict_fn, x, tile=self.tile, overlap=TILE_OVERLAP)
+        return self._predict(self._input(image))
+
+    def scaled_probabilities(
+        self, image: np.ndarray | str | os.PathLike[str], diameter: str | float | None = "keep"
+    ) -> tuple[np.ndarray, float, float]:
+        """Probability maps at the scale the segmenter works at for this image.
+
+        Returns ``(probabilities, diameter, scale)``: the maps of the image resized by
+        ``scale`` (see :class:`Segmenter`'s ``diameter``), and the nucleus diameter
+        (pixels of the input) that chose it, NaN at the image's own scale.
+        """
+        setting = self.diameter if diameter == "keep" else _diameter_setting(diameter)
+        x = self._input(image)
+        reference = self.config.diameter
+        if setting is None or reference is None:
+            return self._predict(x), math.nan, 1.0
+        if isinstance(setting, float):
+            factor = scale_factor(setting, reference)
+            return self._predict(x, factor), setting, factor
+        factor, probs = 1.0, self._predict(x)
+        chosen = math.nan  # the estimate the working scale was set by
+        for attempt in range(AUTO_PASSES):
+            estimate = typical_diameter(self.labels(probs)) / factor
+            proposed = scale_factor(estimate, reference)
+            if attempt == 0:
+                chosen = estimate
+            if abs(math.log(proposed / factor)) <= math.log(AUTO_TOLERANCE):
+                break
+            factor, chosen = proposed, estimate
+            probs = self._predict(x, factor)
+        return probs, chosen, factor
+
+    def estimate_diameter(self, image: np.ndarray | str | os.PathLike[str]) -> float:
+        """The typical nucleus diameter (pixels) of an image, as :class:`Segmenter`'s ``"auto"``
+        finds it; NaN if no nucleus is found or the model is not scale-aware."""
+        return self.scaled_probabilities(image, "auto")[1]
 
     def labels(self, probabilities: np.ndarray, separation: str | None = None) -> np.ndarray:
         """Instance labels from probability maps, with the model's thresholds
         (see :func:`labels_from_probabilities`)."""
         return labels_from_probabilities(probabilities, self.config, separation)
 
-    def segment(self, image: np.ndarray | str | os.PathLike[str], *, separation: str | None = None) -> np.ndarray:
+    def labels_at(self, probabilities: np.ndarray, shape: tuple[int, ...], separation: str | None = None) -> np.ndarray:
+        """:meth:`labels` of (possibly rescaled) probability maps, mapped onto a grid of ``shape``."""
+        from skimage.segmentation import relabel_sequential
+
+        labels = self.labels(probabilities, separation)
+        if labels.shape == tuple(shape[:2]):
+            return labels
+        return relabel_sequential(resize_labels(labels, shape))[0]
+
+    def segment_instances(
+        self,
+        image: np.ndarray | str | os.PathLike[str],
+        *,
+        separation: str | None = None,
+        diameter: str | float | None = "keep",
+    ) -> Segmentation:
+        """Labels of one image with the diameter and scale used (:class:`Segmentation`)."""
+        image = _as_image(image)
+        probs, used, factor = self.scaled_probabilities(image, diameter)
+        return Segmentation(self.labels_at(probs, image.shape, separation), used, factor)
+
+    def segment(
+        self,
+        image: np.ndarray | str | os.PathLike[str],
+        *,
+        separation: str | None = None,
+        diameter: str | float | None = "keep",
+    ) -> np.ndarray:
         """Instance labels ``(H, W)`` of one image: 0 background, 1..n nuclei.
 
         Parameters
@@ -200,8 +350,11 @@ class Segmenter:
             image file (PNG, TIFF, JPEG).
         separation : str, optional
             Instance separation method; default the model's.
+        diameter : "auto", float or None, optional
+            The image's nucleus diameter in pixels (see :class:`Segmenter`); default the
+            segmenter's setting.
         """
-        return self.labels(self.probabilities(image), separation)
+        return self.segment_instances(image, separation=separation, diameter=diameter).labels
 
     def measure(self, labels: np.ndarray) -> pd.DataFrame:
         """Per-nucleus table (label, area, centroid) of a label image."""
@@ -210,7 +363,7 @@ class Segmenter:
     def __repr__(self) -> str:
         return (
             f"Segmenter({self.name!r}, backend={self.backend!r}, architecture={self.config.architecture!r}, "
-            f"separation={self.config.separation!r})"
+            f"separation={self.config.separation!r}, diameter={self.diameter!r}, tta={self.tta})"
         )
 
 
@@ -257,13 +410,14 @@ def evaluate_model(
     methods : sequence of str
         Separation methods to score (``"borders"`` is skipped for a one-output model).
     keep_probabilities : bool
-        Also return the probability maps.
+        Also return the probability maps (at the scale the segmenter worked at).
 
     Returns
     -------
     metrics : DataFrame
         One row per (image, method): pixel and instance metrics (see
-        :func:`nucleilib.evaluation.evaluate_pairs`) and the inference time.
+        :func:`nucleilib.evaluation.evaluate_pairs`) and the inference time; with a
+        scale-aware segmenter that rescaled an image, also ``diameter`` and ``scale``.
     probabilities : dict
         Image id -> probability maps, when ``keep_probabilities``.
     """
@@ -274,15 +428,17 @@ def evaluate_model(
     usable = [m for m in methods if not (m == "borders" and len(segmenter.config.outputs) < 2)]
     preds: dict[str, list[np.ndarray]] = {m: [] for m in usable}
     kept: dict[str, np.ndarray] = {}
-    seconds = []
+    seconds, diameters, scales = [], [], []
     for sample in samples:
         start = time.perf_counter()
-        probs = segmenter.probabilities(sample.image)
+        probs, diameter, scale = segmenter.scaled_probabilities(sample.image)
         seconds.append(time.perf_counter() - start)
+        diameters.append(diameter)
+        scales.append(scale)
         if keep_probabilities:
             kept[sample.image_id] = probs
         for method in usable:
-            preds[method].append(segmenter.labels(probs, method))
+            preds[method].append(segmenter.labels_at(probs, sample.labels.shape, method))
     truths = [s.labels for s in samples]
     ids = [s.image_id for s in samples]
     frames = []
@@ -290,6 +446,9 @@ def evaluate_model(
         frame = evaluate_pairs(truths, preds[method], ids=ids)
         frame["method"] = method
         frame["predict_s"] = seconds
+        if any(scale != 1.0 for scale in scales):
+            frame["diameter"] = diameters
+            frame["scale"] = scales
         frames.append(frame)
     return pd.concat(frames, ignore_index=True), kept
 

@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 
 from .data import Sample
-from .models import ModelConfig, build_model, compile_model, load_model_folder, save_model
+from .models import ModelConfig, _without_later_defaults, build_model, compile_model, load_model_folder, save_model
+
+#: How :class:`TrainConfig` may balance the draw of training images.
+BALANCINGS = ("none", "modality")
+#: TrainConfig fields added after models were first trained and cached, with their defaults
+#: (left out of the digest at these values, so cached models stay found).
+_LATER_TRAIN_FIELDS: dict[str, Any] = {"scale_jitter": 1.0, "colour": False, "balance": "none"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,18 @@ class TrainConfig:
     mixed_precision : str
         ``"auto"`` (float16 on a GPU, float32 on the CPU), ``"off"``,
         ``"float16"`` or ``"bfloat16"``.
+    scale_jitter : float
+        Random zoom of the training crops, log-uniform in [1/j, j] (1: none). With
+        ``model.diameter`` set, every image is first rescaled so that its nuclei (their
+        median equivalent diameter in the annotation) are ``model.diameter`` across.
+    colour : bool
+        Colour augmentation (channel shuffle, stain-like tint, hue, saturation, grey,
+        inversion; see :func:`nucleilib.pipeline.augment_pair`).
+    balance : str
+        ``"none"``: images are drawn by the square root of their area. ``"modality"``:
+        each imaging modality (:func:`nucleilib.preprocess.classify_modality`) is drawn
+        in proportion to the square root of its share, so that a few bright-field or
+        tissue images are not drowned by hundreds of fluorescence ones.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -75,9 +93,12 @@ class TrainConfig:
     max_minutes: float | None = None
     seed: int = 42
     mixed_precision: str = "auto"
+    scale_jitter: float = 1.0
+    colour: bool = False
+    balance: str = "none"
 
     def as_dict(self) -> dict[str, Any]:
-        values = asdict(self)
+        values = _without_later_defaults(asdict(self), _LATER_TRAIN_FIELDS)
         values["model"] = json.loads(self.model.to_json())
         return values
 
@@ -168,16 +189,51 @@ class _TimeLimit:
 
 
 def prepare_arrays(samples: Sequence[Sample], config: TrainConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Preprocessed images and training targets for a list of samples."""
+    """Preprocessed images and training targets for a list of samples.
+
+    With ``config.model.diameter`` set, each image and its labels are first rescaled so
+    that the median equivalent diameter of its annotated nuclei is that many pixels.
+    """
     from .preprocess import make_targets, preprocess
+    from .scale import rescale_image, resize_labels, scale_factor, scaled_shape, typical_diameter
 
     model = config.model
-    images = [
-        preprocess(s.image, sigma=model.sigma, invert_bright=model.invert_bright, grey=model.in_channels == 1)
-        for s in samples
-    ]
-    targets = [make_targets(s.labels, border_width=config.border_width)[..., : len(model.outputs)] for s in samples]
+    images, targets = [], []
+    for s in samples:
+        image = preprocess(s.image, sigma=model.sigma, invert_bright=model.invert_bright, grey=model.in_channels == 1)
+        labels = s.labels
+        if model.diameter is not None:
+            factor = scale_factor(typical_diameter(labels), model.diameter)
+            image = rescale_image(image, factor)
+            labels = resize_labels(labels, scaled_shape(labels.shape, factor))
+        images.append(image)
+        targets.append(make_targets(labels, border_width=config.border_width)[..., : len(model.outputs)])
     return images, targets
+
+
+def balance_weights(samples: Sequence[Sample], balance: str) -> np.ndarray | None:
+    """Per-image draw factors of ``balance`` (see :class:`TrainConfig`); None for ``"none"``.
+
+    Examples
+    --------
+    >>> from nucleilib.data import Sample
+    >>> grey, colour = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
+    >>> colour[..., 0] = 200
+    >>> samples = [Sample(str(k), grey, np.zeros((8, 8), np.uint16)) for k in range(4)]
+    >>> samples.append(Sample("t", colour, np.zeros((8, 8), np.uint16)))
+    >>> balance_weights(samples, "modality").round(3).tolist()  # modality shares 4:1 become 2:1
+    [0.5, 0.5, 0.5, 0.5, 1.0]
+    """
+    from .preprocess import classify_modality
+
+    if balance not in BALANCINGS:
+        raise ValueError(f"unknown balance {balance!r}; use one of {', '.join(BALANCINGS)}")
+    if balance == "none":
+        return None
+    modality = pd.Series([classify_modality(s.image) for s in samples])
+    mass = pd.Series([float(np.sqrt(s.labels.size)) for s in samples]).groupby(modality).transform("sum")
+    weights = mass**-0.5
+    return (weights / weights.max()).to_numpy()
 
 
 def train(
@@ -212,6 +268,8 @@ def train(
     """
     if config.monitor not in ("val_loss", "val_iou"):
         raise ValueError(f"monitor must be val_loss or val_iou, got {config.monitor!r}")
+    if config.balance not in BALANCINGS:
+        raise ValueError(f"unknown balance {config.balance!r}; use one of {', '.join(BALANCINGS)}")
     mode = "min" if config.monitor == "val_loss" else "max"
     digest = training_digest(config, [s.image_id for s in train_samples], [s.image_id for s in val_samples])
     folder = Path(cache_root) / f"{name}-{digest}"
@@ -275,7 +333,16 @@ def _fit(
     images, targets = prepare_arrays(train_samples, config)
     val_images, val_targets = prepare_arrays(val_samples, config)
     x_val, y_val = validation_tiles(val_images, val_targets, tile=config.val_tile)
-    dataset = training_dataset(images, targets, crop=config.crop, batch_size=config.batch_size, seed=config.seed)
+    dataset = training_dataset(
+        images,
+        targets,
+        crop=config.crop,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        scale_jitter=config.scale_jitter,
+        colour=config.colour,
+        weights=balance_weights(train_samples, config.balance),
+    )
     with _strategy().scope():
         model = compile_model(
             build_model(config.model), learning_rate=config.learning_rate, border_weight=config.border_weight

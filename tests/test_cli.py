@@ -407,3 +407,34 @@ def test_a_plugin_command_runs_and_its_errors_are_one_line(monkeypatch, capsys) 
     )
     assert cli.main(["hello"]) == 1
     assert capsys.readouterr().err.strip() == "nuclei: error: hello: deliberately broken"
+
+
+def test_predict_diameter_rescales_a_scale_aware_model_and_records_it(
+    inputs: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    import pandas as pd
+
+    aware = tmp_path / "aware"
+    shutil.copytree(tiny_model, aware)
+    config = json.loads((aware / "config.json").read_text())
+    (aware / "config.json").write_text(json.dumps({**config, "diameter": 20.0}))
+    out = tmp_path / "out"
+    assert predict(str(inputs), "-o", str(out), "--model", str(aware), "--diameter", "40", "--tta", "4") == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary["diameter"] == 40.0).all() and (summary["scale"] == 0.5).all()
+    for stem in ("rgb", "grey"):
+        assert np.asarray(Image.open(out / f"{stem}_labels.png")).shape == (64, 80)
+    native = tmp_path / "native"
+    assert predict(str(inputs), "-o", str(native), "--model", str(aware), "--diameter", "none") == 0
+    assert (pd.read_csv(native / "summary.csv")["scale"] == 1.0).all()
+
+
+def test_a_diameter_for_a_model_that_is_not_scale_aware_is_a_one_line_error(
+    inputs: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    assert predict(str(inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--diameter", "30") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not scale-aware" in err[0] and "Traceback" not in err[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from nucleilib.study import groups as grp
 from nucleilib.study.groups import check_folds, group_table, grouped_folds, imaging_groups
 
 
@@ -120,3 +121,54 @@ def test_held_out_against_random_lines_up_groups():
     assert table.loc["g3", "random-split test images"] == 0 and pd.isna(table.loc["g3", "DSB, random split"])
     with pytest.raises(ValueError, match="no per-image rows"):
         random_split_by_group(per_image, groups, model="ResUNet")
+
+
+def test_levers_change_only_what_they_name_and_table_per_group(tmp_path):
+    from nucleilib.study import levers
+
+    budget = grp.comparison_budget()
+    assert levers.lever_config(budget, "baseline") == budget
+    scale = levers.lever_config(budget, "scale")
+    assert scale.model.diameter == levers.CANONICAL_DIAMETER and scale.crop == budget.crop
+    both = levers.lever_config(budget, "scale+modality")
+    assert both.colour and both.balance == "modality" and both.scale_jitter == levers.SCALE_JITTER
+    with pytest.raises(ValueError, match="unknown lever"):
+        levers.lever_config(budget, "bigger")
+
+
+def test_grouped_evaluation_scores_through_a_segmenter_with_the_options(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from nucleilib.models import ModelConfig
+    from nucleilib.segmenter import Segmenter
+
+    groups = pd.Series(["a"] * 20 + ["b"] * 20, index=[f"i{k:02d}" for k in range(40)])
+    folds = grp.grouped_folds(groups, 2)
+    samples = {i: SimpleNamespace(image_id=i) for i in groups.index}
+    got = []
+
+    def fake_train(budget, fit, val, cache_root, *, name, verbose):
+        return SimpleNamespace(model=None, config=SimpleNamespace(model=ModelConfig()), folder=tmp_path / name)
+
+    def fake_evaluate(model, config, test, methods):
+        got.append((model, config, methods))
+        ids = [s.image_id for s in test]
+        return pd.DataFrame({"image_id": ids, "dsb_score": 0.5, "ap50": 0.6, "iou": 0.7}), {}
+
+    monkeypatch.setattr(
+        Segmenter, "from_keras", classmethod(lambda cls, model, config, **options: cls(lambda x: x, config, **options))
+    )
+    grp.grouped_evaluation(
+        samples,
+        groups,
+        folds,
+        None,
+        tmp_path,
+        methods=["components"],
+        segmenter_options={"tta": 8, "model_diameter": 20.0},
+        train=fake_train,
+        evaluate=fake_evaluate,
+    )
+    for model, config, methods in got:
+        assert isinstance(model, Segmenter) and config is None and methods == ["components"]
+        assert model.tta == 8 and model.config.diameter == 20.0 and model.diameter == "auto"

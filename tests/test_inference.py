@@ -323,3 +323,22 @@ def test_object_table():
     assert table.loc[1, ["centroid_y", "centroid_x"]].tolist() == pytest.approx([30.0, 30.0])
     with pytest.raises(ValueError, match="2-D"):
         object_table(np.zeros((2, 2, 2), int))
+
+
+@pytest.mark.parametrize("transforms", [4, 8])
+def test_dihedral_average_makes_any_network_equivariant(transforms):
+    from nucleilib.inference import dihedral_average
+
+    ramp = np.linspace(0.0, 1.0, 32, dtype=np.float32)
+
+    def lopsided(batch):  # weighs the right-hand side more: not equivariant
+        return batch[..., :1] * ramp[None, None, :, None]
+
+    x = np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
+    tta = dihedral_average(lopsided, transforms)
+    assert not np.allclose(tta(x), lopsided(x))
+    np.testing.assert_allclose(tta(x[:, :, ::-1]), tta(x)[:, :, ::-1], atol=1e-6)
+    if transforms == 8:
+        np.testing.assert_allclose(tta(np.rot90(x, 1, (1, 2))), np.rot90(tta(x), 1, (1, 2)), atol=1e-6)
+    with pytest.raises(ValueError, match="transforms"):
+        dihedral_average(lopsided, 3)

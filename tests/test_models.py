@@ -159,6 +159,52 @@ def test_training_digest_depends_on_config_and_data() -> None:
     assert base != training.training_digest(training.TrainConfig(crop=64), ["a", "b"], ["c"])
 
 
+def test_fields_added_later_leave_earlier_digests_alone() -> None:
+    config = training.TrainConfig()
+    values = config.as_dict()
+    assert not {"scale_jitter", "colour", "balance"} & set(values) and "diameter" not in values["model"]
+    for changed in (
+        training.TrainConfig(scale_jitter=1.25),
+        training.TrainConfig(colour=True),
+        training.TrainConfig(balance="modality"),
+        training.with_model(config, diameter=20.0),
+    ):
+        assert training.training_digest(changed, ["a"], ["b"]) != training.training_digest(config, ["a"], ["b"])
+
+
+def test_prepare_arrays_rescales_each_image_to_the_model_diameter() -> None:
+    from skimage.draw import disk
+
+    from nucleilib.data import Sample
+    from nucleilib.scale import typical_diameter
+
+    samples = []
+    for k, radius in enumerate((5, 20)):
+        labels = np.zeros((120, 120), np.uint16)
+        labels[disk((40, 40), radius)] = 1
+        labels[disk((85, 80), radius)] = 2
+        image = np.where(labels[..., None] > 0, 200, 10).astype(np.uint8).repeat(3, axis=-1)
+        samples.append(Sample(f"s{k}", image, labels))
+    config = training.with_model(training.TrainConfig(), diameter=20.0)
+    images, targets = training.prepare_arrays(samples, config)
+    for sample, image, target in zip(samples, images, targets):
+        factor = 20.0 / typical_diameter(sample.labels)
+        assert image.shape[:2] == target.shape[:2] == (round(120 * factor), round(120 * factor))
+        from scipy import ndimage
+
+        regions, n = ndimage.label(target[..., 0] > 0.5)
+        assert n == 2 and np.sqrt(4 * (regions == 1).sum() / np.pi) == pytest.approx(20.0, rel=0.15)
+    plain_images, _ = training.prepare_arrays(samples, training.TrainConfig())
+    assert [im.shape for im in plain_images] == [(120, 120, 3)] * 2
+
+
+def test_an_unknown_balance_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="balance"):
+        training.train(training.TrainConfig(balance="groups"), [], [], tmp_path)
+    with pytest.raises(ValueError, match="balance"):
+        training.balance_weights([], "by-size")
+
+
 @pytest.mark.slow
 def test_training_runs_saves_and_is_reused(tmp_path: Path) -> None:
     from nucleilib.data import Sample

@@ -390,3 +390,65 @@ def test_validation_tiles_shapes_and_content():
     np.testing.assert_array_equal(y[..., 0], x[..., 0] > 0.5)  # padded identically
     again = validation_tiles(images, targets, tile=256)
     np.testing.assert_array_equal(again[0], x)
+
+
+# --------------------------------------------------------------------------- zoom, colour, weights
+
+
+def test_context_size_grows_with_the_zoom_range():
+    assert context_size(48, 1.0) == context_size(48)
+    assert context_size(48, 1.5) >= 48 * 1.5 * np.sqrt(2)
+    with pytest.raises(ValueError, match="scale_jitter"):
+        context_size(48, 0.8)
+
+
+def test_zoom_changes_object_size_and_keeps_target_aligned():
+    size = context_size(CROP, 1.5)
+    fg = l_shape(size)
+    image, target = encode(fg), fg[..., None]
+    areas = []
+    for s in range(30):
+        x, y = (a.numpy() for a in augment_pair(image, target, crop=CROP, scale_jitter=1.5, jitter=False, seed=(s, 3)))
+        assert set(np.unique(y).tolist()) <= {0.0, 1.0}
+        fraction, away = misalignment(x[..., 0], y[..., 0] > 0.5)
+        assert not away
+        areas.append(y.sum())
+    plain = augment_pair(image, target, crop=CROP, jitter=False, seed=(0, 3))[1].numpy().sum()
+    assert min(areas) < 0.8 * plain < plain * 1.2 < max(areas)  # zoomed in and out
+    with pytest.raises(ValueError, match="rotate"):
+        augment_pair(image, target, crop=CROP, scale_jitter=1.5, rotate=False)
+
+
+def test_the_new_steps_leave_the_other_draws_unchanged(l_window):
+    image, target = l_window
+    base = [a.numpy() for a in augment_pair(image, target, crop=CROP, seed=(5, 9))]
+    coloured = [a.numpy() for a in augment_pair(image, target, crop=CROP, colour=True, seed=(5, 9))]
+    np.testing.assert_array_equal(base[1], coloured[1])  # same rotation and flips
+    assert not np.allclose(base[0], coloured[0])
+
+
+def test_colour_augmentation_varies_colour_keeps_range_and_is_deterministic(l_window):
+    image, target = l_window
+    outs = [augment_pair(image, target, crop=CROP, colour=True, seed=(s, 1))[0].numpy() for s in range(40)]
+    for x in outs:
+        assert x.min() >= 0.0 and x.max() <= 1.0
+    channel_means = np.array([x.reshape(-1, 3).mean(0) for x in outs])
+    assert channel_means.std(axis=0).min() > 0.03  # each channel's level varies between draws
+    spread = np.array([np.ptp(x.reshape(-1, 3).mean(0)) for x in outs])
+    assert (spread < 1e-6).any() and (spread > 0.05).any()  # some grey, some coloured
+    again = augment_pair(image, target, crop=CROP, colour=True, seed=(3, 1))[0].numpy()
+    np.testing.assert_array_equal(again, outs[3])
+    grey = np.repeat(image[..., :1], 3, axis=-1)
+    tinted = augment_pair(grey, target, crop=CROP, colour=True, jitter=False, seed=(2, 2))[0].numpy()
+    assert tinted.shape == (CROP, CROP, 3)
+
+
+def test_training_dataset_weights_change_which_images_are_drawn():
+    images, _ = _arrays([(40, 40), (40, 40)])
+    marks = [np.full((*im.shape[:2], 1), k, np.float32) for k, im in enumerate(images)]
+    weighted = training_dataset(images, marks, crop=8, batch_size=100, augment=False, weights=[1.0, 3.0])
+    share_of_second = np.mean([y[:, 0, 0, 0].mean() for _, y in _first_batches(weighted, 10)])
+    assert share_of_second == pytest.approx(0.75, abs=0.05)
+    for bad in ([1.0], [1.0, 0.0], [1.0, np.nan]):
+        with pytest.raises(ValueError, match="weights"):
+            training_dataset(images, marks, crop=8, weights=bad)

@@ -149,6 +149,8 @@ def grouped_evaluation(
     *,
     name: str = "grouped",
     n_val: int = 9,
+    methods: Sequence[str] | None = None,
+    segmenter_options: dict | None = None,
     train: object = None,
     evaluate: object = None,
 ) -> pd.DataFrame:
@@ -168,6 +170,12 @@ def grouped_evaluation(
     n_val : int
         Training images set aside per fold for early stopping (:func:`validation_ids`),
         at most a fifth of the fold's training pool.
+    methods : sequence of str, optional
+        Separation methods scored (default: the model's own).
+    segmenter_options : dict, optional
+        Keyword arguments of :meth:`nucleilib.segmenter.Segmenter.from_keras` (``diameter``,
+        ``tta``) for scoring; ``"model_diameter"`` sets the configuration's nucleus
+        diameter, so that a model trained at the images' own scale is rescaled at inference.
     train, evaluate : callable, optional
         Stand-ins for :func:`nucleilib.training.train` and
         :func:`nucleilib.segmenter.evaluate_model` (tests).
@@ -191,11 +199,21 @@ def grouped_evaluation(
         held = set(val)
         fit = [samples[i] for i in fold["train"] if i not in held]
         result = train(budget, fit, [samples[i] for i in val], cache_root, name=f"{name}-fold{k}", verbose=0)
+        model, config = result.model, result.config.model
+        if segmenter_options:
+            import dataclasses
+
+            from ..segmenter import Segmenter
+
+            options = dict(segmenter_options)
+            if "model_diameter" in options:
+                config = dataclasses.replace(config, diameter=float(options.pop("model_diameter")))
+            model, config = Segmenter.from_keras(model, config, **options), None
         metrics, _ = evaluate(
-            result.model,
-            result.config.model,
+            model,
+            config,
             [samples[i] for i in fold["test"]],
-            methods=[result.config.model.separation],
+            methods=list(methods or [result.config.model.separation]),
         )
         metrics["fold"] = k
         metrics["group"] = groups[metrics["image_id"]].to_numpy()
@@ -218,6 +236,46 @@ def group_summary(per_image: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def comparison_budget(
+    *,
+    crop: int = 128,
+    batch_size: int = 8,
+    epochs: int = 20,
+    steps_per_epoch: int = 60,
+    patience: int = 12,
+    max_minutes: float | None = 20.0,
+    seed: int = 42,
+) -> object:
+    """The short, equal training budget of the grouped comparisons (the comparison chapter's
+    U-Net: 1,200 steps of 8 crops of 128 pixels), as a :class:`~nucleilib.training.TrainConfig`.
+
+    The chapter and ``python -m nucleilib.study.groups`` both build it here, so their
+    trainings have one digest and share the cached fold models.
+    """
+    from ..training import TrainConfig
+
+    return TrainConfig(
+        crop=crop,
+        batch_size=batch_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        patience=patience,
+        max_minutes=max_minutes,
+        seed=seed,
+    )
+
+
+def write_grouped(per_image: pd.DataFrame, out: object, stem: str) -> pd.DataFrame:
+    """Write ``<stem>-per-image.csv`` and ``<stem>-summary.csv`` to ``out``; return the summary."""
+    from pathlib import Path
+
+    out = Path(out)
+    per_image.to_csv(out / f"{stem}-per-image.csv", index=False)
+    summary = group_summary(per_image)
+    summary.to_csv(out / f"{stem}-summary.csv")
+    return summary
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m nucleilib.study.groups``: the grouped evaluation of the comparison budget's U-Net."""
     import argparse
@@ -225,7 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pathlib import Path
 
     from ..data import data_root, load_dataset
-    from ..training import TrainConfig
 
     parser = argparse.ArgumentParser(prog="python -m nucleilib.study.groups", description=main.__doc__)
     parser.add_argument("--artefacts", default="artefacts/cpu", help="the run's artefact folder (manifest, models)")
@@ -243,26 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         samples = {s.image_id: s for s in load_dataset(data_root(), ids=list(groups.index))}
-    budget = TrainConfig(
-        crop=args.crop,
-        batch_size=8,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        patience=12,
-        max_minutes=args.max_minutes,
-        seed=42,
+    budget = comparison_budget(
+        crop=args.crop, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, max_minutes=args.max_minutes
     )
     per_image = grouped_evaluation(samples, groups, folds, budget, out / "models", name=args.name)
-    stem = f"{args.name}-{len(folds)}folds"
-    per_image.to_csv(out / f"{stem}-per-image.csv", index=False)
-    summary = group_summary(per_image)
-    summary.to_csv(out / f"{stem}-summary.csv")
+    summary = write_grouped(per_image, out, f"{args.name}-{len(folds)}folds")
     print(summary.round(3).to_string())
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 def random_split_by_group(per_image: pd.DataFrame, groups: pd.Series, model: str = "U-Net") -> pd.DataFrame:
@@ -317,3 +361,7 @@ def groups_figure(comparison: pd.DataFrame) -> object:
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

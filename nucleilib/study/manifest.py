@@ -12,15 +12,10 @@ import pandas as pd
 
 from ..data import Sample
 
-MODALITIES = ("fluorescence", "brightfield", "stained tissue")
-DENSITY_BINS = ("sparse", "medium", "dense")
+# The modality classifier is the tool's (training balances modalities with it); re-exported here.
+from ..preprocess import BRIGHT_BACKGROUND, COLOUR_THRESHOLD, MODALITIES, classify_modality  # noqa: F401
 
-#: Mean absolute difference between neighbouring colour channels (0-1 scale) above
-#: which an image counts as colour. Grey DSB images store three equal channels (0.0);
-#: the stained-tissue images measure 0.06 and more.
-COLOUR_THRESHOLD = 0.02
-#: Median grey level (0-1) above which a grey image has a bright background.
-BRIGHT_BACKGROUND = 0.5
+DENSITY_BINS = ("sparse", "medium", "dense")
 
 #: Split sizes of the seed paper, as (train, val, test) counts of its 740 images.
 #: They are scaled to the size of the data set at hand by :func:`split_sizes`.
@@ -30,38 +25,6 @@ PAPER_SPLITS: dict[str, tuple[int, int, int]] = {
     "70-20-10": (518, 148, 74),
 }
 SPLIT_NAMES = tuple(PAPER_SPLITS)
-
-
-def classify_modality(image: np.ndarray) -> str:
-    """Classify an RGB image as fluorescence, brightfield or stained tissue.
-
-    Colour images are stained tissue; grey images with a bright background are
-    brightfield; grey images with a dark background are fluorescence.
-
-    Parameters
-    ----------
-    image : ndarray of uint8, shape (H, W, 3)
-
-    Returns
-    -------
-    str
-        One of :data:`MODALITIES`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> classify_modality(np.zeros((8, 8, 3), np.uint8))
-    'fluorescence'
-    """
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
-    rgb = image.astype(np.float32) / 255.0
-    colourfulness = float(np.abs(rgb[..., 0] - rgb[..., 1]).mean() + np.abs(rgb[..., 1] - rgb[..., 2]).mean())
-    if colourfulness > COLOUR_THRESHOLD:
-        return "stained tissue"
-    if float(np.median(rgb.mean(axis=-1))) > BRIGHT_BACKGROUND:
-        return "brightfield"
-    return "fluorescence"
 
 
 def density_bins(counts: Sequence[int] | np.ndarray) -> list[str]:

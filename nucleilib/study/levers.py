@@ -1,0 +1,176 @@
+"""The levers against unseen imaging conditions, each measured on the grouped protocol.
+
+A *lever* is a change of the training (:data:`TRAINING_LEVERS`: nucleus scale, colour and
+stain augmentation, modality-balanced sampling) or of the inference (:data:`INFERENCE_OPTIONS`:
+test-time augmentation, rescaling a native-scale model at inference, the separation method).
+Each training lever is trained with the comparison budget (:func:`~nucleilib.study.groups.comparison_budget`)
+once per grouped fold and cached, so the table of levers is re-read, not re-trained, when the
+book is rebuilt.
+
+``python -m nucleilib.study.levers --lever scale`` runs one lever from the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import groups as grp
+
+#: Nucleus diameter (pixels) a scale-aware model is trained and run at: about the median of
+#: the DSB images' own median diameters (18 pixels), rounded up so small nuclei gain pixels.
+CANONICAL_DIAMETER = 20.0
+#: Zoom range of the scale-aware training crops (log-uniform in [1/j, j]).
+SCALE_JITTER = 1.25
+
+#: Training levers: changes of the comparison budget's TrainConfig (``model`` changes the
+#: ModelConfig).
+TRAINING_LEVERS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "modality": {"colour": True, "balance": "modality"},
+    "scale": {"model": {"diameter": CANONICAL_DIAMETER}, "scale_jitter": SCALE_JITTER},
+    "scale+modality": {
+        "model": {"diameter": CANONICAL_DIAMETER},
+        "scale_jitter": SCALE_JITTER,
+        "colour": True,
+        "balance": "modality",
+    },
+}
+
+#: Inference options scored on a trained lever (``Segmenter.from_keras`` settings; see
+#: :func:`nucleilib.study.groups.grouped_evaluation`).
+INFERENCE_OPTIONS: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "tta8": {"tta": 8},
+    "rescaled at inference": {"model_diameter": CANONICAL_DIAMETER, "diameter": "auto"},
+}
+
+
+def lever_config(budget: Any, lever: str) -> Any:
+    """The comparison ``budget`` with the changes of a training lever.
+
+    Examples
+    --------
+    >>> from nucleilib.study.groups import comparison_budget
+    >>> config = lever_config(comparison_budget(), "scale")
+    >>> config.model.diameter, config.scale_jitter, config.colour
+    (20.0, 1.25, False)
+    """
+    if lever not in TRAINING_LEVERS:
+        raise ValueError(f"unknown lever {lever!r}; choose one of {', '.join(TRAINING_LEVERS)}")
+    changes = dict(TRAINING_LEVERS[lever])
+    model_changes = changes.pop("model", {})
+    config = dataclasses.replace(budget, **changes)
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, **model_changes))
+
+
+def lever_evaluation(
+    samples: dict,
+    groups: pd.Series,
+    folds: Sequence[dict[str, list[str]]],
+    budget: Any,
+    cache_root: str | Path,
+    lever: str,
+    *,
+    inference: str = "plain",
+    methods: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """:func:`~nucleilib.study.groups.grouped_evaluation` of one training lever and one
+    inference option; the rows carry ``lever`` and ``inference`` columns.
+
+    The baseline's fold models are the chapter's (``grouped-unet-fold<k>``); the other
+    levers' are cached as ``grouped-<lever>-fold<k>``.
+    """
+    if inference not in INFERENCE_OPTIONS:
+        raise ValueError(f"unknown inference option {inference!r}; choose one of {', '.join(INFERENCE_OPTIONS)}")
+    config = lever_config(budget, lever)
+    options = dict(INFERENCE_OPTIONS[inference])
+    if "model_diameter" in options and config.model.diameter is not None:
+        options.pop("model_diameter")  # a scale-aware model rescales anyway
+    name = "grouped-unet" if lever == "baseline" else f"grouped-{lever.replace('+', '-')}"
+    per_image = grp.grouped_evaluation(
+        samples,
+        groups,
+        folds,
+        config,
+        cache_root,
+        name=name,
+        methods=methods,
+        segmenter_options=options or None,
+        **kwargs,
+    )
+    per_image.insert(0, "inference", inference)
+    per_image.insert(0, "lever", lever)
+    return per_image
+
+
+def lever_table(per_image: pd.DataFrame, metric: str = "dsb_score") -> pd.DataFrame:
+    """One row per (lever, inference, method): ``metric`` per held-out group, its mean over
+    groups and over images, and the weakest group's.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"lever": ["a", "a", "a"], "inference": "plain", "method": "borders",
+    ...                      "group": ["g1", "g1", "g2"], "image_id": ["x", "y", "z"], "dsb_score": [0.2, 0.4, 0.6]})
+    >>> lever_table(rows).round(2).to_dict("records")
+    [{'lever': 'a', 'inference': 'plain', 'method': 'borders', 'g1': 0.3, 'g2': 0.6, 'mean over groups': 0.45, \
+'mean over images': 0.4, 'weakest group': 0.3}]
+    """
+    keys = ["lever", "inference", "method"]
+    by_group = per_image.pivot_table(index=keys, columns="group", values=metric, aggfunc="mean", sort=False)
+    order = per_image["group"].value_counts().index
+    table = by_group[[g for g in order if g in by_group.columns]].copy()
+    table["mean over groups"] = by_group.mean(axis=1)
+    table["mean over images"] = per_image.groupby(keys, sort=False)[metric].mean()
+    table["weakest group"] = by_group.min(axis=1)
+    table.columns.name = None
+    return table.reset_index()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m nucleilib.study.levers``: train and score levers on the grouped folds."""
+    import argparse
+    import warnings
+
+    from ..data import data_root, load_dataset
+    from ..inference import METHODS
+
+    parser = argparse.ArgumentParser(prog="python -m nucleilib.study.levers", description=main.__doc__)
+    parser.add_argument("--artefacts", default="artefacts/cpu", help="the run's artefact folder (manifest, models)")
+    parser.add_argument("--lever", nargs="+", default=list(TRAINING_LEVERS), choices=list(TRAINING_LEVERS))
+    parser.add_argument("--inference", nargs="+", default=["plain"], choices=list(INFERENCE_OPTIONS))
+    parser.add_argument("--folds", type=int, default=3)
+    args = parser.parse_args(argv)
+    out = Path(args.artefacts)
+    manifest = pd.read_csv(out / "manifest.csv")
+    groups = grp.imaging_groups(manifest)
+    folds = grp.grouped_folds(groups, args.folds or None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        samples = {s.image_id: s for s in load_dataset(data_root(), ids=list(groups.index))}
+    (out / "levers").mkdir(exist_ok=True)
+    for lever in args.lever:
+        for inference in args.inference:
+            per_image = lever_evaluation(
+                samples,
+                groups,
+                folds,
+                grp.comparison_budget(),
+                out / "models",
+                lever,
+                inference=inference,
+                methods=METHODS,
+            )
+            stem = f"{lever}-{inference}".replace(" ", "-").replace("+", "-")
+            per_image.to_csv(out / "levers" / f"{stem}-per-image.csv", index=False)
+            print(lever_table(per_image).round(3).to_string(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
