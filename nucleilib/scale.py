@@ -79,6 +79,23 @@ def scale_factor(image_diameter: float, model_diameter: float) -> float:
     return float(np.clip(model_diameter / image_diameter, *FACTOR_LIMITS))
 
 
+def limit_upscale(factor: float, shape: tuple[int, ...], max_pixels: int) -> float:
+    """``factor``, lowered where it would enlarge an image of ``shape`` beyond ``max_pixels``
+    (never below 1: an image already that large is not shrunk for it).
+
+    Examples
+    --------
+    >>> limit_upscale(4.0, (1024, 1024), 2048 * 2048), limit_upscale(4.0, (256, 256), 2048 * 2048)
+    (2.0, 4.0)
+    >>> limit_upscale(0.5, (4096, 4096), 2048 * 2048), limit_upscale(3.0, (4096, 4096), 2048 * 2048)
+    (0.5, 1.0)
+    """
+    if factor <= 1.0:
+        return factor
+    room = math.sqrt(max_pixels / (shape[0] * shape[1]))
+    return float(min(factor, max(1.0, room)))
+
+
 def scaled_shape(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
     """``(round(H * factor), round(W * factor))``, at least 1 x 1.
 

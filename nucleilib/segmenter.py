@@ -36,7 +36,7 @@ from .inference import METHODS, PredictFn, dihedral_average, object_table, predi
 from .io import as_rgb8, read_image
 from .models import ModelConfig
 from .preprocess import preprocess
-from .scale import rescale_image, resize_labels, scale_factor, typical_diameter
+from .scale import limit_upscale, rescale_image, resize_labels, scale_factor, typical_diameter
 from .validation import multiple_of, non_negative_int, one_of, open_unit_interval
 
 SEPARATION_METHODS = METHODS
@@ -46,6 +46,9 @@ TILE_OVERLAP = 32
 #: which it stops: a first pass at the image's own scale, then up to two at the scale
 #: its nuclei suggest.
 AUTO_PASSES, AUTO_TOLERANCE = 2, 1.15
+#: An image is never enlarged beyond this many pixels for the network (a 1024 x 1024 image at
+#: most twice per side): bounded time and memory where a first pass mistakes debris for nuclei.
+MAX_WORKING_PIXELS = 2048 * 2048
 #: Test-time augmentation choices: views averaged (1: none).
 TTA_CHOICES = (1, 4, 8)
 
@@ -104,7 +107,9 @@ class Segmenter:
         set): ``"auto"`` estimates each image's nucleus diameter (a first pass at the
         image's scale, then up to :data:`AUTO_PASSES` at the scale it suggests), a number
         is the diameter in pixels of the user's nuclei; the image is resized so that
-        nuclei are ``config.diameter`` across, and the labels are mapped back. ``None``
+        nuclei are ``config.diameter`` across (by a factor within
+        :data:`nucleilib.scale.FACTOR_LIMITS`, and never to more than
+        :data:`MAX_WORKING_PIXELS`), and the labels are mapped back. ``None``
         segments every image at its own scale (as does ``"auto"`` with a model that is
         not scale-aware).
     tta : int
@@ -260,8 +265,9 @@ class Segmenter:
             _as_image(image), sigma=config.sigma, invert_bright=config.invert_bright, grey=config.in_channels == 1
         )
 
-    def _predict(self, x: np.ndarray, factor: float = 1.0) -> np.ndarray:
-        return predict_tiled(self._network, rescale_image(x, factor), tile=self.tile, overlap=TILE_OVERLAP)
+    def _predict(self, x: np.ndarray, factor: float = 1.0, *, tta: bool = True) -> np.ndarray:
+        network = self._network if tta else self.predict_fn
+        return predict_tiled(network, rescale_image(x, factor), tile=self.tile, overlap=TILE_OVERLAP)
 
     def probabilities(self, image: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
         """Probability maps ``(H, W, K)`` of one image at its own scale and full resolution.
@@ -287,19 +293,25 @@ class Segmenter:
         reference = self.config.diameter
         if setting is None or reference is None:
             return self._predict(x), math.nan, 1.0
+        def factor_for(diameter: float) -> float:
+            return limit_upscale(scale_factor(diameter, reference), x.shape, MAX_WORKING_PIXELS)
+
         if isinstance(setting, float):
-            factor = scale_factor(setting, reference)
+            factor = factor_for(setting)
             return self._predict(x, factor), setting, factor
-        factor, probs = 1.0, self._predict(x)
+        # The size estimate needs no test-time augmentation: only the final pass gets it.
+        factor, probs = 1.0, self._predict(x, tta=False)
         chosen = math.nan  # the estimate the working scale was set by
         for attempt in range(AUTO_PASSES):
             estimate = typical_diameter(self.labels(probs)) / factor
-            proposed = scale_factor(estimate, reference)
+            proposed = factor_for(estimate)
             if attempt == 0:
                 chosen = estimate
             if abs(math.log(proposed / factor)) <= math.log(AUTO_TOLERANCE):
                 break
             factor, chosen = proposed, estimate
+            probs = self._predict(x, factor, tta=False)
+        if self.tta > 1:
             probs = self._predict(x, factor)
         return probs, chosen, factor
 

@@ -172,3 +172,36 @@ def test_grouped_evaluation_scores_through_a_segmenter_with_the_options(tmp_path
     for model, config, methods in got:
         assert isinstance(model, Segmenter) and config is None and methods == ["components"]
         assert model.tta == 8 and model.config.diameter == 20.0 and model.diameter == "auto"
+
+
+def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_path):
+    from types import SimpleNamespace
+
+    groups = pd.Series(["a"] * 20 + ["b"] * 20, index=[f"i{k:02d}" for k in range(40)])
+    folds = grp.grouped_folds(groups, 2)
+    samples = {i: SimpleNamespace(image_id=i) for i in groups.index}
+    calls = []
+
+    def fake_train(budget, fit, val, cache_root, *, name, verbose):
+        (tmp_path / name).mkdir(exist_ok=True)
+        return SimpleNamespace(
+            model=None, config=SimpleNamespace(model=SimpleNamespace(separation="borders")), folder=tmp_path / name
+        )
+
+    def fake_evaluate(model, config, test, methods):
+        calls.append(methods)
+        ids = [s.image_id for s in test]
+        return pd.DataFrame({"image_id": ids, "dsb_score": 0.1 * len(calls), "ap50": 0.6, "iou": 0.7}), {}
+
+    def run(**kwargs):
+        return grp.grouped_evaluation(
+            samples, groups, folds, None, tmp_path, train=fake_train, evaluate=fake_evaluate, **kwargs
+        )
+
+    first = run()
+    assert len(calls) == 2 and len(list(tmp_path.glob("*/scores-*.csv"))) == 2
+    pd.testing.assert_frame_equal(run(), first)
+    assert len(calls) == 2
+    run(methods=["components"])  # other settings: scored, and cached apart
+    assert len(calls) == 4 and len(list(tmp_path.glob("*/scores-*.csv"))) == 4
+    assert not run(rescore=True)["dsb_score"].equals(first["dsb_score"]) and len(calls) == 6

@@ -140,3 +140,12 @@ def test_model_config_keeps_earlier_configs_unchanged() -> None:
     assert "diameter" not in models.ModelConfig().to_json()
     config = models.ModelConfig.from_dict({**models.ModelConfig(diameter=20.0).__dict__})
     assert '"diameter": 20.0' in config.to_json() and config.diameter == 20.0
+
+
+def test_a_large_image_is_never_enlarged_beyond_the_working_limit(monkeypatch) -> None:
+    import nucleilib.segmenter as segmenter_module
+
+    monkeypatch.setattr(segmenter_module, "MAX_WORKING_PIXELS", 256 * 256)
+    image, _ = discs_image((128, 128), [(40, 40), (90, 90)], 3)  # nuclei 6 across: factor 20 / 6 wanted
+    result = Segmenter(identity, AWARE, diameter=6.0).segment_instances(image)
+    assert result.scale == pytest.approx(2.0) and result.labels.shape == (128, 128)

@@ -126,6 +126,41 @@ def check_folds(folds: Sequence[dict[str, list[str]]], groups: pd.Series) -> Non
         raise ValueError("the folds' test sets do not cover every image exactly once")
 
 
+#: Version of the scoring kept in the cached per-fold scores; raise it when scoring changes.
+SCORES_VERSION = 2
+
+
+def _scores_path(folder: object, test_ids: Sequence[str], methods: Sequence[str], options: dict | None) -> object:
+    """Where a fold model's scores with these settings are cached (None without a model folder)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    key = json.dumps(
+        {"version": SCORES_VERSION, "test": sorted(test_ids), "methods": list(methods), "options": options or {}},
+        sort_keys=True,
+    )
+    return folder / f"scores-{hashlib.sha256(key.encode()).hexdigest()[:12]}.csv"
+
+
+def _scoring_model(result: object, segmenter_options: dict | None) -> tuple[object, object]:
+    """The trained model and config to score with, or a Segmenter built with the options."""
+    model, config = result.model, result.config.model
+    if not segmenter_options:
+        return model, config
+    import dataclasses
+
+    from ..segmenter import Segmenter
+
+    options = dict(segmenter_options)
+    if "model_diameter" in options:
+        config = dataclasses.replace(config, diameter=float(options.pop("model_diameter")))
+    return Segmenter.from_keras(model, config, **options), None
+
+
 def validation_ids(train_ids: Sequence[str], n: int = 9) -> list[str]:
     """``n`` evenly spaced ids of the sorted training pool, kept for early stopping.
 
@@ -151,6 +186,7 @@ def grouped_evaluation(
     n_val: int = 9,
     methods: Sequence[str] | None = None,
     segmenter_options: dict | None = None,
+    rescore: bool = False,
     train: object = None,
     evaluate: object = None,
 ) -> pd.DataFrame:
@@ -176,6 +212,11 @@ def grouped_evaluation(
         Keyword arguments of :meth:`nucleilib.segmenter.Segmenter.from_keras` (``diameter``,
         ``tta``) for scoring; ``"model_diameter"`` sets the configuration's nucleus
         diameter, so that a model trained at the images' own scale is rescaled at inference.
+    rescore : bool
+        Score again even where the scores are cached. A fold's per-image scores are kept in
+        its model folder as ``scores-<key>.csv``, the key a digest of :data:`SCORES_VERSION`,
+        the test ids, the methods and the options, so a re-run of the book neither retrains
+        nor rescores (its ``predict_s`` column is the time of the run that scored it).
     train, evaluate : callable, optional
         Stand-ins for :func:`nucleilib.training.train` and
         :func:`nucleilib.segmenter.evaluate_model` (tests).
@@ -199,22 +240,18 @@ def grouped_evaluation(
         held = set(val)
         fit = [samples[i] for i in fold["train"] if i not in held]
         result = train(budget, fit, [samples[i] for i in val], cache_root, name=f"{name}-fold{k}", verbose=0)
-        model, config = result.model, result.config.model
-        if segmenter_options:
-            import dataclasses
+        test = [samples[i] for i in fold["test"]]
+        scored_with = list(methods or [result.config.model.separation])
+        cached = _scores_path(result.folder, fold["test"], scored_with, segmenter_options)
+        if cached is not None and cached.is_file() and not rescore:
+            metrics = pd.read_csv(cached)
+        else:
+            model, config = _scoring_model(result, segmenter_options)
+            metrics, _ = evaluate(model, config, test, methods=scored_with)
+            if cached is not None:
+                from ..io import write_table
 
-            from ..segmenter import Segmenter
-
-            options = dict(segmenter_options)
-            if "model_diameter" in options:
-                config = dataclasses.replace(config, diameter=float(options.pop("model_diameter")))
-            model, config = Segmenter.from_keras(model, config, **options), None
-        metrics, _ = evaluate(
-            model,
-            config,
-            [samples[i] for i in fold["test"]],
-            methods=list(methods or [result.config.model.separation]),
-        )
+                write_table(metrics, cached)
         metrics["fold"] = k
         metrics["group"] = groups[metrics["image_id"]].to_numpy()
         metrics["model"] = result.folder.name

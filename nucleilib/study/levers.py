@@ -45,6 +45,7 @@ TRAINING_LEVERS: dict[str, dict[str, Any]] = {
 #: :func:`nucleilib.study.groups.grouped_evaluation`).
 INFERENCE_OPTIONS: dict[str, dict[str, Any]] = {
     "plain": {},
+    "tta4": {"tta": 4},
     "tta8": {"tta": 8},
     "rescaled at inference": {"model_diameter": CANONICAL_DIAMETER, "diameter": "auto"},
 }
@@ -132,6 +133,66 @@ def lever_table(per_image: pd.DataFrame, metric: str = "dsb_score") -> pd.DataFr
     return table.reset_index()
 
 
+def run_levers(
+    samples: dict,
+    groups: pd.Series,
+    folds: Sequence[dict[str, list[str]]],
+    budget: Any,
+    cache_root: str | Path,
+    runs: Sequence[tuple[str, str]],
+    *,
+    methods: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """:func:`lever_evaluation` of every ``(lever, inference)`` pair of ``runs``, one table."""
+    frames = [
+        lever_evaluation(samples, groups, folds, budget, cache_root, lever, inference=inference, methods=methods)
+        for lever, inference in runs
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def best_lever(table: pd.DataFrame, method: str = "borders") -> pd.Series:
+    """The row of :func:`lever_table` with the highest mean over groups, among plain-inference
+    rows with the model's own separation ``method`` (the criterion that picks the settings)."""
+    rows = table[(table["inference"] == "plain") & (table["method"] == method)]
+    if rows.empty:
+        raise ValueError(f"no plain-inference rows with method {method!r}")
+    return rows.loc[rows["mean over groups"].idxmax()]
+
+
+def before_after(per_image: pd.DataFrame, before: tuple[str, str, str], after: tuple[str, str, str]) -> pd.DataFrame:
+    """Per held-out group: DSB and IoU of two (lever, inference, method) rows, and the change.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"lever": ["a", "b"], "inference": "plain", "method": "borders", "group": "g",
+    ...                      "image_id": "x", "dsb_score": [0.2, 0.5], "iou": [0.6, 0.7]})
+    >>> table = before_after(rows, ("a", "plain", "borders"), ("b", "plain", "borders"))
+    >>> table.loc["g", ["DSB before", "DSB after", "DSB change", "IoU change"]].round(2).tolist()
+    [0.2, 0.5, 0.3, 0.1]
+    >>> table.index.tolist()
+    ['g', 'mean over groups']
+    """
+    keys = ["lever", "inference", "method"]
+    columns: dict[str, Any] = {}
+    for label, choice in (("before", before), ("after", after)):
+        rows = per_image[(per_image[keys] == pd.Series(choice, index=keys)).all(axis=1)]
+        if rows.empty:
+            raise ValueError(f"no rows of {choice}")
+        by_group = rows.groupby("group")
+        columns["images"] = by_group["image_id"].size()
+        columns[f"DSB {label}"] = by_group["dsb_score"].mean()
+        columns[f"IoU {label}"] = by_group["iou"].mean()
+    table = pd.DataFrame(columns).sort_values("images", ascending=False)
+    table["DSB change"] = table["DSB after"] - table["DSB before"]
+    table["IoU change"] = table["IoU after"] - table["IoU before"]
+    order = ["images", "DSB before", "DSB after", "DSB change", "IoU before", "IoU after", "IoU change"]
+    table = table[order]
+    table.loc["mean over groups"] = [int(table["images"].sum()), *table[order[1:]].mean()]
+    table["images"] = table["images"].astype(int)
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m nucleilib.study.levers``: train and score levers on the grouped folds."""
     import argparse
@@ -145,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lever", nargs="+", default=list(TRAINING_LEVERS), choices=list(TRAINING_LEVERS))
     parser.add_argument("--inference", nargs="+", default=["plain"], choices=list(INFERENCE_OPTIONS))
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="separations scored")
     args = parser.parse_args(argv)
     out = Path(args.artefacts)
     manifest = pd.read_csv(out / "manifest.csv")
@@ -164,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out / "models",
                 lever,
                 inference=inference,
-                methods=METHODS,
+                methods=args.methods,
             )
             stem = f"{lever}-{inference}".replace(" ", "-").replace("+", "-")
             per_image.to_csv(out / "levers" / f"{stem}-per-image.csv", index=False)

@@ -179,7 +179,8 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "ship_quantised": True,
         },
     },
-    # cpu: three grouped-fold trainings of the comparison budget (about 20 min on 2 cores, cached).
+    # cpu: three grouped-fold trainings of the comparison budget per lever (the baseline and three
+    # training levers, about 20 min each on 2 cores, cached), scored plain and with test-time augmentation.
     "07_unseen": {
         "smoke": {
             "folds": 2,
@@ -189,6 +190,9 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "steps_per_epoch": 3,
             "patience": 2,
             "max_minutes": 2.0,
+            "tta_views": 4,
+            "methods": ["borders"],
+            "levers": ["scale+modality"],
         },
         "cpu": {
             "folds": 3,
