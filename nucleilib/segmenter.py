@@ -293,6 +293,7 @@ class Segmenter:
         reference = self.config.diameter
         if setting is None or reference is None:
             return self._predict(x), math.nan, 1.0
+
         def factor_for(diameter: float) -> float:
             return limit_upscale(scale_factor(diameter, reference), x.shape, MAX_WORKING_PIXELS)
 
