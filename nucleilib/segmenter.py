@@ -104,8 +104,9 @@ class Segmenter:
         of this size (a multiple of 16 above ``2 * TILE_OVERLAP``, so at least 80).
     diameter : "auto", float or None
         Nucleus size handling of a scale-aware model (one whose ``config.diameter`` is
-        set): ``"auto"`` estimates each image's nucleus diameter (a first pass at the
-        image's scale, then up to :data:`AUTO_PASSES` at the scale it suggests), a number
+        set): ``"auto"`` estimates each image's nucleus diameter (the area-weighted median
+        of :func:`nucleilib.scale.typical_diameter` over the nuclei of a first pass at the
+        image's scale, then of up to :data:`AUTO_PASSES` at the scale it suggests), a number
         is the diameter in pixels of the user's nuclei; the image is resized so that
         nuclei are ``config.diameter`` across (by a factor within
         :data:`nucleilib.scale.FACTOR_LIMITS`, and never to more than
@@ -304,7 +305,7 @@ class Segmenter:
         factor, probs = 1.0, self._predict(x, tta=False)
         chosen = math.nan  # the estimate the working scale was set by
         for attempt in range(AUTO_PASSES):
-            estimate = typical_diameter(self.labels(probs)) / factor
+            estimate = typical_diameter(self.labels(probs), weighting="area") / factor
             proposed = factor_for(estimate)
             if attempt == 0:
                 chosen = estimate

@@ -205,3 +205,27 @@ def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_pat
     run(methods=["components"])  # other settings: scored, and cached apart
     assert len(calls) == 4 and len(list(tmp_path.glob("*/scores-*.csv"))) == 4
     assert not run(rescore=True)["dsb_score"].equals(first["dsb_score"]) and len(calls) == 6
+
+
+def test_only_some_folds_are_trained_and_scored(tmp_path):
+    from types import SimpleNamespace
+
+    groups = pd.Series(["a"] * 20 + ["b"] * 20, index=[f"i{k:02d}" for k in range(40)])
+    folds = grp.grouped_folds(groups, 2)
+    samples = {i: SimpleNamespace(image_id=i) for i in groups.index}
+    names = []
+
+    def fake_train(budget, fit, val, cache_root, *, name, verbose):
+        names.append(name)
+        return SimpleNamespace(
+            model=None, config=SimpleNamespace(model=SimpleNamespace(separation="borders")), folder=tmp_path / name
+        )
+
+    def fake_evaluate(model, config, test, methods):
+        ids = [s.image_id for s in test]
+        return pd.DataFrame({"image_id": ids, "dsb_score": 0.5, "ap50": 0.6, "iou": 0.7}), {}
+
+    rows = grp.grouped_evaluation(
+        samples, groups, folds, None, tmp_path, only=[1], train=fake_train, evaluate=fake_evaluate
+    )
+    assert names == ["grouped-fold1"] and sorted(rows["image_id"]) == folds[1]["test"]

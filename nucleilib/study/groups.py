@@ -127,7 +127,7 @@ def check_folds(folds: Sequence[dict[str, list[str]]], groups: pd.Series) -> Non
 
 
 #: Version of the scoring kept in the cached per-fold scores; raise it when scoring changes.
-SCORES_VERSION = 2
+SCORES_VERSION = 3
 
 
 def _scores_path(folder: object, test_ids: Sequence[str], methods: Sequence[str], options: dict | None) -> object:
@@ -187,6 +187,7 @@ def grouped_evaluation(
     methods: Sequence[str] | None = None,
     segmenter_options: dict | None = None,
     rescore: bool = False,
+    only: Sequence[int] | None = None,
     train: object = None,
     evaluate: object = None,
 ) -> pd.DataFrame:
@@ -212,6 +213,9 @@ def grouped_evaluation(
         Keyword arguments of :meth:`nucleilib.segmenter.Segmenter.from_keras` (``diameter``,
         ``tta``) for scoring; ``"model_diameter"`` sets the configuration's nucleus
         diameter, so that a model trained at the images' own scale is rescaled at inference.
+    only : sequence of int, optional
+        Train and score these folds only (for a costly inference option); the rows then
+        cover only their images.
     rescore : bool
         Score again even where the scores are cached. A fold's per-image scores are kept in
         its model folder as ``scores-<key>.csv``, the key a digest of :data:`SCORES_VERSION`,
@@ -235,6 +239,8 @@ def grouped_evaluation(
     check_folds(folds, groups)
     frames = []
     for k, fold in enumerate(folds):
+        if only is not None and k not in only:
+            continue
         # A small training pool (a smoke run) keeps most of its images for training.
         val = validation_ids(fold["train"], min(n_val, max(1, len(fold["train"]) // 5)))
         held = set(val)

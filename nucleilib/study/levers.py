@@ -193,6 +193,34 @@ def before_after(per_image: pd.DataFrame, before: tuple[str, str, str], after: t
     return table
 
 
+def tta_effect(plain: pd.DataFrame, augmented: pd.DataFrame) -> pd.DataFrame:
+    """Per separation method, on the same images: DSB, IoU and seconds per image without and
+    with test-time augmentation.
+
+    Examples
+    --------
+    >>> plain = pd.DataFrame({"image_id": ["x", "y"], "method": "borders", "dsb_score": [0.4, 0.6],
+    ...                       "iou": 0.7, "predict_s": 0.1})
+    >>> tta = plain.assign(dsb_score=[0.5, 0.6], predict_s=0.8)
+    >>> tta_effect(plain, tta).round(2).to_dict("records")
+    [{'method': 'borders', 'images': 2, 'DSB plain': 0.5, 'DSB with TTA': 0.55, 'IoU plain': 0.7, \
+'IoU with TTA': 0.7, 's per image plain': 0.1, 's per image with TTA': 0.8}]
+    """
+    keys = ["image_id", "method"]
+    both = plain.merge(augmented, on=keys, suffixes=(" plain", " with TTA"))
+    if both.empty:
+        raise ValueError("no image scored both without and with test-time augmentation")
+    table = both.groupby("method").agg(
+        images=("image_id", "size"),
+        **{
+            f"{name} {side}": (f"{column} {side}", "mean")
+            for name, column in (("DSB", "dsb_score"), ("IoU", "iou"), ("s per image", "predict_s"))
+            for side in ("plain", "with TTA")
+        },
+    )
+    return table.reset_index()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m nucleilib.study.levers``: train and score levers on the grouped folds."""
     import argparse
