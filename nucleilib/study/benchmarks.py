@@ -160,6 +160,7 @@ def training_throughput(
 
     from ..models import build_model, compile_model
     from ..pipeline import training_dataset
+    from ..training import precision
 
     if variant not in THROUGHPUT_VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(THROUGHPUT_VARIANTS)}")
@@ -176,9 +177,7 @@ def training_throughput(
         parallel=not plain,
         prefetch=not plain,
     )
-    previous = tf.keras.mixed_precision.global_policy()
-    try:
-        tf.keras.mixed_precision.set_global_policy("mixed_bfloat16" if variant == "bfloat16" else "float32")
+    with precision("bfloat16" if variant == "bfloat16" else "off"):
         tf.keras.utils.set_random_seed(seed)
         model = compile_model(
             build_model(config.model),
@@ -198,8 +197,6 @@ def training_throughput(
             logs = train_step(iterator)
         float(logs["loss"])
         seconds = time.perf_counter() - start
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
     return steps * config.batch_size / seconds
 
 
