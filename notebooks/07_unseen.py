@@ -150,11 +150,15 @@ runs = [(lever, "plain") for lever in levers] + [("baseline", "rescaled at infer
 trained = lv.run_levers(samples, groups, fold_list, budget, model_cache, runs, methods=methods)
 all_levers = pd.concat([baseline, trained], ignore_index=True)
 dsb_table = lv.lever_table(all_levers)
+by_row = dsb_table[dsb_table["method"] == "borders"].set_index(["lever", "inference"])["mean over groups"]
+for (lever, inference), value in by_row.items():
+    glue(f"mean_{lever}_{inference}".replace(" ", "_").replace("+", "_"), float(value), display=False)
 dsb_table.round(3)
 
 # %% [markdown]
-# The criterion that chooses the settings is the mean DSB score over held-out groups with the
-# models' own separation (borders); the weakest group's score is the second column to read.
+# The criterion that chooses the settings (training lever and inference option together) is the
+# mean DSB score over held-out groups with the models' own separation (borders); the weakest
+# group's score is the second column to read.
 #
 # Test-time augmentation ({glue:text}`tta_views` views) costs that many network passes, so it is
 # measured on the chosen lever's first fold only (its held-out images), against the same images
@@ -167,21 +171,27 @@ lv.lever_table(all_levers, "iou").to_csv(out / "levers-iou.csv", index=False)
 best = lv.best_lever(dsb_table)
 glue("best_lever", best["lever"], display=False)
 glue("tta_views", tta_views, display=False)
+glue("best_inference", best["inference"], display=False)
 tta = lv.lever_evaluation(samples, groups, fold_list, budget, model_cache, best["lever"],
-                          inference=f"tta{tta_views}", methods=methods, only=[0])
-chosen = all_levers[(all_levers["lever"] == best["lever"]) & (all_levers["inference"] == "plain")]
+                          inference=lv.with_tta(best["inference"], tta_views), methods=methods, only=[0])
+chosen = all_levers[(all_levers["lever"] == best["lever"]) & (all_levers["inference"] == best["inference"])]
 tta_table = lv.tta_effect(chosen, tta)
 tta_table.to_csv(out / "levers-tta.csv", index=False)
+borders_tta = tta_table.set_index("method").loc["borders"]
+glue("tta_dsb_plain", float(borders_tta["DSB plain"]), display=False)
+glue("tta_dsb", float(borders_tta["DSB with TTA"]), display=False)
+glue("tta_cost", float(borders_tta["s per image with TTA"] / borders_tta["s per image plain"]), display=False)
 tta_table.round(3)
 
 # %% [markdown]
 # ## Before and after, per held-out group
 #
-# The baseline (the shipped configuration at this budget) against the chosen lever, both with
-# the borders separation and plain inference:
+# The baseline (the shipped configuration at this budget, plain inference) against the chosen
+# lever and inference option, both with the borders separation:
 
 # %%
-change = lv.before_after(all_levers, ("baseline", "plain", "borders"), (best["lever"], "plain", "borders"))
+change = lv.before_after(all_levers, ("baseline", "plain", "borders"),
+                         (best["lever"], best["inference"], "borders"))
 change.to_csv(out / "levers-before-after.csv")
 glue("dsb_before", float(change.loc["mean over groups", "DSB before"]), display=False)
 glue("dsb_after", float(change.loc["mean over groups", "DSB after"]), display=False)
@@ -196,7 +206,27 @@ change.round(3)
 # With whole imaging groups held out, the U-Net's DSB score is {glue:text}`dsb_groups_mean:.3f`
 # averaged over the {glue:text}`n_groups` groups ({glue:text}`dsb_images_mean:.3f` averaged over
 # images), against {glue:text}`dsb_random:.3f` on the random split's test images. The weakest
-# group, {glue:text}`dsb_worst_group`, scores {glue:text}`dsb_worst:.3f` when unseen. Of the
-# levers measured at the same budget, **{glue:text}`best_lever`** scores best: mean DSB over held-out
-# groups {glue:text}`dsb_before:.3f` before, {glue:text}`dsb_after:.3f` after; its weakest group is
-# {glue:text}`weakest_after` at {glue:text}`weakest_after_dsb:.3f`.
+# group, {glue:text}`dsb_worst_group`, scores {glue:text}`dsb_worst:.3f` when unseen.
+#
+# Of the settings measured at the same budget, **{glue:text}`best_lever`** trained and
+# **{glue:text}`best_inference`** scores best: mean DSB over held-out groups
+# {glue:text}`dsb_before:.3f` before, {glue:text}`dsb_after:.3f` after. Nucleus scale is the lever
+# that matters, and it works at inference: the baseline's networks, trained at the images' own
+# scales, with each image rescaled so that its nuclei are {glue:text}`canonical_diameter:.0f`
+# pixels across, score {glue:text}`mean_baseline_rescaled_at_inference:.3f`, and lift every
+# fluorescence group. Training at that one size as well (the scale lever) gives
+# {glue:text}`mean_scale_plain:.3f`, less: at this budget the network that saw nuclei of every size
+# copes better with the estimate's errors. Colour and stain augmentation with modality-balanced
+# sampling on top of scale did not help on average ({glue:text}`mean_scale_modality_plain:.3f`): it
+# lifts stained tissue and the rare fluorescence sizes a little and costs the large fluorescence
+# groups more. Test-time augmentation moves the chosen setting's first fold from
+# {glue:text}`tta_dsb_plain:.3f` to {glue:text}`tta_dsb:.3f` at {glue:text}`tta_cost:.1f` times the
+# time per image.
+#
+# What is still wrong: bright-field images and stained tissue stay far below 0.30 with every
+# lever measured here ({glue:text}`weakest_after` is the weakest group after, at
+# {glue:text}`weakest_after_dsb:.3f`). On bright field the first pass finds hundreds of fragments,
+# so neither the size estimate nor the segmentation holds; a network that never saw a
+# bright-field or a stained image does not learn them from colour jitter of fluorescence images.
+# The shipped model is not replaced: the aim set for this work (mean over groups at least 0.10
+# above the baseline, no group below 0.30) is not reached yet.

@@ -49,6 +49,26 @@ INFERENCE_OPTIONS: dict[str, dict[str, Any]] = {
     "tta8": {"tta": 8},
     "rescaled at inference": {"model_diameter": CANONICAL_DIAMETER, "diameter": "auto"},
 }
+INFERENCE_OPTIONS.update(
+    {
+        f"rescaled at inference + tta{views}": {**INFERENCE_OPTIONS["rescaled at inference"], "tta": views}
+        for views in (4, 8)
+    }
+)
+
+
+def with_tta(inference: str, views: int) -> str:
+    """The inference option that adds ``views``-fold test-time augmentation to ``inference``.
+
+    Examples
+    --------
+    >>> with_tta("plain", 8), with_tta("rescaled at inference", 4)
+    ('tta8', 'rescaled at inference + tta4')
+    """
+    name = f"tta{views}" if inference == "plain" else f"{inference} + tta{views}"
+    if name not in INFERENCE_OPTIONS:
+        raise ValueError(f"no test-time augmentation option {name!r}")
+    return name
 
 
 def lever_config(budget: Any, lever: str) -> Any:
@@ -152,11 +172,12 @@ def run_levers(
 
 
 def best_lever(table: pd.DataFrame, method: str = "borders") -> pd.Series:
-    """The row of :func:`lever_table` with the highest mean over groups, among plain-inference
-    rows with the model's own separation ``method`` (the criterion that picks the settings)."""
-    rows = table[(table["inference"] == "plain") & (table["method"] == method)]
+    """The row of :func:`lever_table` with the highest mean over groups among the rows with the
+    model's own separation ``method`` (the criterion that picks the settings): a training
+    lever and an inference option together."""
+    rows = table[table["method"] == method]
     if rows.empty:
-        raise ValueError(f"no plain-inference rows with method {method!r}")
+        raise ValueError(f"no rows with method {method!r}")
     return rows.loc[rows["mean over groups"].idxmax()]
 
 
