@@ -151,8 +151,9 @@ trained = lv.run_levers(samples, groups, fold_list, budget, model_cache, runs, m
 all_levers = pd.concat([baseline, trained], ignore_index=True)
 dsb_table = lv.lever_table(all_levers)
 by_row = dsb_table[dsb_table["method"] == "borders"].set_index(["lever", "inference"])["mean over groups"]
-for (lever, inference), value in by_row.items():
-    glue(f"mean_{lever}_{inference}".replace(" ", "_").replace("+", "_"), float(value), display=False)
+for lever, inference in [(lever, "plain") for lever in lv.TRAINING_LEVERS] + [("baseline", "rescaled at inference")]:
+    value = float(by_row.get((lever, inference), float("nan")))  # NaN: not trained in this profile
+    glue(f"mean_{lever}_{inference}".replace(" ", "_").replace("+", "_"), value, display=False)
 dsb_table.round(3)
 
 # %% [markdown]
