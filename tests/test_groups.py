@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
 from nucleilib.study import groups as grp
 from nucleilib.study.groups import check_folds, group_table, grouped_folds, imaging_groups
+
+
+def two_groups_in_two_folds():
+    """Two imaging groups of 20 stand-in samples each, one per fold: (groups, folds, samples)."""
+    groups = pd.Series(["a"] * 20 + ["b"] * 20, index=[f"i{k:02d}" for k in range(40)])
+    return groups, grp.grouped_folds(groups, 2), {i: SimpleNamespace(image_id=i) for i in groups.index}
+
+
+def fold_result(tmp_path, name, *, separation="borders", make_folder=False):
+    """What a stand-in ``train`` returns for one fold."""
+    if make_folder:
+        (tmp_path / name).mkdir(exist_ok=True)
+    config = SimpleNamespace(model=SimpleNamespace(separation=separation))
+    return SimpleNamespace(model=None, config=config, folder=tmp_path / name)
 
 
 def _manifest() -> pd.DataFrame:
@@ -70,8 +86,6 @@ def test_errors_name_the_problem():
 
 
 def test_grouped_evaluation_trains_per_fold_without_its_groups(tmp_path):
-    from types import SimpleNamespace
-
     from nucleilib.study.groups import group_summary, grouped_evaluation
 
     groups = imaging_groups(_manifest())
@@ -137,14 +151,10 @@ def test_levers_change_only_what_they_name_and_table_per_group(tmp_path):
 
 
 def test_grouped_evaluation_scores_through_a_segmenter_with_the_options(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
     from nucleilib.models import ModelConfig
     from nucleilib.segmenter import Segmenter
 
-    groups = pd.Series(["a"] * 20 + ["b"] * 20, index=[f"i{k:02d}" for k in range(40)])
-    folds = grp.grouped_folds(groups, 2)
-    samples = {i: SimpleNamespace(image_id=i) for i in groups.index}
+    groups, folds, samples = two_groups_in_two_folds()
     got = []
 
     def fake_train(budget, fit, val, cache_root, *, name, verbose):
@@ -175,18 +185,12 @@ def test_grouped_evaluation_scores_through_a_segmenter_with_the_options(tmp_path
 
 
 def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_path):
-    from types import SimpleNamespace
 
-    groups = pd.Series(["a"] * 20 + ["b"] * 20, index=[f"i{k:02d}" for k in range(40)])
-    folds = grp.grouped_folds(groups, 2)
-    samples = {i: SimpleNamespace(image_id=i) for i in groups.index}
+    groups, folds, samples = two_groups_in_two_folds()
     calls = []
 
     def fake_train(budget, fit, val, cache_root, *, name, verbose):
-        (tmp_path / name).mkdir(exist_ok=True)
-        return SimpleNamespace(
-            model=None, config=SimpleNamespace(model=SimpleNamespace(separation="borders")), folder=tmp_path / name
-        )
+        return fold_result(tmp_path, name, make_folder=True)
 
     def fake_evaluate(model, config, test, methods):
         calls.append(methods)
@@ -208,18 +212,13 @@ def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_pat
 
 
 def test_only_some_folds_are_trained_and_scored(tmp_path):
-    from types import SimpleNamespace
 
-    groups = pd.Series(["a"] * 20 + ["b"] * 20, index=[f"i{k:02d}" for k in range(40)])
-    folds = grp.grouped_folds(groups, 2)
-    samples = {i: SimpleNamespace(image_id=i) for i in groups.index}
+    groups, folds, samples = two_groups_in_two_folds()
     names = []
 
     def fake_train(budget, fit, val, cache_root, *, name, verbose):
         names.append(name)
-        return SimpleNamespace(
-            model=None, config=SimpleNamespace(model=SimpleNamespace(separation="borders")), folder=tmp_path / name
-        )
+        return fold_result(tmp_path, name)
 
     def fake_evaluate(model, config, test, methods):
         ids = [s.image_id for s in test]
