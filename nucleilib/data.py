@@ -376,14 +376,22 @@ def fetch(name: str = DEFAULT_DATASET, *, download: bool = True) -> Path:
     if not download:
         raise DatasetError(f"{samples}: data set not downloaded; run `nuclei fetch` or set ${DATA_ENV}")
     import pooch
+    import requests
 
-    archive = pooch.retrieve(
-        url=str(entry["url"]),
-        known_hash=entry["archive_sha256"],  # type: ignore[arg-type]
-        fname=f"{name}.zip",
-        path=cache_dir() / "downloads",
-        progressbar=True,
-    )
+    try:
+        archive = pooch.retrieve(
+            url=str(entry["url"]),
+            known_hash=entry["archive_sha256"],  # type: ignore[arg-type]
+            fname=f"{name}.zip",
+            path=cache_dir() / "downloads",
+            progressbar=True,
+        )
+    except (requests.RequestException, OSError) as error:
+        # A machine without internet is the usual case here: say what to do instead.
+        raise DatasetError(
+            f"{entry['url']}: download failed ({type(error).__name__}); check the connection, or set "
+            f"${DATA_ENV} to a local copy of the {name} samples"
+        ) from None
     return install_archive(Path(archive), name)
 
 

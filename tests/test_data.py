@@ -461,6 +461,20 @@ def test_fetch_without_download_and_no_data(monkeypatch, cache_path):
     assert not (cache_path / "downloads").exists()
 
 
+def test_fetch_offline_says_what_to_do(monkeypatch, cache_path):
+    import pooch
+    import requests
+
+    def offline(**kwargs):
+        raise requests.ConnectionError("Failed to resolve 'github.com'")
+
+    monkeypatch.delenv("NUCLEI_DATA_DIR", raising=False)
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    with pytest.raises(DatasetError, match="download failed .ConnectionError.*NUCLEI_DATA_DIR"):
+        data_root()
+    assert not (cache_path / "dsb2018-stage1-train").exists()
+
+
 def test_fetch_unknown_name():
     with pytest.raises(DatasetError, match="unknown data set 'nope'"):
         fetch("nope", download=False)
