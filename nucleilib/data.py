@@ -386,11 +386,16 @@ def fetch(name: str = DEFAULT_DATASET, *, download: bool = True) -> Path:
             path=cache_dir() / "downloads",
             progressbar=True,
         )
-    except (requests.RequestException, OSError) as error:
+    except requests.RequestException as error:
         # A machine without internet is the usual case here: say what to do instead.
         raise DatasetError(
             f"{entry['url']}: download failed ({type(error).__name__}); check the connection, or set "
             f"${DATA_ENV} to a local copy of the {name} samples"
+        ) from None
+    except OSError as error:  # after RequestException, which is an OSError too
+        raise DatasetError(
+            f"{cache_dir() / 'downloads'}: cannot store the download ({error.strerror or error}); free space "
+            f"there, or set ${DATA_ENV} to a local copy of the {name} samples"
         ) from None
     return install_archive(Path(archive), name)
 

@@ -475,6 +475,20 @@ def test_fetch_offline_says_what_to_do(monkeypatch, cache_path):
     assert not (cache_path / "dsb2018-stage1-train").exists()
 
 
+def test_fetch_that_cannot_store_names_the_folder(monkeypatch, cache_path):
+    import errno
+
+    import pooch
+
+    def disk_full(**kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.delenv("NUCLEI_DATA_DIR", raising=False)
+    monkeypatch.setattr(pooch, "retrieve", disk_full)
+    with pytest.raises(DatasetError, match="downloads: cannot store the download .No space left on device"):
+        fetch()
+
+
 def test_fetch_unknown_name():
     with pytest.raises(DatasetError, match="unknown data set 'nope'"):
         fetch("nope", download=False)

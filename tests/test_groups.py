@@ -185,7 +185,6 @@ def test_grouped_evaluation_scores_through_a_segmenter_with_the_options(tmp_path
 
 
 def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_path):
-
     groups, folds, samples = two_groups_in_two_folds()
     calls = []
 
@@ -212,7 +211,6 @@ def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_pat
 
 
 def test_only_some_folds_are_trained_and_scored(tmp_path):
-
     groups, folds, samples = two_groups_in_two_folds()
     names = []
 
