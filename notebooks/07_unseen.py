@@ -39,7 +39,10 @@ epochs = 20
 steps_per_epoch = 60
 patience = 12
 max_minutes = 20.0
-levers = ["modality", "scale", "scale+modality"]
+levers = ["modality", "scale", "scale+modality", "separation"]
+inference_runs = [["baseline", "rescaled at inference, 16 px"], ["baseline", "rescaled at inference, 20 px"],
+                  ["baseline", "rescaled at inference, 24 px"], ["baseline", "rescaled at inference, 28 px"],
+                  ["modality", "rescaled at inference, 20 px"], ["separation", "rescaled at inference, 20 px"]]
 tta_views = 8
 methods = ["components", "borders"]
 
@@ -48,6 +51,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
+from nucleilib import models
 from nucleilib.study import chapter, groups as grp, levers as lv
 from nucleilib.study import manifest as mf
 
@@ -131,29 +135,35 @@ plt.show()
 #   up to {glue:text}`scale_jitter` either way; at test time the network estimates each image's
 #   nucleus size in a first pass, the image is rescaled to the canonical size, segmented, and the
 #   labels mapped back to the image's grid;
-# - **scale+modality**: both.
+# - **scale+modality**: both;
+# - **separation**: a stronger touching-nuclei signal, the contact zone between nuclei three
+#   pixels wide instead of two and weighted three times in the loss.
 #
-# The `levers` parameter names the ones trained; the cpu run trains scale and scale+modality
-# (about 20 minutes each on two cores), so there the modality lever is measured on top of scale
-# only.
+# The `levers` parameter names the ones trained (the cpu run trains all four, about 20 minutes
+# each on two cores).
 #
-# Two inference-only levers are scored on trained models: the baseline's networks with the
-# images rescaled at inference only (**rescaled at inference**), and test-time augmentation. Every
-# row is scored with each separation method of the `methods` parameter (in the cpu run connected
-# components and the models' own, touching borders; the distance watershed, slowest on large
-# images, is compared in the comparison chapter only).
+# Two inference-only levers are scored on trained models: the images rescaled at inference only
+# (**rescaled at inference, N px**: a first pass estimates each image's nucleus size and the image
+# is rescaled so that its nuclei are N pixels across), and test-time augmentation. Since a network
+# trained at the images' own scales has no one size of its own, the baseline's networks are
+# rescaled to four reference sizes, 16 to 28 pixels, to find the one it works best at; the
+# `inference_runs` parameter lists the (lever, inference) pairs scored. Every row is scored with
+# each separation method of the `methods` parameter (in the cpu run connected components and the
+# models' own, touching borders; the distance watershed, slowest on large images, is compared in
+# the comparison chapter only).
 
 # %%
 glue("canonical_diameter", lv.CANONICAL_DIAMETER, display=False)
 glue("scale_jitter", lv.SCALE_JITTER, display=False)
-runs = [(lever, "plain") for lever in levers] + [("baseline", "rescaled at inference")]
+runs = [(lever, "plain") for lever in levers] + [tuple(pair) for pair in inference_runs]
 trained = lv.run_levers(samples, groups, fold_list, budget, model_cache, runs, methods=methods)
 all_levers = pd.concat([baseline, trained], ignore_index=True)
 dsb_table = lv.lever_table(all_levers)
 by_row = dsb_table[dsb_table["method"] == "borders"].set_index(["lever", "inference"])["mean over groups"]
-for lever, inference in [(lever, "plain") for lever in lv.TRAINING_LEVERS] + [("baseline", "rescaled at inference")]:
-    value = float(by_row.get((lever, inference), float("nan")))  # NaN: not trained in this profile
-    glue(f"mean_{lever}_{inference}".replace(" ", "_").replace("+", "_"), value, display=False)
+for lever in lv.TRAINING_LEVERS:
+    for inference in ["plain"] + [lv.rescaled(d) for d in lv.REFERENCE_DIAMETERS]:
+        # NaN: not scored in this profile
+        glue(lv.glue_key(lever, inference), float(by_row.get((lever, inference), float("nan"))), display=False)
 dsb_table.round(3)
 
 # %% [markdown]
@@ -199,7 +209,28 @@ glue("dsb_after", float(change.loc["mean over groups", "DSB after"]), display=Fa
 groups_only = change.drop(index="mean over groups")
 glue("weakest_after", groups_only["DSB after"].idxmin(), display=False)
 glue("weakest_after_dsb", float(groups_only["DSB after"].min()), display=False)
+glue("dsb_gain", float(change.loc["mean over groups", "DSB change"]), display=False)
+glue("groups_below", int((groups_only["DSB after"] < 0.30).sum()), display=False)
 change.round(3)
+
+# %% [markdown]
+# ## The shipped model
+#
+# The shipped model (chapter 2) is the baseline's configuration trained longer on the random
+# split's training images, so the setting chosen here applies to it only if it is an inference
+# option of the baseline. Where it is, the model ships with that reference diameter, and this
+# table, the grouped estimate of its accuracy on imaging conditions it never saw, goes into its
+# model card (cpu and gpu profiles):
+
+# %%
+shipped_folder = models.model_folder("unet-dsb2018")
+shipped_config = models.load_config(shipped_folder)
+applies = lv.matches_shipped(best, shipped_config)
+print(f"chosen: {best['lever']}, {best['inference']}; shipped model: reference diameter {shipped_config.diameter}"
+      f" -> {'the shipped model runs the chosen setting' if applies else 'the shipped model does NOT run it'}")
+if applies and profile != "smoke":
+    card = lv.record_card_estimate(shipped_folder, lv.card_estimate(change, best, len(fold_list)))
+    print(f"grouped estimate recorded in {card.parent.name}/{card.name}")
 
 # %% [markdown]
 # ## Summary
@@ -213,21 +244,37 @@ change.round(3)
 # **{glue:text}`best_inference`** scores best: mean DSB over held-out groups
 # {glue:text}`dsb_before:.3f` before, {glue:text}`dsb_after:.3f` after. Nucleus scale is the lever
 # that matters, and it works at inference: the baseline's networks, trained at the images' own
-# scales, with each image rescaled so that its nuclei are {glue:text}`canonical_diameter:.0f`
-# pixels across, score {glue:text}`mean_baseline_rescaled_at_inference:.3f`, and lift every
-# fluorescence group. Training at that one size as well (the scale lever) gives
-# {glue:text}`mean_scale_plain:.3f`, less: at this budget the network that saw nuclei of every size
-# copes better with the estimate's errors. Colour and stain augmentation with modality-balanced
-# sampling on top of scale did not help on average ({glue:text}`mean_scale_modality_plain:.3f`): it
-# lifts stained tissue and the rare fluorescence sizes a little and costs the large fluorescence
-# groups more. Test-time augmentation moves the chosen setting's first fold from
-# {glue:text}`tta_dsb_plain:.3f` to {glue:text}`tta_dsb:.3f` at {glue:text}`tta_cost:.1f` times the
-# time per image.
+# scales, with each image rescaled so that its nuclei are 16, 20, 24 or 28 pixels across, score
+# {glue:text}`mean_baseline_rescaled_at_inference_16_px:.3f`,
+# {glue:text}`mean_baseline_rescaled_at_inference_20_px:.3f`,
+# {glue:text}`mean_baseline_rescaled_at_inference_24_px:.3f` and
+# {glue:text}`mean_baseline_rescaled_at_inference_28_px:.3f`: a broad optimum from 20 pixels up,
+# and every fluorescence group gains. Training at one size as well (the scale lever, 20 pixels)
+# gives {glue:text}`mean_scale_plain:.3f`, less: at this budget the network that saw nuclei of
+# every size copes better with the estimate's errors. Colour and stain augmentation with
+# modality-balanced sampling did not help on average, alone
+# ({glue:text}`mean_modality_plain:.3f`; rescaled at inference
+# {glue:text}`mean_modality_rescaled_at_inference_20_px:.3f`) or on top of scale
+# ({glue:text}`mean_scale_modality_plain:.3f`): it lifts stained tissue and the rare fluorescence
+# sizes a little with scale, and costs the large fluorescence groups more. The stronger touching-border
+# signal (separation lever) hurts at the images' own scale
+# ({glue:text}`mean_separation_plain:.3f`; its worst loss is the 360x360 fluorescence group) and
+# does not beat the baseline when rescaled
+# ({glue:text}`mean_separation_rescaled_at_inference_20_px:.3f`). Test-time augmentation moves the
+# chosen setting's first fold from {glue:text}`tta_dsb_plain:.3f` to {glue:text}`tta_dsb:.3f` at
+# {glue:text}`tta_cost:.1f` times the time per image (the TTA pass was timed while another training
+# ran on the machine, so that ratio overstates its cost; eight views plus the size pass cost about
+# nine network passes): too little for its price, so it stays an option (`--tta`).
+#
+# The shipped model therefore keeps its weights and now rescales images so that nuclei are
+# 24 pixels across by default; its model card carries the per-group estimate above. On the random
+# split's test images, from the training experiments, the same rescaling costs DSB (chapter 2):
+# the gain is for images unlike the training set, which is what a lab brings.
 #
 # What is still wrong: bright-field images and stained tissue stay far below 0.30 with every
 # lever measured here ({glue:text}`weakest_after` is the weakest group after, at
 # {glue:text}`weakest_after_dsb:.3f`). On bright field the first pass finds hundreds of fragments,
 # so neither the size estimate nor the segmentation holds; a network that never saw a
 # bright-field or a stained image does not learn them from colour jitter of fluorescence images.
-# The shipped model is not replaced: the aim set for this work (mean over groups at least 0.10
-# above the baseline, no group below 0.30) is not reached yet.
+# The aim set for this work (mean over groups at least 0.10 above the baseline, no group below
+# 0.30) is not reached: +{glue:text}`dsb_gain:.3f`, with {glue:text}`groups_below` groups below 0.30.

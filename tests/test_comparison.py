@@ -517,6 +517,76 @@ def test_shipping_card() -> None:
     assert card["test_metrics_per_image_mean"] == {"iou": 0.1235, "dsb_score": 0.5}
     assert card["training_config"] == config.as_dict()
 
+    assert card["inference"] == {"diameter": None, "reference_diameter": None, "test_metrics_by_setting": None}
+
+
+def _disc_sample(image_id: str, radius: int, shape=(96, 96)) -> Sample:
+    from skimage.draw import disk
+
+    labels = np.zeros(shape, np.uint16)
+    for k, centre in enumerate([(30, 30), (30, 66), (66, 48)], start=1):
+        labels[disk(centre, radius, shape=shape)] = k
+    image = np.repeat((labels > 0)[..., None] * 200 + 20, 3, axis=-1).astype(np.uint8)
+    return Sample(image_id, image, labels)
+
+
+@pytest.fixture(scope="module")
+def tiny_unet():
+    import tensorflow as tf
+
+    from nucleilib import models
+
+    tf.keras.utils.set_random_seed(0)
+    config = ModelConfig(base_filters=2, depth=2, min_size=1)
+    return models.build_unet(config), config
+
+
+def test_rescaling_effect_scores_both_settings_on_the_same_images(tiny_unet) -> None:
+    from nucleilib.segmenter import evaluate_model
+
+    model, config = tiny_unet
+    samples = [_disc_sample("a", 8), _disc_sample("b", 12)]
+    own, _ = evaluate_model(model, config, samples, methods=["borders"])
+    table = unet.rescaling_effect(model, config, samples, "borders", 24.0, own)
+    assert list(table.columns) == ["own scale", "rescaled to 24 px"]
+    assert list(table.index) == ["DSB", "AP@0.5", "IoU", "s per image"]
+    assert table.loc["DSB", "own scale"] == pytest.approx(own["dsb_score"].mean())
+    assert ((table.drop(index="s per image") >= 0) & (table.drop(index="s per image") <= 1)).all().all()
+    card = unet.shipping_card(
+        split="original",
+        split_ids={"train": ["a"], "val": ["b"], "test": ["c"]},
+        profile="cpu",
+        info={"epochs_run": 1, "best_epoch": 1, "seconds": 60.0},
+        parameters=10,
+        separation="borders",
+        summary=pd.DataFrame({"per-image mean": [0.5]}, index=["iou"]),
+        training_config=training.TrainConfig(model=config, **BUDGET),
+        run={"git commit": "abc", "date (UTC)": "2026-01-01 00:00"},
+        diameter=24.0,
+        rescaled=table,
+    )
+    assert card["inference"]["diameter"] == "auto" and card["inference"]["reference_diameter"] == 24.0
+    assert card["inference"]["test_metrics_by_setting"]["rescaled to 24 px"]["DSB"] == round(
+        float(table.loc["DSB", "rescaled to 24 px"]), 4
+    )
+
+
+def test_ship_model_writes_the_reference_diameter_and_keeps_the_training_config(tiny_unet, tmp_path: Path) -> None:
+    from nucleilib.models import load_model_folder
+
+    model, config = tiny_unet
+    folder = tmp_path / "pretrained" / "unet-dsb2018"
+    message = unet.ship_model(
+        model, config, "components", {"name": "x"}, folder, [_disc_sample("a", 8)], diameter=24.0, root=tmp_path
+    )
+    assert message.startswith(f"shipped to {Path('pretrained/unet-dsb2018')}") and "float16 reload" in message
+    _, shipped = load_model_folder(folder)
+    assert (shipped.diameter, shipped.separation) == (24.0, "components")
+    assert json.loads((folder / "card.json").read_text()) == {"name": "x"}
+    unet.ship_model(model, config, "borders", {"name": "x"}, folder, [_disc_sample("a", 8)])
+    assert load_model_folder(folder)[1].diameter is None
+    assert config.diameter is None  # the training configuration is left as it was
+
 
 # --------------------------------------------------------------------------- loading a split's samples
 

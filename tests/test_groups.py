@@ -226,3 +226,62 @@ def test_only_some_folds_are_trained_and_scored(tmp_path):
         samples, groups, folds, None, tmp_path, only=[1], train=fake_train, evaluate=fake_evaluate
     )
     assert names == ["grouped-fold1"] and sorted(rows["image_id"]) == folds[1]["test"]
+
+
+def test_every_reference_diameter_has_its_tta_options_and_the_profiles_name_known_settings():
+    from nucleilib.study import levers, profiles
+
+    for reference in levers.REFERENCE_DIAMETERS:
+        name = levers.rescaled(reference)
+        assert levers.INFERENCE_OPTIONS[name] == {"model_diameter": reference, "diameter": "auto"}
+        assert levers.INFERENCE_OPTIONS[levers.with_tta(name, 8)]["tta"] == 8
+        assert levers.setting_diameter(levers.with_tta(name, 4)) == reference
+    with pytest.raises(ValueError, match="no test-time augmentation"):
+        levers.with_tta("tta8", 8)
+    for profile in profiles.PROFILES:
+        params = profiles.notebook_parameters("07_unseen", profile)
+        for lever, inference in params.get("inference_runs", []):
+            assert lever in levers.TRAINING_LEVERS and inference in levers.INFERENCE_OPTIONS
+        assert set(params.get("levers", [])) <= set(levers.TRAINING_LEVERS)
+        assert profiles.notebook_parameters("02_unet", profile)["ship_diameter"] in levers.REFERENCE_DIAMETERS
+    keys = [
+        levers.glue_key(lever, inference)
+        for lever in levers.TRAINING_LEVERS
+        for inference in ["plain", *map(levers.rescaled, levers.REFERENCE_DIAMETERS)]
+    ]
+    assert len(set(keys)) == len(keys)
+
+
+def test_the_shipped_model_runs_the_chosen_setting_only_as_a_baseline_option_of_its_diameter():
+    from nucleilib.models import ModelConfig
+    from nucleilib.study import levers
+
+    best = pd.Series({"lever": "baseline", "inference": "rescaled at inference, 24 px"})
+    assert levers.matches_shipped(best, ModelConfig(diameter=24.0))
+    assert not levers.matches_shipped(best, ModelConfig(diameter=20.0))
+    assert not levers.matches_shipped(best, ModelConfig())
+    assert not levers.matches_shipped(best.replace("baseline", "scale"), ModelConfig(diameter=24.0))
+
+
+def test_the_grouped_estimate_goes_into_the_card_and_keeps_the_rest(tmp_path):
+    import json
+
+    from nucleilib.study import levers
+
+    change = pd.DataFrame(
+        {"images": [2, 1, 3], "DSB after": [0.4, 0.6, 0.5], "IoU after": [0.7, 0.9, 0.8]},
+        index=["g1", "g2", "mean over groups"],
+    )
+    best = pd.Series({"lever": "baseline", "inference": "rescaled at inference, 24 px"})
+    estimate = levers.card_estimate(change, best, 2)
+    assert estimate["mean_over_groups"] == {"images": 3, "dsb_score": 0.5, "iou": 0.8}
+    assert list(estimate["per_group"]) == ["g1", "g2"]
+    with pytest.raises(FileNotFoundError, match="no model card"):
+        levers.record_card_estimate(tmp_path, estimate)
+    (tmp_path / "card.json").write_text("{not json")
+    with pytest.raises(ValueError, match="card.json: the model card is not valid JSON"):
+        levers.record_card_estimate(tmp_path, estimate)
+    (tmp_path / "card.json").write_text(json.dumps({"name": "m", "grouped_estimate": "old"}))
+    levers.record_card_estimate(tmp_path, estimate)
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert card["name"] == "m" and card["grouped_estimate"]["setting"]["inference"] == best["inference"]

@@ -15,6 +15,7 @@ from nucleilib.data import Sample
 from nucleilib.errors import BackendUnavailableError, DatasetError, ModelNotFoundError, NucleiError
 from nucleilib.inference import METHODS
 from nucleilib.segmenter import (
+    AUTO_TOLERANCE,
     SEPARATION_METHODS,
     Segmenter,
     classical_labels,
@@ -297,7 +298,7 @@ def test_the_shipped_model_gives_the_same_labels_through_segmenter_and_keras(rea
     from nucleilib.preprocess import preprocess
 
     sample = read_sample(sample_folders(real_data_root)[0])
-    segmenter = Segmenter.from_pretrained("unet-dsb2018")
+    segmenter = Segmenter.from_pretrained("unet-dsb2018", diameter=None)  # one pass at the image's own scale
     labels = segmenter.segment(sample.image)
     assert labels.shape == sample.image.shape[:2] and labels.max() > 0
 
@@ -307,6 +308,19 @@ def test_the_shipped_model_gives_the_same_labels_through_segmenter_and_keras(rea
     np.testing.assert_array_equal(labels, labels_from_probabilities(probs, config))
     path = next((real_data_root / sample.image_id / "images").glob("*.png"))
     np.testing.assert_array_equal(segmenter.segment(path), labels)
+
+
+def test_the_shipped_model_rescales_to_its_reference_diameter_by_default(real_data_root: Path) -> None:
+    from nucleilib.data import read_sample, sample_folders
+
+    sample = read_sample(sample_folders(real_data_root)[0])
+    segmenter = Segmenter.from_pretrained("unet-dsb2018")
+    assert segmenter.diameter == "auto" and segmenter.config.diameter == 24.0
+    result = segmenter.segment_instances(sample.image)
+    assert result.labels.shape == sample.image.shape[:2] and result.labels.max() > 0
+    # the working scale brings the estimated nuclei to about 24 pixels (within the auto tolerance)
+    assert np.isfinite(result.diameter)
+    assert abs(np.log(result.scale * result.diameter / 24.0)) <= np.log(AUTO_TOLERANCE) + 1e-6
 
 
 # --------------------------------------------------------------------------- classical baseline

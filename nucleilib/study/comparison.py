@@ -267,10 +267,12 @@ def model_sizes(contenders: Mapping[str, ModelConfig], size: int = 256) -> pd.Da
 def evaluate_one(
     model: Any, model_config: ModelConfig, test_samples: Sequence[Sample]
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Per-image metrics (``borders`` separation) and probability maps of a network on test samples."""
-    from ..segmenter import evaluate_model
+    """Per-image metrics (``borders`` separation) and probability maps of a network on test samples,
+    at the images' own scale (as the paper's networks are run, even for a scale-aware config)."""
+    from ..segmenter import Segmenter, evaluate_model
 
-    return evaluate_model(model, model_config, test_samples, methods=["borders"], keep_probabilities=True)
+    segmenter = Segmenter.from_keras(model, model_config, diameter=None)
+    return evaluate_model(segmenter, None, test_samples, methods=["borders"], keep_probabilities=True)
 
 
 def micro_pixels(

@@ -43,29 +43,34 @@ TRAINING_LEVERS: dict[str, dict[str, Any]] = {
     "separation": {"border_width": 3, "border_weight": 3.0},
 }
 
+#: Nucleus sizes a native-scale model may be taken to work at: the reference diameter that
+#: ``"auto"`` rescales each image's nuclei to. Measured on the grouped folds, it chooses the
+#: shipped model's (``ship_diameter`` of the U-Net chapter's profile).
+REFERENCE_DIAMETERS = (16.0, 20.0, 24.0, 28.0)
+
+
+def rescaled(reference: float) -> str:
+    """The inference option that rescales images so their nuclei are ``reference`` pixels across.
+
+    Examples
+    --------
+    >>> rescaled(24.0)
+    'rescaled at inference, 24 px'
+    """
+    return f"rescaled at inference, {reference:g} px"
+
+
 #: Inference options scored on a trained lever (``Segmenter.from_keras`` settings; see
 #: :func:`nucleilib.study.groups.grouped_evaluation`).
-INFERENCE_OPTIONS: dict[str, dict[str, Any]] = {
-    "plain": {},
-    "tta4": {"tta": 4},
-    "tta8": {"tta": 8},
-    "rescaled at inference": {"model_diameter": CANONICAL_DIAMETER, "diameter": "auto"},
-}
-#: Other nucleus sizes a native-scale model may be taken to work at (the reference diameter
-#: that ``"auto"`` rescales each image's nuclei to), to choose the shipped model's.
-REFERENCE_DIAMETERS = (16.0, 24.0, 28.0)
-INFERENCE_OPTIONS.update(
-    {
-        f"rescaled at inference, {reference:g} px": {"model_diameter": reference, "diameter": "auto"}
-        for reference in REFERENCE_DIAMETERS
-    }
-)
-INFERENCE_OPTIONS.update(
-    {
-        f"rescaled at inference + tta{views}": {**INFERENCE_OPTIONS["rescaled at inference"], "tta": views}
-        for views in (4, 8)
-    }
-)
+INFERENCE_OPTIONS: dict[str, dict[str, Any]] = {"plain": {}, "tta4": {"tta": 4}, "tta8": {"tta": 8}}
+for _reference in REFERENCE_DIAMETERS:
+    INFERENCE_OPTIONS[rescaled(_reference)] = {"model_diameter": _reference, "diameter": "auto"}
+    for _views in (4, 8):
+        INFERENCE_OPTIONS[f"{rescaled(_reference)} + tta{_views}"] = {
+            "model_diameter": _reference,
+            "diameter": "auto",
+            "tta": _views,
+        }
 
 
 def with_tta(inference: str, views: int) -> str:
@@ -73,8 +78,8 @@ def with_tta(inference: str, views: int) -> str:
 
     Examples
     --------
-    >>> with_tta("plain", 8), with_tta("rescaled at inference", 4)
-    ('tta8', 'rescaled at inference + tta4')
+    >>> with_tta("plain", 8), with_tta("rescaled at inference, 24 px", 4)
+    ('tta8', 'rescaled at inference, 24 px + tta4')
     """
     name = f"tta{views}" if inference == "plain" else f"{inference} + tta{views}"
     if name not in INFERENCE_OPTIONS:
@@ -251,6 +256,83 @@ def tta_effect(plain: pd.DataFrame, augmented: pd.DataFrame) -> pd.DataFrame:
         },
     )
     return table.reset_index()
+
+
+def glue_key(lever: str, inference: str) -> str:
+    """The chapter's glue name of a (lever, inference) row's mean DSB score over groups.
+
+    Examples
+    --------
+    >>> glue_key("scale+modality", "plain"), glue_key("baseline", "rescaled at inference, 24 px")
+    ('mean_scale_modality_plain', 'mean_baseline_rescaled_at_inference_24_px')
+    """
+    import re
+
+    return "mean_" + re.sub(r"[^0-9a-z]+", "_", f"{lever} {inference}".lower()).strip("_")
+
+
+def setting_diameter(inference: str) -> float | None:
+    """The reference diameter an inference option rescales a native-scale model's images to.
+
+    Examples
+    --------
+    >>> setting_diameter("rescaled at inference, 24 px + tta8"), setting_diameter("plain")
+    (24.0, None)
+    """
+    if inference not in INFERENCE_OPTIONS:
+        raise ValueError(f"unknown inference option {inference!r}")
+    return INFERENCE_OPTIONS[inference].get("model_diameter")
+
+
+def matches_shipped(best: pd.Series, shipped_config: Any) -> bool:
+    """Whether the shipped model runs the chosen setting: trained without a lever (the
+    shipped configuration) and rescaled at inference to the chosen reference diameter."""
+    return best["lever"] == "baseline" and shipped_config.diameter == setting_diameter(best["inference"])
+
+
+def card_estimate(change: pd.DataFrame, best: pd.Series, n_folds: int) -> dict[str, Any]:
+    """The grouped estimate of the shipped setting for its model card, from
+    :func:`before_after`'s table (its "after" columns).
+
+    Examples
+    --------
+    >>> change = pd.DataFrame({"images": [3, 3], "DSB after": [0.4, 0.5], "IoU after": [0.7, 0.8]},
+    ...                       index=["g1", "mean over groups"])
+    >>> best = pd.Series({"lever": "baseline", "inference": "rescaled at inference, 24 px"})
+    >>> card_estimate(change, best, 3)["per_group"]
+    {'g1': {'images': 3, 'dsb_score': 0.4, 'iou': 0.7}}
+    """
+    rows = {
+        str(group): {
+            "images": int(row["images"]),
+            "dsb_score": round(float(row["DSB after"]), 4),
+            "iou": round(float(row["IoU after"]), 4),
+        }
+        for group, row in change.iterrows()
+    }
+    return {
+        "protocol": f"{n_folds} grouped folds: each imaging group scored by a same-budget network that saw none of it",
+        "setting": {"training": str(best["lever"]), "inference": str(best["inference"])},
+        "mean_over_groups": rows.pop("mean over groups"),
+        "per_group": rows,
+    }
+
+
+def record_card_estimate(folder: str | Path, estimate: dict[str, Any]) -> Path:
+    """Write ``estimate`` into the model card (``card.json``) of the model in ``folder``
+    as ``grouped_estimate``; the rest of the card is kept."""
+    import json
+
+    path = Path(folder) / "card.json"
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no model card to record the grouped estimate in") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: the model card is not valid JSON ({error})") from None
+    card["grouped_estimate"] = estimate
+    path.write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,6 +39,7 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "ablation_minutes": 0.5,
             "ablation_steps": 3,
             "ship_model": False,
+            "ship_diameter": 24.0,
         },
         "cpu": {
             "crop": 128,
@@ -50,6 +51,8 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "ablation_minutes": 6.0,
             "ablation_steps": 60,
             "ship_model": True,
+            # the best reference diameter of the grouped sweep in 07_unseen (which checks it)
+            "ship_diameter": 24.0,
         },
         "gpu": {
             "crop": 256,
@@ -61,6 +64,7 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "ablation_minutes": 20.0,
             "ablation_steps": 100,
             "ship_model": True,
+            "ship_diameter": 24.0,
         },
     },
     # cpu: seven trainings of 1,200 steps each (about 50 min on 2 cores), cached.
@@ -179,8 +183,9 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "ship_quantised": True,
         },
     },
-    # cpu: three grouped-fold trainings of the comparison budget per lever (the baseline and three
-    # training levers, about 20 min each on 2 cores, cached), scored plain and with test-time augmentation.
+    # cpu: three grouped-fold trainings of the comparison budget per lever (the baseline and four
+    # training levers, about 20 min each on 2 cores, cached), scored plain, rescaled at inference and
+    # with test-time augmentation (about 5 min per scoring pass over the 664 images).
     "07_unseen": {
         "smoke": {
             "folds": 2,
@@ -193,6 +198,10 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "tta_views": 4,
             "methods": ["borders"],
             "levers": ["scale+modality"],
+            "inference_runs": [
+                ["baseline", "rescaled at inference, 20 px"],
+                ["baseline", "rescaled at inference, 24 px"],
+            ],
         },
         "cpu": {
             "folds": 3,
@@ -202,8 +211,16 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "steps_per_epoch": 60,
             "patience": 12,
             "max_minutes": 20.0,
-            # modality alone is left out of the cpu run for time: it is measured on top of scale
-            "levers": ["scale", "scale+modality"],
+            "levers": ["modality", "scale", "scale+modality", "separation"],
+            # the baseline's networks rescaled to four reference diameters; two levers at 20 px
+            "inference_runs": [
+                ["baseline", "rescaled at inference, 16 px"],
+                ["baseline", "rescaled at inference, 20 px"],
+                ["baseline", "rescaled at inference, 24 px"],
+                ["baseline", "rescaled at inference, 28 px"],
+                ["modality", "rescaled at inference, 20 px"],
+                ["separation", "rescaled at inference, 20 px"],
+            ],
         },
         "gpu": {
             "folds": 0,
