@@ -285,3 +285,22 @@ def test_the_grouped_estimate_goes_into_the_card_and_keeps_the_rest(tmp_path):
     levers.record_card_estimate(tmp_path, estimate)
     card = json.loads((tmp_path / "card.json").read_text())
     assert card["name"] == "m" and card["grouped_estimate"]["setting"]["inference"] == best["inference"]
+
+
+def test_unseen_facts_read_the_before_after_table_and_name_a_missing_one(tmp_path):
+    from nucleilib.study import levers
+
+    with pytest.raises(FileNotFoundError, match="levers-before-after.csv: run the unseen-conditions chapter"):
+        levers.unseen_facts(tmp_path)
+    pd.DataFrame(
+        {
+            "images": [2, 1, 3],
+            "DSB before": [0.2, 0.1, 0.15],
+            "DSB after": [0.5, 0.2, 0.35],
+            "DSB change": [0.3, 0.1, 0.2],
+        },
+        index=pd.Index(["g1", "g2", "mean over groups"], name="group"),
+    ).to_csv(tmp_path / "levers-before-after.csv")
+    facts = levers.unseen_facts(tmp_path)
+    assert facts["unseen_dsb_gain"] == pytest.approx(0.2) and facts["unseen_weakest"] == "g2"
+    assert (facts["unseen_below_030"], facts["unseen_groups"]) == (1, 2)

@@ -335,6 +335,27 @@ def record_card_estimate(folder: str | Path, estimate: dict[str, Any]) -> Path:
     return path
 
 
+def unseen_facts(out: str | Path) -> dict[str, Any]:
+    """The audit's summary of the unseen-conditions chapter, read from its ``levers-before-after.csv``:
+    mean DSB over held-out groups before and after, the gain, the weakest group after and how
+    many groups stay below 0.30."""
+    path = Path(out) / "levers-before-after.csv"
+    try:
+        table = pd.read_csv(path, index_col=0)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: run the unseen-conditions chapter (07_unseen) first") from None
+    groups_only = table.drop(index="mean over groups")
+    return {
+        "unseen_dsb_before": float(table.loc["mean over groups", "DSB before"]),
+        "unseen_dsb_after": float(table.loc["mean over groups", "DSB after"]),
+        "unseen_dsb_gain": float(table.loc["mean over groups", "DSB change"]),
+        "unseen_weakest": str(groups_only["DSB after"].idxmin()),
+        "unseen_weakest_dsb": float(groups_only["DSB after"].min()),
+        "unseen_below_030": int((groups_only["DSB after"] < 0.30).sum()),
+        "unseen_groups": int(len(groups_only)),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m nucleilib.study.levers``: train and score levers on the grouped folds."""
     import argparse
