@@ -202,6 +202,7 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
                 ["baseline", "rescaled at inference, 20 px"],
                 ["baseline", "rescaled at inference, 24 px"],
             ],
+            "stardist_folds": [0],
         },
         "cpu": {
             "folds": 3,

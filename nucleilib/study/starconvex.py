@@ -228,6 +228,36 @@ def stardist_grouped_evaluation(
     return pd.concat(frames, ignore_index=True)
 
 
+def side_by_side(per_image: dict[str, pd.DataFrame], metric: str = "dsb_score") -> pd.DataFrame:
+    """Per held-out group, ``metric`` of each contender (``{name: per-image rows}``), its mean
+    over groups and over images, and the mean seconds per image.
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"group": ["g1", "g1", "g2"], "dsb_score": [0.2, 0.4, 0.6], "predict_s": 0.1})
+    >>> side_by_side({"A": a, "B": a.assign(dsb_score=0.5)}).round(2).loc[["g1", "mean over groups"]].to_dict()
+    {'A': {'g1': 0.3, 'mean over groups': 0.45}, 'B': {'g1': 0.5, 'mean over groups': 0.5}}
+    """
+    columns = {}
+    for name, rows in per_image.items():
+        by_group = rows.groupby("group")[metric].mean()
+        columns[name] = pd.concat(
+            [
+                by_group,
+                pd.Series(
+                    {
+                        "mean over groups": by_group.mean(),
+                        "mean over images": rows[metric].mean(),
+                        "s per image": rows["predict_s"].mean(),
+                    }
+                ),
+            ]
+        )
+    table = pd.DataFrame(columns)
+    order = next(iter(per_image.values()))["group"].value_counts().index.tolist()
+    return table.loc[order + ["mean over groups", "mean over images", "s per image"]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m nucleilib.study.starconvex``: train and score StarDist on the grouped folds."""
     import argparse
