@@ -77,3 +77,19 @@ def test_folds_that_leak_a_group_are_refused(two_groups, tmp_path):
     leaky = [{**folds[0], "train": folds[0]["train"] + folds[0]["test"][:1]}, folds[1]]
     with pytest.raises(ValueError):
         sc.stardist_grouped_evaluation(samples, groups, leaky, _budget(), tmp_path)
+
+
+def test_a_corrupt_weights_file_or_truncated_scores_are_named(two_groups, tmp_path):
+    samples, groups, folds = two_groups
+    sc.stardist_grouped_evaluation(samples, groups, folds, _budget(), tmp_path, n_val=2, only=[0])
+    folder = next(tmp_path.glob("grouped-stardist-fold0-*"))
+    scores = next(folder.glob("scores-*.csv"))
+    text = scores.read_text()
+    scores.write_text(text[: len(text) * 2 // 3])  # cut inside a row, as a full disk leaves it
+    with pytest.raises(ValueError, match=f"{scores}: cached StarDist scores are incomplete"):
+        sc.stardist_grouped_evaluation(samples, groups, folds, _budget(), tmp_path, n_val=2, only=[0])
+    scores.write_text(text)
+    weights = folder / "weights_best.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=f"{folder.name}: cached StarDist model cannot be loaded"):
+        sc.stardist_grouped_evaluation(samples, groups, folds, _budget(), tmp_path, n_val=2, only=[0])

@@ -187,6 +187,23 @@ def score(model: Any, samples: Sequence[Any], settings: dict[str, Any]) -> pd.Da
     return frame
 
 
+def read_scores(path: str | Path, test_ids: Sequence[str]) -> pd.DataFrame:
+    """A fold's cached scores, checked: one complete row per held-out image, or a ValueError
+    naming the file (a truncated CSV would otherwise drop or blank its last rows silently)."""
+    try:
+        metrics = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cached StarDist scores cannot be read ({error}); delete it to rescore") from None
+    needed = ["image_id", "dsb_score", "predict_s"]
+    if (
+        any(c not in metrics for c in needed)
+        or metrics[needed].isna().any().any()
+        or sorted(metrics["image_id"]) != sorted(test_ids)
+    ):
+        raise ValueError(f"{path}: cached StarDist scores are incomplete for this fold; delete the file to rescore")
+    return metrics
+
+
 def stardist_grouped_evaluation(
     samples: dict,
     groups: pd.Series,
@@ -214,7 +231,7 @@ def stardist_grouped_evaluation(
         key = hashlib.sha256(json.dumps([SCORES_VERSION, sorted(fold["test"])]).encode()).hexdigest()[:12]
         cached = folder / f"scores-{key}.csv"
         if cached.is_file():
-            metrics = pd.read_csv(cached)
+            metrics = read_scores(cached, fold["test"])
         else:
             metrics = score(model, [samples[i] for i in fold["test"]], settings)
             metrics.to_csv(cached, index=False)
