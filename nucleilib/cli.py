@@ -84,8 +84,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         default="auto",
         metavar="auto|PIXELS|none",
         help="typical nucleus diameter of your images in pixels, 'auto' to estimate it per image, or 'none' to "
-        "segment at the images' own scale; a scale-aware model rescales images so that nuclei have the size it was "
-        "trained at (default: %(default)s; the value used goes into summary.csv)",
+        "segment at the images' own scale; a scale-aware model rescales images so that nuclei have the size it works at "
+        "(its config.json diameter; default: %(default)s; the value used goes into summary.csv)",
     )
     predict.add_argument(
         "--tta",
