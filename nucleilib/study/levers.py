@@ -64,13 +64,9 @@ def rescaled(reference: float) -> str:
 #: :func:`nucleilib.study.groups.grouped_evaluation`).
 INFERENCE_OPTIONS: dict[str, dict[str, Any]] = {"plain": {}, "tta4": {"tta": 4}, "tta8": {"tta": 8}}
 for _reference in REFERENCE_DIAMETERS:
-    INFERENCE_OPTIONS[rescaled(_reference)] = {"model_diameter": _reference, "diameter": "auto"}
+    _option = INFERENCE_OPTIONS[rescaled(_reference)] = {"model_diameter": _reference, "diameter": "auto"}
     for _views in (4, 8):
-        INFERENCE_OPTIONS[f"{rescaled(_reference)} + tta{_views}"] = {
-            "model_diameter": _reference,
-            "diameter": "auto",
-            "tta": _views,
-        }
+        INFERENCE_OPTIONS[f"{rescaled(_reference)} + tta{_views}"] = {**_option, "tta": _views}
 
 
 def with_tta(inference: str, views: int) -> str:
