@@ -31,7 +31,7 @@ def _without_later_defaults(values: dict[str, Any], later: dict[str, Any]) -> di
 
 
 #: ModelConfig fields added after models were first trained and cached, with their defaults.
-_LATER_MODEL_FIELDS: dict[str, Any] = {"diameter": None}
+_LATER_MODEL_FIELDS: dict[str, Any] = {"diameter": None, "colour_input": "rgb"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,9 @@ class ModelConfig:
         :class:`nucleilib.segmenter.Segmenter` rescales an image whose nuclei are of
         another size (given or estimated) to it. ``None``: unknown, images are segmented
         at their own scale.
+    colour_input : str
+        What the preprocessing makes of a colour image, one of
+        :data:`nucleilib.preprocess.COLOUR_INPUTS` (``"rgb"``: its three channels).
     """
 
     architecture: str = "unet"
@@ -94,6 +97,7 @@ class ModelConfig:
     min_size: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
     diameter: float | None = None
+    colour_input: str = "rgb"
 
     def to_json(self) -> str:
         return json.dumps(_without_later_defaults(asdict(self), _LATER_MODEL_FIELDS), indent=2, sort_keys=True)

@@ -22,6 +22,12 @@ MODALITIES = ("fluorescence", "brightfield", "stained tissue")
 COLOUR_THRESHOLD = 0.02
 #: Median grey level (0-1) above which a grey image has a bright background.
 BRIGHT_BACKGROUND = 0.5
+#: What :func:`preprocess` makes of a colour image: ``"rgb"`` keeps its three channels,
+#: ``"grey"`` averages them (then inverts a bright background, as for a grey image), and
+#: ``"hematoxylin"`` replaces it by its haematoxylin optical density (colour deconvolution,
+#: :func:`skimage.color.rgb2hed`): nuclei bright on a dark background, as in fluorescence,
+#: with the eosin-stained tissue around them left out. Grey images are the same in all three.
+COLOUR_INPUTS = ("rgb", "grey", "hematoxylin")
 
 
 def _as_hwc(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -174,17 +180,71 @@ def classify_modality(image: np.ndarray) -> str:
     return "fluorescence"
 
 
+def _unit_scale(image: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x`` (the float copy of ``image``) on a 0-1 scale: divided by the integer dtype's
+    maximum, or for floating input by its own maximum when that exceeds 1."""
+    dtype = np.asarray(image).dtype
+    top = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else max(1.0, float(x.max()))
+    return np.clip(x / top, 0.0, 1.0)
+
+
+def is_colour(image: np.ndarray) -> bool:
+    """Whether an image has colour: its channels differ by more than :data:`COLOUR_THRESHOLD`
+    (mean absolute difference of neighbouring channels, on the 0-1 scale of its dtype).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grey = np.zeros((8, 8, 3), np.uint8); grey[2:4, 2:4] = 200
+    >>> purple = grey.copy(); purple[..., 1] //= 2
+    >>> is_colour(grey), is_colour(purple), is_colour(grey[..., 0])
+    (False, True, False)
+    """
+    x = _as_hwc(image)
+    if x.shape[-1] == 1:
+        return False
+    x = _unit_scale(image, x)
+    difference = np.abs(x[..., 0] - x[..., 1]).mean() + np.abs(x[..., 1] - x[..., 2]).mean()
+    return bool(difference > COLOUR_THRESHOLD)
+
+
+def hematoxylin(image: np.ndarray) -> np.ndarray:
+    """The haematoxylin optical density of an RGB image, ``(H, W, 1)`` float32, not normalised.
+
+    Colour deconvolution with scikit-image's H&E-DAB stain vectors
+    (:func:`skimage.color.rgb2hed`); nuclei, stained by haematoxylin, come out bright.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tissue = np.full((8, 8, 3), (230, 200, 230), np.uint8); tissue[2:4, 2:4] = (90, 40, 150)
+    >>> density = hematoxylin(tissue)
+    >>> density.shape, bool(density[3, 3, 0] > density[0, 0, 0])
+    ((8, 8, 1), True)
+    """
+    from skimage.color import rgb2hed
+
+    x = _as_hwc(image)
+    if x.shape[-1] != 3:
+        raise ValueError(f"image: expected an RGB image of shape (H, W, 3), got {x.shape}")
+    return rgb2hed(_unit_scale(image, x))[..., :1].astype(np.float32)
+
+
 def preprocess(
     image: np.ndarray,
     *,
     sigma: float = 0.0,
     invert_bright: bool = True,
     grey: bool = False,
+    colour_input: str = "rgb",
 ) -> np.ndarray:
     """Turn a raw image into network input (used for training and inference alike).
 
     In order:
 
+    0. a colour image is turned into one channel when ``colour_input`` is ``"grey"``
+       (channel mean) or ``"hematoxylin"`` (:func:`hematoxylin`; such an image is never
+       inverted in step 4, its nuclei being bright already); see :data:`COLOUR_INPUTS`;
     1. grey conversion (channel mean) when ``grey`` is set; it comes first so
        that the single channel spans the full [0, 1] range after step 3;
     2. a Gaussian filter of standard deviation ``sigma`` pixels over the two
@@ -208,6 +268,8 @@ def preprocess(
         Invert bright-background images.
     grey : bool
         Return one grey channel instead of three.
+    colour_input : str
+        One of :data:`COLOUR_INPUTS`.
 
     Returns
     -------
@@ -228,12 +290,23 @@ def preprocess(
     ((32, 32, 3), 'float32', 1.0, 0.0)
     >>> preprocess(bright_field, grey=True, sigma=1.5).shape
     (32, 32, 1)
+    >>> tissue = np.full((32, 32, 3), (230, 200, 230), np.uint8); tissue[8:16, 8:16] = (90, 40, 150)
+    >>> x = preprocess(tissue, colour_input="hematoxylin")
+    >>> x.shape, float(x[10, 10, 0]), float(x[0, 0, 0]), bool((x[..., 0] == x[..., 2]).all())
+    ((32, 32, 3), 1.0, 0.0, True)
     """
     if not np.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    if colour_input not in COLOUR_INPUTS:
+        raise ValueError(f"colour_input must be one of {', '.join(COLOUR_INPUTS)}, got {colour_input!r}")
     x = _as_hwc(image)
-    channels = x.shape[-1]
     bright = invert_bright and is_bright_background(x)
+    if colour_input != "rgb" and x.shape[-1] == 3 and is_colour(image):
+        if colour_input == "hematoxylin":
+            x, bright = hematoxylin(image), False
+        else:
+            x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+    channels = x.shape[-1]
     if grey and channels == 3:
         x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
     if sigma > 0:

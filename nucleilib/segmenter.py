@@ -263,7 +263,11 @@ class Segmenter:
     def _input(self, image: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
         config = self.config
         return preprocess(
-            _as_image(image), sigma=config.sigma, invert_bright=config.invert_bright, grey=config.in_channels == 1
+            _as_image(image),
+            sigma=config.sigma,
+            invert_bright=config.invert_bright,
+            grey=config.in_channels == 1,
+            colour_input=config.colour_input,
         )
 
     def _predict(self, x: np.ndarray, factor: float = 1.0, *, tta: bool = True) -> np.ndarray:

@@ -200,7 +200,13 @@ def prepare_arrays(samples: Sequence[Sample], config: TrainConfig) -> tuple[list
     model = config.model
     images, targets = [], []
     for s in samples:
-        image = preprocess(s.image, sigma=model.sigma, invert_bright=model.invert_bright, grey=model.in_channels == 1)
+        image = preprocess(
+            s.image,
+            sigma=model.sigma,
+            invert_bright=model.invert_bright,
+            grey=model.in_channels == 1,
+            colour_input=model.colour_input,
+        )
         labels = s.labels
         if model.diameter is not None:
             factor = scale_factor(typical_diameter(labels), model.diameter)

@@ -175,13 +175,14 @@ def test_grouped_evaluation_scores_through_a_segmenter_with_the_options(tmp_path
         None,
         tmp_path,
         methods=["components"],
-        segmenter_options={"tta": 8, "model_diameter": 20.0},
+        segmenter_options={"tta": 8, "model_diameter": 20.0, "model_colour_input": "hematoxylin"},
         train=fake_train,
         evaluate=fake_evaluate,
     )
     for model, config, methods in got:
         assert isinstance(model, Segmenter) and config is None and methods == ["components"]
         assert model.tta == 8 and model.config.diameter == 20.0 and model.diameter == "auto"
+        assert model.config.colour_input == "hematoxylin"
 
 
 def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_path):
@@ -238,6 +239,11 @@ def test_every_reference_diameter_has_its_tta_options_and_the_profiles_name_know
         assert levers.setting_diameter(levers.with_tta(name, 4)) == reference
     with pytest.raises(ValueError, match="no test-time augmentation"):
         levers.with_tta("tta8", 8)
+    for colour_input in levers.INFERENCE_COLOUR_INPUTS:
+        option = levers.INFERENCE_OPTIONS[levers.with_colour_input(levers.rescaled(24.0), colour_input)]
+        assert option == {**levers.INFERENCE_OPTIONS[levers.rescaled(24.0)], "model_colour_input": colour_input}
+    with pytest.raises(ValueError, match="no colour input"):
+        levers.with_colour_input("tta8", "grey")
     for profile in profiles.PROFILES:
         params = profiles.notebook_parameters("07_unseen", profile)
         for lever, inference in params.get("inference_runs", []):
@@ -261,6 +267,10 @@ def test_the_shipped_model_runs_the_chosen_setting_only_as_a_baseline_option_of_
     assert not levers.matches_shipped(best, ModelConfig(diameter=20.0))
     assert not levers.matches_shipped(best, ModelConfig())
     assert not levers.matches_shipped(best.replace("baseline", "scale"), ModelConfig(diameter=24.0))
+    assert not levers.matches_shipped(best, ModelConfig(diameter=24.0, colour_input="hematoxylin"))
+    stained = pd.Series({"lever": "baseline", "inference": "rescaled at inference, 24 px, hematoxylin input"})
+    assert levers.matches_shipped(stained, ModelConfig(diameter=24.0, colour_input="hematoxylin"))
+    assert not levers.matches_shipped(stained, ModelConfig(diameter=24.0))
 
 
 def test_the_grouped_estimate_goes_into_the_card_and_keeps_the_rest(tmp_path):

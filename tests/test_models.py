@@ -162,12 +162,14 @@ def test_training_digest_depends_on_config_and_data() -> None:
 def test_fields_added_later_leave_earlier_digests_alone() -> None:
     config = training.TrainConfig()
     values = config.as_dict()
-    assert not {"scale_jitter", "colour", "balance"} & set(values) and "diameter" not in values["model"]
+    assert not {"scale_jitter", "colour", "balance"} & set(values)
+    assert not {"diameter", "colour_input"} & set(values["model"])
     for changed in (
         training.TrainConfig(scale_jitter=1.25),
         training.TrainConfig(colour=True),
         training.TrainConfig(balance="modality"),
         training.with_model(config, diameter=20.0),
+        training.with_model(config, colour_input="hematoxylin"),
     ):
         assert training.training_digest(changed, ["a"], ["b"]) != training.training_digest(config, ["a"], ["b"])
 

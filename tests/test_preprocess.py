@@ -7,7 +7,10 @@ import pytest
 
 from nucleilib.morphology import touching_labels
 from nucleilib.preprocess import (
+    COLOUR_INPUTS,
+    hematoxylin,
     is_bright_background,
+    is_colour,
     make_distance_target,
     make_targets,
     percentile_normalise,
@@ -142,9 +145,46 @@ def test_preprocess_is_deterministic_and_pure(dsb):
     np.testing.assert_array_equal(image, before)
 
 
+@pytest.mark.parametrize("kind", ["fluorescence", "brightfield"])
+@pytest.mark.parametrize("colour_input", COLOUR_INPUTS)
+def test_colour_input_leaves_grey_images_unchanged(dsb, kind, colour_input):
+    image = dsb.draw_rgb(kind)
+    assert not is_colour(image)
+    np.testing.assert_array_equal(preprocess(image, colour_input=colour_input), preprocess(image))
+
+
+@pytest.mark.parametrize("colour_input", ["grey", "hematoxylin"])
+def test_colour_input_gives_stained_tissue_bright_nuclei_in_equal_channels(dsb, colour_input):
+    image = dsb.draw_rgb("stained", discs=((32, 32, 10),))
+    assert is_colour(image)
+    x = preprocess(image, colour_input=colour_input)
+    assert x.shape == (64, 64, 3) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[..., 0], x[..., 1])
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])
+    assert x[32, 32, 0] > 0.8 and x[2, 2, 0] < 0.2
+    assert not np.array_equal(x, preprocess(image))  # the RGB input keeps colour
+
+
+def test_hematoxylin_separates_the_nuclear_stain_from_the_counterstain():
+    # Haematoxylin-purple nuclei on an eosin-pink background: the optical density of
+    # haematoxylin is higher on the nuclei; a grey average would see the pink too.
+    image = np.full((16, 16, 3), (235, 160, 200), np.uint8)
+    image[4:8, 4:8] = (80, 50, 160)
+    density = hematoxylin(image)[..., 0]
+    assert density.shape == (16, 16)
+    assert density[5, 5] > density[0, 0] + 0.05
+    np.testing.assert_allclose(hematoxylin(image.astype(np.uint16) * 257), hematoxylin(image), atol=1e-4)
+
+
+def test_hematoxylin_rejects_grey_input():
+    with pytest.raises(ValueError, match="RGB"):
+        hematoxylin(np.zeros((8, 8), np.uint8))
+
+
 @pytest.mark.parametrize(
     ("image", "kwargs", "match"),
     [
+        (np.zeros((8, 8, 3), np.uint8), {"colour_input": "lab"}, "colour_input"),
         (np.zeros((8, 8, 4), np.uint8), {}, "shape"),
         (np.zeros((8,), np.uint8), {}, "shape"),
         (np.zeros((8, 8), np.int64), {}, "dtype"),

@@ -156,8 +156,10 @@ def _scoring_model(result: object, segmenter_options: dict | None) -> tuple[obje
     from ..segmenter import Segmenter
 
     options = dict(segmenter_options)
-    if "model_diameter" in options:
-        config = dataclasses.replace(config, diameter=float(options.pop("model_diameter")))
+    changes = {key.removeprefix("model_"): options.pop(key) for key in list(options) if key.startswith("model_")}
+    if "diameter" in changes:
+        changes["diameter"] = float(changes["diameter"])
+    config = dataclasses.replace(config, **changes)
     return Segmenter.from_keras(model, config, **options), None
 
 
@@ -211,8 +213,10 @@ def grouped_evaluation(
         Separation methods scored (default: the model's own).
     segmenter_options : dict, optional
         Keyword arguments of :meth:`nucleilib.segmenter.Segmenter.from_keras` (``diameter``,
-        ``tta``) for scoring; ``"model_diameter"`` sets the configuration's nucleus
-        diameter, so that a model trained at the images' own scale is rescaled at inference.
+        ``tta``) for scoring; a ``"model_<field>"`` key sets that field of the model's
+        configuration: ``"model_diameter"`` its nucleus diameter, so that a model trained at
+        the images' own scale is rescaled at inference, ``"model_colour_input"`` the
+        preprocessing of colour images.
     only : sequence of int, optional
         Train and score these folds only (for a costly inference option); the rows then
         cover only their images.

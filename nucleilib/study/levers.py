@@ -41,6 +41,9 @@ TRAINING_LEVERS: dict[str, dict[str, Any]] = {
     },
     # A stronger touching-nuclei signal: a wider contact zone, weighted three times in the loss.
     "separation": {"border_width": 3, "border_weight": 3.0},
+    # The baseline trained in bfloat16 (oneDNN on CPUs with AVX-512 BF16 or AMX): kept if
+    # its grouped score holds, since it trains faster.
+    "bfloat16": {"mixed_precision": "bfloat16"},
 }
 
 #: Nucleus sizes a native-scale model may be taken to work at: the reference diameter that
@@ -67,6 +70,33 @@ for _reference in REFERENCE_DIAMETERS:
     _option = INFERENCE_OPTIONS[rescaled(_reference)] = {"model_diameter": _reference, "diameter": "auto"}
     for _views in (4, 8):
         INFERENCE_OPTIONS[f"{rescaled(_reference)} + tta{_views}"] = {**_option, "tta": _views}
+
+#: Colour inputs tried at inference on a model trained with RGB input (see
+#: :data:`nucleilib.preprocess.COLOUR_INPUTS`): they change colour images only.
+INFERENCE_COLOUR_INPUTS = ("grey", "hematoxylin")
+
+
+def with_colour_input(inference: str, colour_input: str) -> str:
+    """The inference option that preprocesses colour images with ``colour_input`` on top of
+    ``inference``.
+
+    Examples
+    --------
+    >>> with_colour_input("rescaled at inference, 24 px", "hematoxylin")
+    'rescaled at inference, 24 px, hematoxylin input'
+    """
+    name = f"{inference}, {colour_input} input"
+    if name not in INFERENCE_OPTIONS:
+        raise ValueError(f"no colour input option {name!r}")
+    return name
+
+
+for _inference in ["plain", *(rescaled(d) for d in REFERENCE_DIAMETERS)]:
+    for _colour in INFERENCE_COLOUR_INPUTS:
+        INFERENCE_OPTIONS[f"{_inference}, {_colour} input"] = {
+            **INFERENCE_OPTIONS[_inference],
+            "model_colour_input": _colour,
+        }
 
 
 def with_tta(inference: str, views: int) -> str:
@@ -282,8 +312,14 @@ def setting_diameter(inference: str) -> float | None:
 
 def matches_shipped(best: pd.Series, shipped_config: Any) -> bool:
     """Whether the shipped model runs the chosen setting: trained without a lever (the
-    shipped configuration) and rescaled at inference to the chosen reference diameter."""
-    return best["lever"] == "baseline" and shipped_config.diameter == setting_diameter(best["inference"])
+    shipped configuration), rescaled at inference to the chosen reference diameter and
+    given colour images as the chosen option prepares them."""
+    colour_input = INFERENCE_OPTIONS[best["inference"]].get("model_colour_input", "rgb")
+    return (
+        best["lever"] == "baseline"
+        and shipped_config.diameter == setting_diameter(best["inference"])
+        and shipped_config.colour_input == colour_input
+    )
 
 
 def card_estimate(change: pd.DataFrame, best: pd.Series, n_folds: int) -> dict[str, Any]:
