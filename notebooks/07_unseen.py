@@ -39,10 +39,13 @@ epochs = 20
 steps_per_epoch = 60
 patience = 12
 max_minutes = 20.0
-levers = ["modality", "scale", "scale+modality", "separation"]
+levers = ["modality", "scale", "scale+modality", "separation", "bfloat16"]
 inference_runs = [["baseline", "rescaled at inference, 16 px"], ["baseline", "rescaled at inference, 20 px"],
                   ["baseline", "rescaled at inference, 24 px"], ["baseline", "rescaled at inference, 28 px"],
-                  ["modality", "rescaled at inference, 20 px"], ["separation", "rescaled at inference, 20 px"]]
+                  ["baseline", "rescaled at inference, 24 px, grey input"],
+                  ["baseline", "rescaled at inference, 24 px, hematoxylin input"],
+                  ["modality", "rescaled at inference, 20 px"], ["separation", "rescaled at inference, 20 px"],
+                  ["bfloat16", "rescaled at inference, 24 px"]]
 tta_views = 8
 methods = ["components", "borders"]
 stardist = True

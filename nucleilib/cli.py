@@ -26,6 +26,8 @@ SEPARATION_CHOICES = ("components", "watershed", "borders")
 #: Choices of ``--backend`` (:data:`nucleilib.backends.BACKENDS`, spelt out for the same reason;
 #: tests/test_cli.py checks that both copies agree).
 BACKEND_CHOICES = ("keras", "xla", "tflite-float16", "tflite-int8")
+#: Choices of ``--colour-input`` (:data:`nucleilib.preprocess.COLOUR_INPUTS`, spelt out too).
+COLOUR_INPUT_CHOICES = ("rgb", "grey", "hematoxylin")
 
 #: Entry point group of further sub-commands (see the module docstring).
 COMMANDS_GROUP = "nuclei.commands"
@@ -86,6 +88,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         help="typical nucleus diameter of your images in pixels, 'auto' to estimate it per image, or 'none' to "
         "segment at the images' own scale; a scale-aware model rescales images so that nuclei have the size it works at "
         "(its config.json diameter; default: %(default)s; the value used goes into summary.csv)",
+    )
+    predict.add_argument(
+        "--colour-input",
+        choices=COLOUR_INPUT_CHOICES,
+        help="what a stained image (colour, bright background) becomes: its three channels (rgb), their mean (grey) "
+        "or its haematoxylin channel (hematoxylin); grey and fluorescence images are unaffected "
+        "(default: the model's, its config.json colour_input)",
     )
     predict.add_argument(
         "--tta",
@@ -178,7 +187,9 @@ def run_predict(args: argparse.Namespace) -> int:
     segmenter = Segmenter.from_pretrained(
         args.model, backend=args.backend, tile=args.tile, diameter=diameter, tta=args.tta
     )
-    segmenter = segmenter.with_settings(threshold=args.threshold, separation=args.separation)
+    segmenter = segmenter.with_settings(
+        threshold=args.threshold, separation=args.separation, colour_input=args.colour_input
+    )
     out.mkdir(parents=True, exist_ok=True)
     summary, nuclei = [], []
     for path, name in zip(tqdm(files, desc="segmenting", unit="img"), names):

@@ -22,11 +22,13 @@ MODALITIES = ("fluorescence", "brightfield", "stained tissue")
 COLOUR_THRESHOLD = 0.02
 #: Median grey level (0-1) above which a grey image has a bright background.
 BRIGHT_BACKGROUND = 0.5
-#: What :func:`preprocess` makes of a colour image: ``"rgb"`` keeps its three channels,
+#: What :func:`preprocess` makes of a stained image (colour, on a bright background):
+#: ``"rgb"`` keeps its three channels,
 #: ``"grey"`` averages them (then inverts a bright background, as for a grey image), and
 #: ``"hematoxylin"`` replaces it by its haematoxylin optical density (colour deconvolution,
 #: :func:`skimage.color.rgb2hed`): nuclei bright on a dark background, as in fluorescence,
-#: with the eosin-stained tissue around them left out. Grey images are the same in all three.
+#: with the eosin-stained tissue around them left out. Grey images and colour fluorescence
+#: images (dark background) are the same in all three.
 COLOUR_INPUTS = ("rgb", "grey", "hematoxylin")
 
 
@@ -242,9 +244,10 @@ def preprocess(
 
     In order:
 
-    0. a colour image is turned into one channel when ``colour_input`` is ``"grey"``
-       (channel mean) or ``"hematoxylin"`` (:func:`hematoxylin`; such an image is never
-       inverted in step 4, its nuclei being bright already); see :data:`COLOUR_INPUTS`;
+    0. a stained image (a colour image with a bright background) is turned into one
+       channel when ``colour_input`` is ``"grey"`` (channel mean) or ``"hematoxylin"``
+       (:func:`hematoxylin`; such an image is never inverted in step 4, its nuclei being
+       bright already); see :data:`COLOUR_INPUTS`;
     1. grey conversion (channel mean) when ``grey`` is set; it comes first so
        that the single channel spans the full [0, 1] range after step 3;
     2. a Gaussian filter of standard deviation ``sigma`` pixels over the two
@@ -300,8 +303,11 @@ def preprocess(
     if colour_input not in COLOUR_INPUTS:
         raise ValueError(f"colour_input must be one of {', '.join(COLOUR_INPUTS)}, got {colour_input!r}")
     x = _as_hwc(image)
-    bright = invert_bright and is_bright_background(x)
-    if colour_input != "rgb" and x.shape[-1] == 3 and is_colour(image):
+    bright_background = is_bright_background(x)
+    bright = invert_bright and bright_background
+    # Stains absorb light: only a colour image with a bright background is a stained one (a
+    # colour fluorescence image, dark around its nuclei, keeps its channels).
+    if colour_input != "rgb" and bright_background and is_colour(image):
         if colour_input == "hematoxylin":
             x, bright = hematoxylin(image), False
         else:

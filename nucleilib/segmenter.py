@@ -35,7 +35,7 @@ from .evaluation import evaluate_pairs
 from .inference import METHODS, PredictFn, dihedral_average, object_table, predict_tiled, separate
 from .io import as_rgb8, read_image
 from .models import ModelConfig
-from .preprocess import preprocess
+from .preprocess import COLOUR_INPUTS, preprocess
 from .scale import limit_upscale, rescale_image, resize_labels, scale_factor, typical_diameter
 from .validation import multiple_of, non_negative_int, one_of, open_unit_interval
 
@@ -236,10 +236,14 @@ class Segmenter:
         min_size: int | None = None,
         diameter: str | float | None = "keep",
         tta: int | None = None,
+        colour_input: str | None = None,
     ) -> Segmenter:
         """A copy with some settings changed (``None`` keeps the model's; for ``diameter``,
-        ``"keep"`` keeps the segmenter's and ``None`` means the image's own scale)."""
+        ``"keep"`` keeps the segmenter's and ``None`` means the image's own scale;
+        ``colour_input`` is one of :data:`nucleilib.preprocess.COLOUR_INPUTS`)."""
         changes: dict[str, Any] = {}
+        if colour_input is not None:
+            changes["colour_input"] = one_of(colour_input, COLOUR_INPUTS, "colour input")
         if threshold is not None:
             changes["threshold"] = open_unit_interval(threshold, "threshold")
         if border_threshold is not None:

@@ -350,6 +350,12 @@ def test_backend_choices_are_the_backends() -> None:
     assert cli.BACKEND_CHOICES == BACKENDS
 
 
+def test_colour_input_choices_are_the_preprocessing_options() -> None:
+    from nucleilib.preprocess import COLOUR_INPUTS
+
+    assert cli.COLOUR_INPUT_CHOICES == COLOUR_INPUTS
+
+
 def test_label_formats_are_what_write_labels_writes(tmp_path: Path) -> None:
     from nucleilib.io import LABEL_FORMATS, write_labels
 

@@ -165,6 +165,15 @@ def test_colour_input_gives_stained_tissue_bright_nuclei_in_equal_channels(dsb, 
     assert not np.array_equal(x, preprocess(image))  # the RGB input keeps colour
 
 
+@pytest.mark.parametrize("colour_input", COLOUR_INPUTS)
+def test_colour_input_leaves_colour_fluorescence_alone(colour_input):
+    # A DAPI image stored in the blue channel: colour, but dark around its nuclei.
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[8:16, 8:16, 2] = 200
+    assert is_colour(image)
+    np.testing.assert_array_equal(preprocess(image, colour_input=colour_input), preprocess(image))
+
+
 def test_hematoxylin_separates_the_nuclear_stain_from_the_counterstain():
     # Haematoxylin-purple nuclei on an eosin-pink background: the optical density of
     # haematoxylin is higher on the nuclei; a grey average would see the pink too.

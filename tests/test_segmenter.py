@@ -14,6 +14,7 @@ from nucleilib import models
 from nucleilib.data import Sample
 from nucleilib.errors import BackendUnavailableError, DatasetError, ModelNotFoundError, NucleiError
 from nucleilib.inference import METHODS
+from nucleilib.preprocess import preprocess
 from nucleilib.segmenter import (
     AUTO_TOLERANCE,
     SEPARATION_METHODS,
@@ -185,11 +186,32 @@ def test_with_settings_changes_a_copy_only(segmenter: Segmenter) -> None:
         ({"min_size": -1}, "min_size must be .*got -1"),
         ({"min_size": 2.5}, "min_size"),
         ({"min_size": "big"}, "min_size"),
+        ({"colour_input": "lab"}, "colour input"),
     ],
 )
 def test_with_settings_refuses_bad_values(segmenter: Segmenter, settings: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         segmenter.with_settings(**settings)
+
+
+def test_colour_input_decides_what_the_network_sees_of_a_stained_image() -> None:
+    # Purple (haematoxylin-like) discs on a pale pink background, as stained tissue is.
+    image = np.full((64, 72, 3), (235, 180, 215), np.uint8)
+    for cy, cx, r in DISCS:
+        image[disk((cy, cx), r, shape=image.shape[:2])] = (90, 40, 150)
+    seen: list[np.ndarray] = []
+
+    def recording(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch[0, :64, :72].copy())
+        return batch[..., :1]
+
+    stained = models.ModelConfig(outputs=("foreground",), separation="components", min_size=4)
+    for colour_input in ("rgb", "hematoxylin"):
+        labels = Segmenter(recording, stained).with_settings(colour_input=colour_input).segment(image)
+        assert labels.max() == len(DISCS)
+    np.testing.assert_allclose(seen[0], preprocess(image), atol=1e-6)
+    np.testing.assert_allclose(seen[1], preprocess(image, colour_input="hematoxylin"), atol=1e-6)
+    assert not np.allclose(seen[0], seen[1])
 
 
 def test_constructor_checks_its_arguments() -> None:

@@ -183,7 +183,7 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "ship_quantised": True,
         },
     },
-    # cpu: three grouped-fold trainings of the comparison budget per lever (the baseline and four
+    # cpu: three grouped-fold trainings of the comparison budget per lever (the baseline and five
     # training levers, about 20 min each on 2 cores, cached), scored plain, rescaled at inference and
     # with test-time augmentation (about 5 min per scoring pass over the 664 images).
     "07_unseen": {
@@ -201,6 +201,7 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "inference_runs": [
                 ["baseline", "rescaled at inference, 20 px"],
                 ["baseline", "rescaled at inference, 24 px"],
+                ["baseline", "rescaled at inference, 24 px, hematoxylin input"],
             ],
             "stardist_folds": [0],
         },
@@ -212,15 +213,19 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "steps_per_epoch": 60,
             "patience": 12,
             "max_minutes": 20.0,
-            "levers": ["modality", "scale", "scale+modality", "separation"],
-            # the baseline's networks rescaled to four reference diameters; two levers at 20 px
+            "levers": ["modality", "scale", "scale+modality", "separation", "bfloat16"],
+            # the baseline's networks rescaled to four reference diameters, then at 24 px with
+            # colour images as grey or haematoxylin; two levers at 20 px, bfloat16 at 24 px
             "inference_runs": [
                 ["baseline", "rescaled at inference, 16 px"],
                 ["baseline", "rescaled at inference, 20 px"],
                 ["baseline", "rescaled at inference, 24 px"],
                 ["baseline", "rescaled at inference, 28 px"],
+                ["baseline", "rescaled at inference, 24 px, grey input"],
+                ["baseline", "rescaled at inference, 24 px, hematoxylin input"],
                 ["modality", "rescaled at inference, 20 px"],
                 ["separation", "rescaled at inference, 20 px"],
+                ["bfloat16", "rescaled at inference, 24 px"],
             ],
         },
         "gpu": {
