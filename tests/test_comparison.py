@@ -517,7 +517,12 @@ def test_shipping_card() -> None:
     assert card["test_metrics_per_image_mean"] == {"iou": 0.1235, "dsb_score": 0.5}
     assert card["training_config"] == config.as_dict()
 
-    assert card["inference"] == {"diameter": None, "reference_diameter": None, "test_metrics_by_setting": None}
+    assert card["inference"] == {
+        "diameter": None,
+        "reference_diameter": None,
+        "colour_input": "rgb",
+        "test_metrics_by_setting": None,
+    }
 
 
 def _disc_sample(image_id: str, radius: int, shape=(96, 96)) -> Sample:
@@ -549,9 +554,11 @@ def test_rescaling_effect_scores_both_settings_on_the_same_images(tiny_unet) -> 
     own, _ = evaluate_model(model, config, samples, methods=["borders"])
     table = unet.rescaling_effect(model, config, samples, "borders", 24.0, own)
     assert list(table.columns) == ["own scale", "rescaled to 24 px"]
-    assert list(table.index) == ["DSB", "AP@0.5", "IoU", "s per image"]
+    assert list(table.index) == ["DSB", "AP@0.5", "IoU", "s per image", "DSB, stained tissue"]
     assert table.loc["DSB", "own scale"] == pytest.approx(own["dsb_score"].mean())
-    assert ((table.drop(index="s per image") >= 0) & (table.drop(index="s per image") <= 1)).all().all()
+    assert table.loc["DSB, stained tissue"].isna().all()  # grey images only
+    scores = table.drop(index=["s per image", "DSB, stained tissue"])
+    assert ((scores >= 0) & (scores <= 1)).all().all()
     card = unet.shipping_card(
         split="original",
         split_ids={"train": ["a"], "val": ["b"], "test": ["c"]},
@@ -566,9 +573,25 @@ def test_rescaling_effect_scores_both_settings_on_the_same_images(tiny_unet) -> 
         rescaled=table,
     )
     assert card["inference"]["diameter"] == "auto" and card["inference"]["reference_diameter"] == 24.0
+    assert card["inference"]["colour_input"] == "rgb"
     assert card["inference"]["test_metrics_by_setting"]["rescaled to 24 px"]["DSB"] == round(
         float(table.loc["DSB", "rescaled to 24 px"]), 4
     )
+
+
+def test_rescaling_effect_scores_a_colour_input_on_stained_images_apart(tiny_unet) -> None:
+    from nucleilib.segmenter import evaluate_model
+
+    model, config = tiny_unet
+    grey = _disc_sample("a", 8)
+    purple = np.where((grey.labels > 0)[..., None], (90, 40, 150), (235, 180, 215)).astype(np.uint8)
+    samples = [grey, Sample("b", purple, grey.labels)]
+    own, _ = evaluate_model(model, config, samples, methods=["borders"])
+    table = unet.rescaling_effect(model, config, samples, "borders", 24.0, own, colour_input="hematoxylin")
+    assert list(table.columns) == ["own scale", "rescaled to 24 px", "rescaled to 24 px, hematoxylin input"]
+    stained_own = own.loc[(own["image_id"] == "b") & (own["method"] == "borders"), "dsb_score"]
+    assert table.loc["DSB, stained tissue", "own scale"] == pytest.approx(float(stained_own.iloc[0]))
+    assert table.loc["DSB, stained tissue"].notna().all()
 
 
 def test_ship_model_writes_the_reference_diameter_and_keeps_the_training_config(tiny_unet, tmp_path: Path) -> None:
@@ -581,10 +604,11 @@ def test_ship_model_writes_the_reference_diameter_and_keeps_the_training_config(
     )
     assert message.startswith(f"shipped to {Path('pretrained/unet-dsb2018')}") and "float16 reload" in message
     _, shipped = load_model_folder(folder)
-    assert (shipped.diameter, shipped.separation) == (24.0, "components")
+    assert (shipped.diameter, shipped.separation, shipped.colour_input) == (24.0, "components", "rgb")
     assert json.loads((folder / "card.json").read_text()) == {"name": "x"}
-    unet.ship_model(model, config, "borders", {"name": "x"}, folder, [_disc_sample("a", 8)])
+    unet.ship_model(model, config, "borders", {"name": "x"}, folder, [_disc_sample("a", 8)], colour_input="grey")
     assert load_model_folder(folder)[1].diameter is None
+    assert load_model_folder(folder)[1].colour_input == "grey"
     assert config.diameter is None  # the training configuration is left as it was
 
 

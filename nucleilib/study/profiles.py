@@ -40,6 +40,7 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "ablation_steps": 3,
             "ship_model": False,
             "ship_diameter": 24.0,
+            "ship_colour_input": "hematoxylin",
         },
         "cpu": {
             "crop": 128,
@@ -53,6 +54,7 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "ship_model": True,
             # the best reference diameter of the grouped sweep in 07_unseen (which checks it)
             "ship_diameter": 24.0,
+            "ship_colour_input": "hematoxylin",
         },
         "gpu": {
             "crop": 256,
@@ -65,6 +67,7 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "ablation_steps": 100,
             "ship_model": True,
             "ship_diameter": 24.0,
+            "ship_colour_input": "hematoxylin",
         },
     },
     # cpu: seven trainings of 1,200 steps each (about 50 min on 2 cores), cached.

@@ -329,6 +329,7 @@ def shipping_card(
     run: Mapping[str, str] | None = None,
     diameter: float | None = None,
     rescaled: pd.DataFrame | None = None,
+    colour_input: str = "rgb",
 ) -> dict[str, Any]:
     """The model card of the shipped U-Net.
 
@@ -351,6 +352,9 @@ def shipping_card(
         The reference nucleus diameter the shipped model rescales images to by default.
     rescaled : DataFrame, optional
         :func:`rescaling_effect` on the test images (its means go into the card).
+    colour_input : str
+        What the shipped model makes of stained images by default
+        (:data:`nucleilib.preprocess.COLOUR_INPUTS`).
     """
     if run is None:
         from .runner import run_info
@@ -376,6 +380,7 @@ def shipping_card(
         "inference": {
             "diameter": "auto" if diameter is not None else None,
             "reference_diameter": None if diameter is None else float(diameter),
+            "colour_input": colour_input,
             "test_metrics_by_setting": None
             if rescaled is None
             else {column: {k: round(float(v), 4) for k, v in rescaled[column].items()} for column in rescaled},
@@ -390,8 +395,11 @@ def rescaling_effect(
     separation: str,
     diameter: float,
     own_scale: pd.DataFrame,
+    *,
+    colour_input: str = "rgb",
 ) -> pd.DataFrame:
-    """The network on test images at their own scale and rescaled so nuclei are ``diameter`` px across.
+    """The network on test images at their own scale and rescaled so nuclei are ``diameter`` px
+    across, and with stained images given as ``colour_input`` too (when it is not ``"rgb"``).
 
     Parameters
     ----------
@@ -406,26 +414,38 @@ def rescaling_effect(
     own_scale : DataFrame
         :func:`nucleilib.segmenter.evaluate_model` rows of the same images at their own scale,
         with ``separation`` as ``method``.
+    colour_input : str
+        A :data:`nucleilib.preprocess.COLOUR_INPUTS` setting scored as a third column.
 
     Returns
     -------
     DataFrame
-        Rows DSB, AP@0.5, IoU and seconds per image; one column per setting.
+        Rows DSB, AP@0.5, IoU, seconds per image and the DSB score of the stained-tissue
+        images alone; one column per setting.
     """
+    from ..preprocess import classify_modality
     from ..segmenter import Segmenter, evaluate_model
 
-    segmenter = Segmenter.from_keras(
-        model, dataclasses.replace(model_config, diameter=float(diameter)), diameter="auto"
-    )
-    rescaled, _ = evaluate_model(segmenter, None, samples, methods=[separation])
-    plain = own_scale[own_scale["method"] == separation].set_index("image_id").loc[rescaled["image_id"]]
+    stained = {s.image_id for s in samples if classify_modality(s.image) == "stained tissue"}
     names = {"dsb_score": "DSB", "ap50": "AP@0.5", "iou": "IoU", "predict_s": "s per image"}
-    return pd.DataFrame(
-        {
-            "own scale": plain[list(names)].mean().rename(names),
-            f"rescaled to {diameter:g} px": rescaled[list(names)].mean().rename(names),
-        }
-    )
+
+    def means(rows: pd.DataFrame) -> pd.Series:
+        values = rows[list(names)].mean().rename(names)
+        values["DSB, stained tissue"] = rows.loc[rows["image_id"].isin(stained), "dsb_score"].mean()
+        return values
+
+    settings = {f"rescaled to {diameter:g} px": "rgb"}
+    if colour_input != "rgb":
+        settings[f"rescaled to {diameter:g} px, {colour_input} input"] = colour_input
+    columns = {}
+    for label, setting in settings.items():
+        config = dataclasses.replace(model_config, diameter=float(diameter), colour_input=setting)
+        rows, _ = evaluate_model(
+            Segmenter.from_keras(model, config, diameter="auto"), None, samples, methods=[separation]
+        )
+        columns[label] = means(rows)
+    plain = own_scale[own_scale["method"] == separation].set_index("image_id").loc[[s.image_id for s in samples]]
+    return pd.DataFrame({"own scale": means(plain.reset_index()), **columns})
 
 
 def ship_model(
@@ -437,6 +457,7 @@ def ship_model(
     check_samples: Sequence[Sample],
     *,
     diameter: float | None = None,
+    colour_input: str = "rgb",
     root: Path | None = None,
 ) -> str:
     """Save the model in float16 with its card, reload it and compare its DSB score on a few test images.
@@ -458,6 +479,9 @@ def ship_model(
         The nucleus diameter (pixels) images are rescaled to by default (``Segmenter``'s
         ``diameter="auto"``); None ships a model that works at each image's own scale. The
         weights are the same either way.
+    colour_input : str
+        What the shipped model makes of stained images by default
+        (:data:`nucleilib.preprocess.COLOUR_INPUTS`); the weights are the same.
     root : Path, optional
         Show ``folder`` relative to this folder (the project's).
 
@@ -470,7 +494,10 @@ def ship_model(
     from ..segmenter import evaluate_model
 
     final_config = dataclasses.replace(
-        model_config, separation=separation, diameter=None if diameter is None else float(diameter)
+        model_config,
+        separation=separation,
+        diameter=None if diameter is None else float(diameter),
+        colour_input=colour_input,
     )
     before, _ = evaluate_model(model, final_config, check_samples, methods=[separation])
     save_model(model, final_config, folder, card=dict(card), float16=True)
