@@ -142,9 +142,12 @@ plt.show()
 #   labels mapped back to the image's grid;
 # - **scale+modality**: both;
 # - **separation**: a stronger touching-nuclei signal, the contact zone between nuclei three
-#   pixels wide instead of two and weighted three times in the loss.
+#   pixels wide instead of two and weighted three times in the loss;
+# - **bfloat16**: the baseline trained in mixed bfloat16 precision (oneDNN on a CPU with
+#   AVX-512 BF16 or AMX, as the study's machine has; the speed chapter measures its training
+#   throughput): it would be kept if its score holds, since it trains faster.
 #
-# The `levers` parameter names the ones trained (the cpu run trains all four, about 20 minutes
+# The `levers` parameter names the ones trained (the cpu run trains all five, about 20 minutes
 # each on two cores).
 #
 # Two inference-only levers are scored on trained models: the images rescaled at inference only
@@ -152,7 +155,13 @@ plt.show()
 # is rescaled so that its nuclei are N pixels across), and test-time augmentation. Since a network
 # trained at the images' own scales has no one size of its own, the baseline's networks are
 # rescaled to four reference sizes, 16 to 28 pixels, to find the one it works best at; the
-# `inference_runs` parameter lists the (lever, inference) pairs scored. Every row is scored with
+# `inference_runs` parameter lists the (lever, inference) pairs scored. Stained images (colour
+# on a bright background; here the stained-tissue group only) can also be given to the network
+# as one channel (**grey input**: their grey level, inverted as a bright-field image is; or
+# **hematoxylin input**: the haematoxylin optical density of a colour deconvolution, nuclei
+# bright on a dark background as in fluorescence, the eosin-stained tissue around them left out).
+# The networks that hold out the stained-tissue group never saw a colour image, so for that group
+# this inference option is the same as training with that input. Every row is scored with
 # each separation method of the `methods` parameter (in the cpu run connected components and the
 # models' own, touching borders; the distance watershed, slowest on large images, is compared in
 # the comparison chapter only).
@@ -166,7 +175,7 @@ all_levers = pd.concat([baseline, trained], ignore_index=True)
 dsb_table = lv.lever_table(all_levers)
 by_row = dsb_table[dsb_table["method"] == "borders"].set_index(["lever", "inference"])["mean over groups"]
 for lever in lv.TRAINING_LEVERS:
-    for inference in ["plain"] + [lv.rescaled(d) for d in lv.REFERENCE_DIAMETERS]:
+    for inference in [name for name in lv.INFERENCE_OPTIONS if "tta" not in name]:
         # NaN: not scored in this profile
         glue(lv.glue_key(lever, inference), float(by_row.get((lever, inference), float("nan"))), display=False)
 dsb_table.round(3)
@@ -216,7 +225,27 @@ glue("weakest_after", groups_only["DSB after"].idxmin(), display=False)
 glue("weakest_after_dsb", float(groups_only["DSB after"].min()), display=False)
 glue("dsb_gain", float(change.loc["mean over groups", "DSB change"]), display=False)
 glue("groups_below", int((groups_only["DSB after"] < 0.30).sum()), display=False)
+tissue = groups_only[groups_only.index.str.startswith("stained tissue")].mean(numeric_only=True)  # NaN if absent
+glue("tissue_dsb_before", float(tissue.get("DSB before", float("nan"))), display=False)
+glue("tissue_dsb_after", float(tissue.get("DSB after", float("nan"))), display=False)
 change.round(3)
+
+# %% [markdown]
+# ### Where the errors are
+#
+# With the chosen setting, per held-out group: pixel precision and recall, nuclei found per
+# annotated nucleus, and the nucleus diameter the first pass estimated against the annotated one
+# (medians over images):
+
+# %%
+chosen_borders = all_levers[(all_levers["lever"] == best["lever"]) & (all_levers["inference"] == best["inference"])
+                            & (all_levers["method"] == "borders")]
+errors = lv.error_profile(chosen_borders, samples)
+errors.to_csv(out / "levers-errors.csv")
+for name, column in (("precision", "pixel precision"), ("recall", "pixel recall"),
+                     ("estimated", "estimated diameter (median)"), ("annotated", "annotated diameter (median)")):
+    glue(f"brightfield_{name}", float(errors[column].get("brightfield", float("nan"))), display=False)
+errors.round(2)
 
 # %% [markdown]
 # ## The field's standard: StarDist
