@@ -242,6 +242,9 @@ def test_every_reference_diameter_has_its_tta_options_and_the_profiles_name_know
     for colour_input in levers.INFERENCE_COLOUR_INPUTS:
         option = levers.INFERENCE_OPTIONS[levers.with_colour_input(levers.rescaled(24.0), colour_input)]
         assert option == {**levers.INFERENCE_OPTIONS[levers.rescaled(24.0)], "model_colour_input": colour_input}
+        with_views = levers.with_tta(levers.with_colour_input(levers.rescaled(24.0), colour_input), 8)
+        assert levers.INFERENCE_OPTIONS[with_views] == {**option, "tta": 8}
+        assert levers.setting_diameter(with_views) == 24.0
     with pytest.raises(ValueError, match="no colour input"):
         levers.with_colour_input("tta8", "grey")
     for profile in profiles.PROFILES:

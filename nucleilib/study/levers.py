@@ -93,10 +93,12 @@ def with_colour_input(inference: str, colour_input: str) -> str:
 
 for _inference in ["plain", *(rescaled(d) for d in REFERENCE_DIAMETERS)]:
     for _colour in INFERENCE_COLOUR_INPUTS:
-        INFERENCE_OPTIONS[f"{_inference}, {_colour} input"] = {
+        _option = INFERENCE_OPTIONS[f"{_inference}, {_colour} input"] = {
             **INFERENCE_OPTIONS[_inference],
             "model_colour_input": _colour,
         }
+        for _views in (4, 8):
+            INFERENCE_OPTIONS[f"{_inference}, {_colour} input + tta{_views}"] = {**_option, "tta": _views}
 
 
 def with_tta(inference: str, views: int) -> str:
