@@ -35,6 +35,10 @@ COMMANDS_GROUP = "nuclei.commands"
 Handler = Callable[[argparse.Namespace], int]
 
 
+class OutputError(NucleiError):
+    """An output file could not be written (full disk, lost folder): the run stops."""
+
+
 def _plugin_commands(commands: Any) -> dict[str, Handler]:
     from importlib.metadata import entry_points
 
@@ -152,12 +156,7 @@ def _collect_images(inputs: Sequence[str], recursive: bool) -> tuple[list[Path],
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    import pandas as pd
-    from tqdm import tqdm
-
-    from .io import read_image, write_image, write_labels, write_table
-    from .plotting import outline_overlay
-    from .segmenter import Segmenter
+    from .batch import PredictionRun
 
     files, folders, problems = _collect_images(args.inputs, args.recursive)
     for problem in problems:
@@ -177,12 +176,46 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.overlay:
             targets.append(out / f"{name}_overlay.png")
     targets += [out / "summary.csv", out / "nuclei.csv"]
-    existing = [t for t in targets if t.exists()]
-    if existing and not args.overwrite:
-        _error(
-            f"{existing[0]}: exists ({len(existing)} output file(s) would be replaced); use --overwrite to replace them"
-        )
+    settings = {
+        "model": args.model,
+        "backend": args.backend,
+        "diameter": args.diameter,
+        "colour_input": args.colour_input,
+        "tta": args.tta,
+        "separation": args.separation,
+        "threshold": args.threshold,
+        "tile": args.tile,
+        "format": args.format,
+        "overlay": args.overlay,
+    }
+    segmenter = _segmenter(args)  # a model that cannot be loaded stops the run before anything is written
+    run = PredictionRun.start(out, settings, targets=targets, overwrite=args.overwrite)
+    todo = [(path, name) for path, name in zip(files, names) if not run.is_done(name)]
+    if len(todo) < len(files):
+        print(f"resuming: {len(files) - len(todo)} of {len(files)} image(s) already done in {out}, skipped")
+    failures: dict[str, dict[str, Any]] = {}
+    try:
+        if todo:
+            _segment_all(args, segmenter, run, todo, failures)
+    except OutputError:
+        _write_tables(run, names, failures)
+        done = sum(run.is_done(name) for name in names)
+        print(f"stopped: {done} of {len(files)} image(s) done; run the same command again to finish", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        _write_tables(run, names, failures)
+        done = sum(run.is_done(name) for name in names)
+        _error(f"interrupted: {done} of {len(files)} image(s) done; run the same command again to finish")
+        return 130
+    _write_tables(run, names, failures)
+    failed = len(failures) + len(problems)
+    print(f"{len(files) - len(failures)} image(s) segmented, {failed} problem(s); results in {out}")
+    return 1 if failed else 0
+
+
+def _segmenter(args: argparse.Namespace) -> Any:
+    from .segmenter import Segmenter
+
     diameter = None if str(args.diameter).lower() == "none" else args.diameter
     segmenter = Segmenter.from_pretrained(
         args.model, backend=args.backend, tile=args.tile, diameter=diameter, tta=args.tta
@@ -190,34 +223,47 @@ def run_predict(args: argparse.Namespace) -> int:
     segmenter = segmenter.with_settings(
         threshold=args.threshold, separation=args.separation, colour_input=args.colour_input
     )
-    out.mkdir(parents=True, exist_ok=True)
-    summary, nuclei = [], []
-    for path, name in zip(tqdm(files, desc="segmenting", unit="img"), names):
-        label_path = out / f"{name}_labels.{args.format}"
+    return segmenter
+
+
+def _segment_all(
+    args: argparse.Namespace,
+    segmenter: Any,
+    run: Any,
+    todo: list[tuple[Path, str]],
+    failures: dict[str, dict[str, Any]],
+) -> None:
+    """Segment the images of ``todo`` and record each as it is finished (see :mod:`nucleilib.batch`)."""
+    from tqdm import tqdm
+
+    from .batch import NUCLEI_COLUMNS
+    from .io import read_image, write_image, write_labels
+    from .plotting import outline_overlay
+
+    for path, name in tqdm(todo, desc="segmenting", unit="img"):
+        label_path = run.out / f"{name}_labels.{args.format}"
+
         try:
             image = read_image(path)
             result = segmenter.segment_instances(image)
-            labels = result.labels
-            write_labels(labels, label_path)
         except (DatasetError, ValueError) as err:
-            _error(str(err))
-            summary.append(
-                {
-                    "image": str(path),
-                    "output": "",
-                    "nuclei": None,
-                    "diameter": None,
-                    "scale": None,
-                    "status": f"error: {err}",
-                }
-            )
+            failures[name] = _failed(path, str(err))
             continue
-        if args.overlay:
-            write_image(outline_overlay(image, labels), out / f"{name}_overlay.png")
+        labels = result.labels
+        writing = label_path
+        try:
+            write_labels(labels, label_path)
+            if args.overlay:
+                writing = run.out / f"{name}_overlay.png"
+                write_image(outline_overlay(image, labels), writing)
+        except OSError as err:
+            # A full disk or a lost folder fails every later image too: stop, the run resumes later.
+            failures[name] = _failed(path, f"{writing}: could not be written ({err.strerror or err})")
+            raise OutputError(f"{writing}: could not be written; free space or fix the folder, then run again") from err
         table = segmenter.measure(labels)
         table.insert(0, "image", str(path))
-        nuclei.append(table)
-        summary.append(
+        run.finish(
+            name,
             {
                 "image": str(path),
                 "output": label_path.name,
@@ -225,17 +271,30 @@ def run_predict(args: argparse.Namespace) -> int:
                 "diameter": round(result.diameter, 2) if math.isfinite(result.diameter) else None,
                 "scale": round(result.scale, 4),
                 "status": "ok",
-            }
+            },
+            table[NUCLEI_COLUMNS],
         )
-    write_table(pd.DataFrame(summary).astype({"nuclei": "Int64"}), out / "summary.csv")
-    columns = ["image", "label", "area", "centroid_y", "centroid_x"]
-    write_table(
-        pd.concat(nuclei, ignore_index=True)[columns] if nuclei else pd.DataFrame(columns=columns), out / "nuclei.csv"
-    )
-    errors = sum(row["status"] != "ok" for row in summary)
-    failed = errors + len(problems)
-    print(f"{len(summary) - errors} image(s) segmented, {failed} problem(s); results in {out}")
-    return 1 if failed else 0
+
+
+def _failed(path: Path, message: str) -> dict[str, Any]:
+    """Report an image that failed, and its row of ``summary.csv``."""
+    _error(message)
+    return {
+        "image": str(path),
+        "output": "",
+        "nuclei": None,
+        "diameter": None,
+        "scale": None,
+        "status": f"error: {message}",
+    }
+
+
+def _write_tables(run: Any, names: Sequence[str], failures: dict[str, dict[str, Any]]) -> None:
+    from .io import write_table
+
+    summary, nuclei = run.tables(names, failures)
+    write_table(summary, run.out / "summary.csv")
+    write_table(nuclei, run.out / "nuclei.csv")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

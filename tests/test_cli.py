@@ -444,3 +444,115 @@ def test_a_diameter_for_a_model_that_is_not_scale_aware_is_a_one_line_error(
     assert predict(str(inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--diameter", "30") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not scale-aware" in err[0] and "Traceback" not in err[0]
+
+
+# --------------------------------------------------------------------------- interrupted and resumed runs
+
+
+def _tables(out: Path) -> tuple[bytes, bytes]:
+    return (out / "summary.csv").read_bytes(), (out / "nuclei.csv").read_bytes()
+
+
+def test_an_interrupted_run_resumes_with_the_same_command(
+    inputs: Path, tiny_model: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import pandas as pd
+
+    from nucleilib.segmenter import Segmenter
+
+    clean = tmp_path / "clean"
+    assert predict(str(inputs), "-o", str(clean), "--model", str(tiny_model)) == 0
+    out = tmp_path / "out"
+    real = Segmenter.segment_instances
+    calls = []
+
+    def interrupted_at_the_third(self, image, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, image, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "segment_instances", interrupted_at_the_third)
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert err == "nuclei: error: interrupted: 2 of 4 image(s) done; run the same command again to finish"
+    assert len(pd.read_csv(out / "summary.csv")) == 2  # the tables hold what is finished
+    monkeypatch.setattr(Segmenter, "segment_instances", real)
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 0
+    assert "resuming: 2 of 4 image(s) already done" in capsys.readouterr().out
+    assert _tables(out) == _tables(clean)
+    for stem in ("rgb", "rgba", "grey", "deep"):
+        assert (out / f"{stem}_labels.png").read_bytes() == (clean / f"{stem}_labels.png").read_bytes()
+    assert not list(out.glob(".*.partial*"))
+
+
+def test_a_finished_run_started_again_does_nothing_and_keeps_its_tables(
+    inputs: Path, tiny_model: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from nucleilib.segmenter import Segmenter
+
+    out = tmp_path / "out"
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model), "--overlay") == 0
+    before = tree_digest(out)
+    monkeypatch.setattr(Segmenter, "segment_instances", lambda *a, **k: pytest.fail("nothing left to segment"))
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model), "--overlay") == 0
+    assert "resuming: 4 of 4" in capsys.readouterr().out
+    assert tree_digest(out) == before
+
+
+def test_an_image_whose_outputs_were_not_all_written_is_segmented_again(
+    inputs: Path, tiny_model: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # A process killed after the label image was written but before the image was recorded as
+    # done, and a disk that filled up while writing: neither leaves an image counted as done.
+    from nucleilib import batch
+
+    clean = tmp_path / "clean"
+    assert predict(str(inputs), "-o", str(clean), "--model", str(tiny_model)) == 0
+    out = tmp_path / "out"
+    real_finish = batch.PredictionRun.finish
+
+    def killed_before_recording(self, name, summary, nuclei):
+        if name == "grey":
+            raise KeyboardInterrupt
+        real_finish(self, name, summary, nuclei)
+
+    monkeypatch.setattr(batch.PredictionRun, "finish", killed_before_recording)
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 130
+    assert (out / "grey_labels.png").is_file()
+    monkeypatch.setattr(batch.PredictionRun, "finish", real_finish)
+
+    import PIL.Image
+
+    real_save = PIL.Image.Image.save
+
+    def disk_full(self, fp, *args, **kwargs):
+        if "rgba_labels" in str(fp):  # an image after the one killed (inputs go in name order)
+            raise OSError(28, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image.Image, "save", disk_full)
+    capsys.readouterr()
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "rgba" in err and "Traceback" not in err
+    assert not (out / "rgba_labels.png").exists() and not list(out.glob(".*.partial*"))
+    monkeypatch.setattr(PIL.Image.Image, "save", real_save)
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 0
+    assert _tables(out) == _tables(clean)
+
+
+def test_results_of_other_settings_are_never_written_over_without_overwrite(
+    inputs: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out"
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 0
+    before = tree_digest(out)
+    capsys.readouterr()
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model), "--tta", "4") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ".nuclei-run.json" in err
+    assert "other settings" in err and "tta 1 then, 4 now" in err and "--overwrite" in err
+    assert tree_digest(out) == before
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model), "--tta", "4", "--overwrite") == 0
+    assert "resuming" not in capsys.readouterr().out

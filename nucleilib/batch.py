@@ -1,0 +1,158 @@
+"""A resumable run of ``nuclei predict`` over many images: what is done, and the tables at the end.
+
+A run writes, beside its label images, a record of its settings (:data:`RUN_RECORD`) and one small
+part per finished image (:data:`PARTS_FOLDER`), each written to a temporary name and renamed,
+so that a part exists only once its image's outputs are complete. Interrupted (Ctrl-C, a killed
+process, a full disk), the same command started again skips the images whose parts exist and
+segments the rest; ``summary.csv`` and ``nuclei.csv`` are assembled from the parts, one row per
+image (and per nucleus) whatever the number of attempts. A folder holding results made with
+other settings, or files of another origin, is never written over without ``--overwrite``.
+
+Examples
+--------
+>>> import tempfile, pandas as pd
+>>> out = Path(tempfile.mkdtemp())
+>>> run = PredictionRun.start(out, {"model": "m"}, targets=[out / "a_labels.png"])
+>>> _ = (out / "a_labels.png").write_bytes(b"labels")
+>>> run.finish("a", {"image": "a.png", "output": "a_labels.png", "status": "ok"},
+...            pd.DataFrame({"image": ["a.png"], "label": [1]}))
+>>> again = PredictionRun.start(out, {"model": "m"}, targets=[out / "a_labels.png"])
+>>> again.resumed, again.is_done("a"), again.is_done("b")
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import NucleiError
+
+#: The settings of the run that wrote an output folder (JSON, in that folder).
+RUN_RECORD = ".nuclei-run.json"
+#: The folder of per-image parts (JSON), inside the output folder.
+PARTS_FOLDER = ".nuclei-parts"
+#: Columns of ``nuclei.csv``.
+NUCLEI_COLUMNS = ["image", "label", "area", "centroid_y", "centroid_x"]
+
+
+def _write_json_atomically(path: Path, value: Any) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(json.dumps(value, indent=1, sort_keys=True, default=str))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    keys = sorted(set(old) | set(new))
+    return ", ".join(f"{k} {old.get(k)!r} then, {new.get(k)!r} now" for k in keys if old.get(k) != new.get(k))
+
+
+@dataclass
+class PredictionRun:
+    """The state of one output folder (see the module docstring)."""
+
+    out: Path
+    settings: dict[str, Any]
+    resumed: bool
+
+    @property
+    def parts(self) -> Path:
+        return self.out / PARTS_FOLDER
+
+    @classmethod
+    def start(
+        cls,
+        out: str | os.PathLike[str],
+        settings: Mapping[str, Any],
+        *,
+        targets: Sequence[Path] = (),
+        overwrite: bool = False,
+    ) -> PredictionRun:
+        """Open ``out`` for a run with ``settings`` (JSON-serialisable), resuming an earlier
+        run of the same settings.
+
+        Raises
+        ------
+        NucleiError
+            Without ``overwrite``: when ``out`` holds a run of other settings, or (with no run
+            record) any of ``targets`` exists. The message names the file and the way out.
+        """
+        out = Path(out)
+        settings = json.loads(json.dumps(dict(settings), default=str))
+        record = out / RUN_RECORD
+        earlier: dict[str, Any] | None = None
+        if record.is_file():
+            try:
+                earlier = json.loads(record.read_text())["settings"]
+            except (ValueError, KeyError, TypeError):
+                earlier = None
+            if earlier is None and not overwrite:
+                raise NucleiError(f"{record}: unreadable run record; use --overwrite to start this folder again")
+        if not overwrite:
+            if earlier is not None and earlier != settings:
+                raise NucleiError(
+                    f"{record}: the results in {out} were made with other settings ({_differences(earlier, settings)}); "
+                    "run the same command to resume, pass --overwrite to replace them, or choose another output folder"
+                )
+            if earlier is None:
+                existing = [t for t in targets if Path(t).exists()]
+                if existing:
+                    raise NucleiError(
+                        f"{existing[0]}: exists ({len(existing)} output file(s) would be replaced); "
+                        "use --overwrite to replace them"
+                    )
+        run = cls(out, settings, resumed=earlier is not None and not overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+        if not run.resumed:
+            shutil.rmtree(run.parts, ignore_errors=True)
+        run.parts.mkdir(exist_ok=True)
+        _write_json_atomically(record, {"settings": settings})
+        return run
+
+    def _part(self, name: str) -> Path:
+        return self.parts / f"{name}.json"
+
+    def is_done(self, name: str) -> bool:
+        """Whether image ``name`` was finished by this run or an earlier one of the same settings."""
+        part = self._part(name)
+        if not part.is_file():
+            return False
+        try:
+            output = json.loads(part.read_text())["summary"].get("output", "")
+        except (ValueError, KeyError, AttributeError):
+            return False
+        return bool(output) and (self.out / output).is_file()
+
+    def finish(self, name: str, summary: Mapping[str, Any], nuclei: pd.DataFrame) -> None:
+        """Record image ``name`` as done, once all of its outputs are written."""
+        rows = nuclei.astype(object).where(nuclei.notna(), None).to_dict(orient="list")
+        _write_json_atomically(self._part(name), {"summary": dict(summary), "nuclei": rows})
+
+    def tables(
+        self, names: Sequence[str], failures: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``summary.csv`` and ``nuclei.csv`` of ``names`` in that order: a finished image's
+        rows from its part, a failed one's summary row from ``failures``; others are left out."""
+        summary, nuclei = [], []
+        for name in names:
+            if name in failures:
+                summary.append(dict(failures[name]))
+                continue
+            if not self.is_done(name):
+                continue
+            part = json.loads(self._part(name).read_text())
+            summary.append(part["summary"])
+            nuclei.append(pd.DataFrame(part["nuclei"], columns=NUCLEI_COLUMNS))
+        summary_table = pd.DataFrame(summary, columns=["image", "output", "nuclei", "diameter", "scale", "status"])
+        nuclei_table = pd.concat(nuclei, ignore_index=True) if nuclei else pd.DataFrame(columns=NUCLEI_COLUMNS)
+        return summary_table.astype({"nuclei": "Int64"}), nuclei_table
