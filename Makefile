@@ -44,9 +44,15 @@ book: study
 check:
 	$(BIN)/python -m nucleilib.study.book.sitecheck _build/$(PROFILE)/_build/html --screenshots _build/$(PROFILE)/screenshots
 
-lab: venv
+# Listens on this machine only; as root (a container), Jupyter needs --allow-root.
+LAB_FLAGS ?= --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab: $(BIN)/.lab-installed
+	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
+
+$(BIN)/.lab-installed: $(BIN)/.installed
 	$(BIN)/pip install --quiet -c requirements-lock.txt -e '.[lab]'
-	$(BIN)/jupyter lab notebooks/
+	touch $@
 
 clean:
 	rm -rf _build
