@@ -24,9 +24,10 @@ Examples
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,28 @@ RUN_RECORD = ".nuclei-run.json"
 PARTS_FOLDER = ".nuclei-parts"
 #: Columns of ``nuclei.csv``.
 NUCLEI_COLUMNS = ["image", "label", "area", "centroid_y", "centroid_x"]
+
+
+class OutputError(NucleiError):
+    """An output file could not be written (a full disk, a lost folder): the run stops.
+
+    ``name`` is the image's output name and ``row`` its row of ``summary.csv``."""
+
+    def __init__(self, message: str, name: str, row: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.name, self.row = name, row
+
+
+def failure_row(path: Path, message: str) -> dict[str, Any]:
+    """The ``summary.csv`` row of an image that could not be segmented."""
+    return {
+        "image": str(path),
+        "output": "",
+        "nuclei": None,
+        "diameter": None,
+        "scale": None,
+        "status": f"error: {message}",
+    }
 
 
 def _write_json_atomically(path: Path, value: Any) -> None:
@@ -156,3 +179,112 @@ class PredictionRun:
         summary_table = pd.DataFrame(summary, columns=["image", "output", "nuclei", "diameter", "scale", "status"])
         nuclei_table = pd.concat(nuclei, ignore_index=True) if nuclei else pd.DataFrame(columns=NUCLEI_COLUMNS)
         return summary_table.astype({"nuclei": "Int64"}), nuclei_table
+
+
+def segment_one(
+    run: PredictionRun, segmenter: Any, path: Path, name: str, *, label_format: str = "png", overlay: bool = False
+) -> dict[str, Any] | None:
+    """Segment one image, write its outputs and record it as done in ``run``.
+
+    Returns
+    -------
+    dict or None
+        The image's ``summary.csv`` row when it could not be read or segmented (its
+        ``status`` says why), None when it is done.
+
+    Raises
+    ------
+    OutputError
+        When an output cannot be written: every later image would fail the same way.
+    """
+    from .errors import DatasetError
+    from .io import read_image, write_image, write_labels
+    from .plotting import outline_overlay
+
+    try:
+        image = read_image(path)
+        result = segmenter.segment_instances(image)
+    except (DatasetError, ValueError) as err:
+        return failure_row(path, str(err))
+    labels = result.labels
+    writing = label_path = run.out / f"{name}_labels.{label_format}"
+    try:
+        write_labels(labels, label_path)
+        if overlay:
+            writing = run.out / f"{name}_overlay.png"
+            write_image(outline_overlay(image, labels), writing)
+    except OSError as err:
+        message = f"{writing}: could not be written ({err.strerror or err})"
+        raise OutputError(message, name, failure_row(path, message)) from err
+    table = segmenter.measure(labels)
+    table.insert(0, "image", str(path))
+    summary = {
+        "image": str(path),
+        "output": label_path.name,
+        "nuclei": int(len(table)),
+        "diameter": round(result.diameter, 2) if math.isfinite(result.diameter) else None,
+        "scale": round(result.scale, 4),
+        "status": "ok",
+    }
+    run.finish(name, summary, table[NUCLEI_COLUMNS])
+    return None
+
+
+# --------------------------------------------------------------------------- worker processes
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(make_segmenter: Callable[[], Any], threads: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    _WORKER["segmenter"] = make_segmenter()
+
+
+def _work(run: PredictionRun, path: Path, name: str, label_format: str, overlay: bool) -> dict[str, Any] | None:
+    return segment_one(run, _WORKER["segmenter"], path, name, label_format=label_format, overlay=overlay)
+
+
+def segment_many(
+    run: PredictionRun,
+    make_segmenter: Callable[[], Any],
+    todo: Sequence[tuple[Path, str]],
+    *,
+    workers: int = 1,
+    label_format: str = "png",
+    overlay: bool = False,
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """:func:`segment_one` of each ``(path, name)`` of ``todo``, yielding ``(name, failure row or
+    None)`` as images finish.
+
+    With ``workers`` above one, that many processes (spawned, each building its own segmenter
+    with ``make_segmenter``, a picklable callable, and the machine's cores shared among them)
+    segment images side by side; each image's outputs are what one process writes. Interrupted
+    (KeyboardInterrupt), the images already started are finished and recorded first.
+    """
+    if workers <= 1:
+        segmenter = make_segmenter()
+        for path, name in todo:
+            yield name, segment_one(run, segmenter, path, name, label_format=label_format, overlay=overlay)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(make_segmenter, threads),
+    )
+    try:
+        futures = {pool.submit(_work, run, path, name, label_format, overlay): name for path, name in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -9,7 +9,6 @@ of command name to handler. The study adds ``study`` and ``book`` this way
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,10 +32,6 @@ COLOUR_INPUT_CHOICES = ("rgb", "grey", "hematoxylin")
 COMMANDS_GROUP = "nuclei.commands"
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class OutputError(NucleiError):
-    """An output file could not be written (full disk, lost folder): the run stops."""
 
 
 def _plugin_commands(commands: Any) -> dict[str, Handler]:
@@ -108,6 +103,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         help="test-time augmentation: average 1 (none), 4 (flips) or 8 (flips and rotations) views (default: 1)",
     )
     predict.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes segmenting images side by side, the machine's cores shared among them; the results are "
+        "the same as with one (default: %(default)s)",
+    )
+    predict.add_argument(
         "--backend",
         choices=BACKEND_CHOICES,
         default="keras",
@@ -156,7 +158,9 @@ def _collect_images(inputs: Sequence[str], recursive: bool) -> tuple[list[Path],
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from .batch import PredictionRun
+    from tqdm import tqdm
+
+    from .batch import OutputError, PredictionRun, segment_many
 
     files, folders, problems = _collect_images(args.inputs, args.recursive)
     for problem in problems:
@@ -188,19 +192,36 @@ def run_predict(args: argparse.Namespace) -> int:
         "format": args.format,
         "overlay": args.overlay,
     }
-    segmenter = _segmenter(args)  # a model that cannot be loaded stops the run before anything is written
+    if args.workers < 1:
+        _error(f"--workers must be at least 1, got {args.workers}")
+        return 2
+    recipe = _segmenter_recipe(args)
+    segmenter = recipe()  # a model that cannot be loaded stops the run before anything is written
     run = PredictionRun.start(out, settings, targets=targets, overwrite=args.overwrite)
     todo = [(path, name) for path, name in zip(files, names) if not run.is_done(name)]
     if len(todo) < len(files):
         print(f"resuming: {len(files) - len(todo)} of {len(files)} image(s) already done in {out}, skipped")
     failures: dict[str, dict[str, Any]] = {}
+    finished = segment_many(
+        run,
+        (lambda: segmenter) if args.workers <= 1 else recipe,
+        todo,
+        workers=args.workers,
+        label_format=args.format,
+        overlay=args.overlay,
+    )
     try:
-        if todo:
-            _segment_all(args, segmenter, run, todo, failures)
-    except OutputError:
+        for name, failure in tqdm(finished, total=len(todo), desc="segmenting", unit="img"):
+            if failure is not None:
+                _error(failure["status"].removeprefix("error: "))
+                failures[name] = failure
+    except OutputError as err:
+        failures[err.name] = err.row
         _write_tables(run, names, failures)
         done = sum(run.is_done(name) for name in names)
-        print(f"stopped: {done} of {len(files)} image(s) done; run the same command again to finish", file=sys.stderr)
+        _error(
+            f"{err} (free space or fix the folder); stopped: {done} of {len(files)} image(s) done, run the same command again to finish"
+        )
         return 1
     except KeyboardInterrupt:
         _write_tables(run, names, failures)
@@ -213,80 +234,45 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _segmenter(args: argparse.Namespace) -> Any:
+def build_segmenter(
+    model: str,
+    *,
+    backend: str,
+    tile: int,
+    diameter: str | None,
+    tta: int,
+    threshold: float | None,
+    separation: str | None,
+    colour_input: str | None,
+) -> Any:
+    """The segmenter of ``nuclei predict``'s options (module level, so worker processes can
+    build their own)."""
     from .segmenter import Segmenter
 
-    diameter = None if str(args.diameter).lower() == "none" else args.diameter
     segmenter = Segmenter.from_pretrained(
-        args.model, backend=args.backend, tile=args.tile, diameter=diameter, tta=args.tta
+        model,
+        backend=backend,
+        tile=tile,
+        diameter=None if str(diameter).lower() == "none" else diameter,
+        tta=tta,
     )
-    segmenter = segmenter.with_settings(
-        threshold=args.threshold, separation=args.separation, colour_input=args.colour_input
+    return segmenter.with_settings(threshold=threshold, separation=separation, colour_input=colour_input)
+
+
+def _segmenter_recipe(args: argparse.Namespace) -> Any:
+    import functools
+
+    return functools.partial(
+        build_segmenter,
+        args.model,
+        backend=args.backend,
+        tile=args.tile,
+        diameter=args.diameter,
+        tta=args.tta,
+        threshold=args.threshold,
+        separation=args.separation,
+        colour_input=args.colour_input,
     )
-    return segmenter
-
-
-def _segment_all(
-    args: argparse.Namespace,
-    segmenter: Any,
-    run: Any,
-    todo: list[tuple[Path, str]],
-    failures: dict[str, dict[str, Any]],
-) -> None:
-    """Segment the images of ``todo`` and record each as it is finished (see :mod:`nucleilib.batch`)."""
-    from tqdm import tqdm
-
-    from .batch import NUCLEI_COLUMNS
-    from .io import read_image, write_image, write_labels
-    from .plotting import outline_overlay
-
-    for path, name in tqdm(todo, desc="segmenting", unit="img"):
-        label_path = run.out / f"{name}_labels.{args.format}"
-
-        try:
-            image = read_image(path)
-            result = segmenter.segment_instances(image)
-        except (DatasetError, ValueError) as err:
-            failures[name] = _failed(path, str(err))
-            continue
-        labels = result.labels
-        writing = label_path
-        try:
-            write_labels(labels, label_path)
-            if args.overlay:
-                writing = run.out / f"{name}_overlay.png"
-                write_image(outline_overlay(image, labels), writing)
-        except OSError as err:
-            # A full disk or a lost folder fails every later image too: stop, the run resumes later.
-            failures[name] = _failed(path, f"{writing}: could not be written ({err.strerror or err})")
-            raise OutputError(f"{writing}: could not be written; free space or fix the folder, then run again") from err
-        table = segmenter.measure(labels)
-        table.insert(0, "image", str(path))
-        run.finish(
-            name,
-            {
-                "image": str(path),
-                "output": label_path.name,
-                "nuclei": int(len(table)),
-                "diameter": round(result.diameter, 2) if math.isfinite(result.diameter) else None,
-                "scale": round(result.scale, 4),
-                "status": "ok",
-            },
-            table[NUCLEI_COLUMNS],
-        )
-
-
-def _failed(path: Path, message: str) -> dict[str, Any]:
-    """Report an image that failed, and its row of ``summary.csv``."""
-    _error(message)
-    return {
-        "image": str(path),
-        "output": "",
-        "nuclei": None,
-        "diameter": None,
-        "scale": None,
-        "status": f"error: {message}",
-    }
 
 
 def _write_tables(run: Any, names: Sequence[str], failures: dict[str, dict[str, Any]]) -> None:

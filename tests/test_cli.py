@@ -556,3 +556,17 @@ def test_results_of_other_settings_are_never_written_over_without_overwrite(
     assert tree_digest(out) == before
     assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model), "--tta", "4", "--overwrite") == 0
     assert "resuming" not in capsys.readouterr().out
+
+
+def test_two_worker_processes_write_what_one_process_writes(inputs: Path, tiny_model: Path, tmp_path: Path) -> None:
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert predict(str(inputs), "-o", str(serial), "--model", str(tiny_model), "--overlay") == 0
+    assert predict(str(inputs), "-o", str(parallel), "--model", str(tiny_model), "--overlay", "--workers", "2") == 0
+    assert _tables(parallel) == _tables(serial)  # in input order, whatever order the workers finish in
+    for path in serial.glob("*.png"):
+        assert (parallel / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_workers_below_one_is_a_one_line_error(inputs: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
+    assert predict(str(inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--workers", "0") == 2
+    assert capsys.readouterr().err.strip() == "nuclei: error: --workers must be at least 1, got 0"
