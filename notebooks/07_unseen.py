@@ -225,6 +225,7 @@ glue("weakest_after", groups_only["DSB after"].idxmin(), display=False)
 glue("weakest_after_dsb", float(groups_only["DSB after"].min()), display=False)
 glue("dsb_gain", float(change.loc["mean over groups", "DSB change"]), display=False)
 glue("groups_below", int((groups_only["DSB after"] < 0.30).sum()), display=False)
+glue("aim_mean", "reached" if change.loc["mean over groups", "DSB change"] >= 0.10 else "not reached", display=False)
 tissue = groups_only[groups_only.index.str.startswith("stained tissue")].mean(numeric_only=True)  # NaN if absent
 glue("tissue_dsb_before", float(tissue.get("DSB before", float("nan"))), display=False)
 glue("tissue_dsb_after", float(tissue.get("DSB after", float("nan"))), display=False)
@@ -310,34 +311,48 @@ if applies and profile != "smoke":
 #
 # Of the settings measured at the same budget, **{glue:text}`best_lever`** trained and
 # **{glue:text}`best_inference`** scores best: mean DSB over held-out groups
-# {glue:text}`dsb_before:.3f` before, {glue:text}`dsb_after:.3f` after. Nucleus scale is the lever
-# that matters, and it works at inference: the baseline's networks, trained at the images' own
-# scales, with each image rescaled so that its nuclei are 16, 20, 24 or 28 pixels across, score
-# {glue:text}`mean_baseline_rescaled_at_inference_16_px:.3f`,
+# {glue:text}`dsb_before:.3f` before, {glue:text}`dsb_after:.3f` after. Two levers help, and
+# both work at inference. Nucleus scale matters most: the baseline's networks, trained at the
+# images' own scales, with each image rescaled so that its nuclei are 16, 20, 24 or 28 pixels
+# across, score {glue:text}`mean_baseline_rescaled_at_inference_16_px:.3f`,
 # {glue:text}`mean_baseline_rescaled_at_inference_20_px:.3f`,
 # {glue:text}`mean_baseline_rescaled_at_inference_24_px:.3f` and
 # {glue:text}`mean_baseline_rescaled_at_inference_28_px:.3f`: a broad optimum from 20 pixels up,
-# and every fluorescence group gains. Training at one size as well (the scale lever, 20 pixels)
-# gives {glue:text}`mean_scale_plain:.3f`, less: at this budget the network that saw nuclei of
-# every size copes better with the estimate's errors. Colour and stain augmentation with
-# modality-balanced sampling did not help on average, alone
-# ({glue:text}`mean_modality_plain:.3f`; rescaled at inference
-# {glue:text}`mean_modality_rescaled_at_inference_20_px:.3f`) or on top of scale
-# ({glue:text}`mean_scale_modality_plain:.3f`): it lifts stained tissue and the rare fluorescence
-# sizes a little with scale, and costs the large fluorescence groups more. The stronger touching-border
-# signal (separation lever) hurts at the images' own scale
-# ({glue:text}`mean_separation_plain:.3f`; its worst loss is the 360x360 fluorescence group) and
-# does not beat the baseline when rescaled
-# ({glue:text}`mean_separation_rescaled_at_inference_20_px:.3f`). Test-time augmentation moves the
-# chosen setting's first fold from {glue:text}`tta_dsb_plain:.3f` to {glue:text}`tta_dsb:.3f` at
-# {glue:text}`tta_cost:.1f` times the time per image (the TTA pass was timed while another training
-# ran on the machine, so that ratio overstates its cost; eight views plus the size pass cost about
-# nine network passes): too little for its price, so it stays an option (`--tta`).
+# and every fluorescence group gains. The colour of stained images matters for the stained-tissue
+# group: rescaled to 24 pixels, with stained images given as grey the networks score
+# {glue:text}`mean_baseline_rescaled_at_inference_24_px_grey_input:.3f`, and given as their
+# haematoxylin channel {glue:text}`mean_baseline_rescaled_at_inference_24_px_hematoxylin_input:.3f`;
+# stained tissue goes from {glue:text}`tissue_dsb_before:.3f` (baseline) to
+# {glue:text}`tissue_dsb_after:.3f`, the only change measured here that moves that group much
+# (the other groups have no colour images and keep their scores). On the random split's test
+# images the shipped network saw stained tissue in colour, and there the haematoxylin input
+# costs the stained images DSB (chapter 2): a network trained on that channel is the next step.
 #
-# The shipped model therefore keeps its weights and now rescales images so that nuclei are
-# 24 pixels across by default; its model card carries the per-group estimate above. On the random
-# split's test images, from the training experiments, the same rescaling costs DSB (chapter 2):
-# the gain is for images unlike the training set, which is what a lab brings.
+# Training at one size as well (the scale lever, 20 pixels) gives {glue:text}`mean_scale_plain:.3f`,
+# less than rescaling at inference: at this budget the network that saw nuclei of every size
+# copes better with the estimate's errors. Colour and stain augmentation with modality-balanced
+# sampling did not help on average, alone ({glue:text}`mean_modality_plain:.3f`; rescaled at
+# inference {glue:text}`mean_modality_rescaled_at_inference_20_px:.3f`) or on top of scale
+# ({glue:text}`mean_scale_modality_plain:.3f`). The stronger touching-border signal (separation
+# lever) hurts at the images' own scale ({glue:text}`mean_separation_plain:.3f`; its worst loss is
+# the 360x360 fluorescence group) and does not beat the baseline when rescaled
+# ({glue:text}`mean_separation_rescaled_at_inference_20_px:.3f`). Trained in bfloat16, the baseline
+# scores {glue:text}`mean_bfloat16_plain:.3f` at the images' own scale and
+# {glue:text}`mean_bfloat16_rescaled_at_inference_24_px:.3f` rescaled to 24 pixels, against
+# {glue:text}`mean_baseline_plain:.3f` and {glue:text}`mean_baseline_rescaled_at_inference_24_px:.3f`
+# in float32: lower both ways. Each is one training with one seed, so this mixes the precision
+# with the seed-to-seed spread of 1,200-step trainings, which this chapter does not measure; the
+# shipped model stays float32. Test-time augmentation moves the chosen setting's first fold from
+# {glue:text}`tta_dsb_plain:.3f` to {glue:text}`tta_dsb:.3f` at {glue:text}`tta_cost:.1f` times the
+# time per image (eight views plus the size pass cost about nine network passes): too little for
+# its price, so it stays an option (`--tta`).
+#
+# The shipped model therefore keeps its weights and now, by default, rescales images so that
+# nuclei are 24 pixels across and gives stained images as their haematoxylin channel; its model
+# card carries the per-group estimate above. On the random split's test images, from the
+# training experiments, both settings cost DSB (chapter 2): the gain is for images unlike the
+# training set, which is what a lab brings (`--diameter none --colour-input rgb` gives the
+# previous behaviour).
 #
 # StarDist, trained from scratch with the same budget, scores {glue:text}`stardist_groups:.3f`
 # averaged over held-out groups ({glue:text}`stardist_images:.3f` over images), below the U-Net
@@ -348,10 +363,15 @@ if applies and profile != "smoke":
 # usual training (hundreds of epochs) or with its published pretrained models, which cannot be
 # downloaded here.
 #
-# What is still wrong: bright-field images and stained tissue stay far below 0.30 with every
-# lever measured here ({glue:text}`weakest_after` is the weakest group after, at
-# {glue:text}`weakest_after_dsb:.3f`). On bright field the first pass finds hundreds of fragments,
-# so neither the size estimate nor the segmentation holds; a network that never saw a
-# bright-field or a stained image does not learn them from colour jitter of fluorescence images.
-# The aim set for this work (mean over groups at least 0.10 above the baseline, no group below
-# 0.30) is not reached: +{glue:text}`dsb_gain:.3f`, with {glue:text}`groups_below` groups below 0.30.
+# What is still wrong: bright-field images and stained tissue stay below 0.30 with every lever
+# measured here ({glue:text}`weakest_after` is the weakest group after, at
+# {glue:text}`weakest_after_dsb:.3f`). On bright field the network takes whole cells for nuclei:
+# inverted, a bright-field cell's cytoplasm is bright as well as its nucleus, so the pixel recall
+# is {glue:text}`brightfield_recall:.2f` and the precision {glue:text}`brightfield_precision:.2f`,
+# and the first pass estimates nuclei of {glue:text}`brightfield_estimated:.0f` pixels where the
+# annotated ones are {glue:text}`brightfield_annotated:.0f`. A network that never saw a bright-field
+# image cannot tell which of two bright structures is the nucleus, and colour jitter of
+# fluorescence images does not teach it. The aim set for this work (mean over groups at least
+# 0.10 above the baseline, no group below 0.30) is {glue:text}`aim_mean` for the mean
+# (+{glue:text}`dsb_gain:.3f`) and not for the weakest groups ({glue:text}`groups_below` groups
+# below 0.30).

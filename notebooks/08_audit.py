@@ -115,7 +115,8 @@ pd.Series(facts, name="value").round(4).to_frame()
 # **Images unlike the training set.** The paper evaluates on a random split only. With whole
 # imaging groups held out (chapter 7), the same-budget U-Net scores a mean DSB of
 # {glue:text}`unseen_dsb_before:.3f` over the {glue:text}`unseen_groups` groups; rescaling each
-# image so that its nuclei are one size, the shipped model's default now, brings it to
+# image so that its nuclei are one size and giving stained images as their haematoxylin channel,
+# the shipped model's defaults now, bring it to
 # {glue:text}`unseen_dsb_after:.3f` (+{glue:text}`unseen_dsb_gain:.3f`), but
 # {glue:text}`unseen_below_030` groups stay below 0.30, the weakest {glue:text}`unseen_weakest` at
 # {glue:text}`unseen_weakest_dsb:.3f`. A lab with bright-field or stained-tissue images should
