@@ -36,6 +36,7 @@ from .inference import METHODS, PredictFn, dihedral_average, object_table, predi
 from .io import as_rgb8, read_image
 from .models import ModelConfig
 from .preprocess import COLOUR_INPUTS, preprocess
+from .progress import Countdown
 from .scale import limit_upscale, rescale_image, resize_labels, scale_factor, typical_diameter
 from .validation import multiple_of, non_negative_int, one_of, open_unit_interval
 
@@ -451,6 +452,12 @@ def evaluate_model(
     preds: dict[str, list[np.ndarray]] = {m: [] for m in usable}
     kept: dict[str, np.ndarray] = {}
     seconds, diameters, scales = [], [], []
+    samples = list(samples)
+    # Long evaluations report how far they are, about ten times (nucleilib.progress).
+    every = max(10, len(samples) // 10)
+    countdown = (
+        Countdown(f"scoring {segmenter.name}", len(samples), every=every, unit="images") if len(samples) >= 20 else None
+    )
     for sample in samples:
         start = time.perf_counter()
         probs, diameter, scale = segmenter.scaled_probabilities(sample.image)
@@ -461,6 +468,8 @@ def evaluate_model(
             kept[sample.image_id] = probs
         for method in usable:
             preds[method].append(segmenter.labels_at(probs, sample.labels.shape, method))
+        if countdown is not None:
+            countdown.step()
     truths = [s.labels for s in samples]
     ids = [s.image_id for s in samples]
     frames = []

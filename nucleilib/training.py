@@ -188,6 +188,28 @@ class _TimeLimit:
         return TimeLimit()
 
 
+class _EpochProgress:
+    """Keras callback: one progress line per epoch (:mod:`nucleilib.progress`)."""
+
+    def __new__(cls, name: str, epochs: int, max_minutes: float | None) -> Any:
+        import tensorflow as tf
+
+        from .progress import Countdown
+
+        limit = f" (time limit {max_minutes:g} min)" if max_minutes else ""
+
+        class EpochProgress(tf.keras.callbacks.Callback):
+            def on_train_begin(self, logs: Any = None) -> None:
+                self.countdown = Countdown(f"training {name}{limit}", epochs, unit="epochs")
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                logs = logs or {}
+                losses = ", ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "val_loss") if k in logs)
+                self.countdown.step(losses)
+
+        return EpochProgress()
+
+
 def prepare_arrays(samples: Sequence[Sample], config: TrainConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Preprocessed images and training targets for a list of samples.
 
@@ -364,6 +386,7 @@ def _fit(
             monitor="val_loss", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience, min_lr=1e-5
         ),
     ]
+    callbacks.append(_EpochProgress(folder.name, config.epochs, config.max_minutes))
     time_limit = _TimeLimit(config.max_minutes) if config.max_minutes else None
     if time_limit is not None:
         callbacks.append(time_limit)

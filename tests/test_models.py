@@ -208,7 +208,7 @@ def test_an_unknown_balance_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_training_runs_saves_and_is_reused(tmp_path: Path) -> None:
+def test_training_runs_saves_and_is_reused(tmp_path: Path, capsys, monkeypatch) -> None:
     from nucleilib.data import Sample
 
     rng = np.random.default_rng(0)
@@ -229,8 +229,15 @@ def test_training_runs_saves_and_is_reused(tmp_path: Path) -> None:
         val_tile=32,
         patience=2,
     )
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv("NUCLEI_PROGRESS_LOG", str(log))
     first = training.train(config, samples[:3], samples[3:], tmp_path, verbose=0)
     assert not first.reused and len(first.history) == 2
+    # One progress line per epoch, on the terminal and in the log, with the losses and the time left.
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training ")]
+    assert [line.split(",")[0] for line in lines] == [f"training {first.folder.name}: {k} of 2 epochs" for k in (1, 2)]
+    assert "val_loss" in lines[0] and "left" in lines[0]
+    assert [line.split(" ", 1)[1] for line in log.read_text().splitlines()] == lines
     assert {"loss", "val_loss", "iou", "val_iou", "accuracy", "val_accuracy"} <= set(first.history.columns)
     info = json.loads((first.folder / "train-config.json").read_text())
     assert info["epochs_run"] == 2 and info["precision_policy"] == "float32"

@@ -28,6 +28,8 @@ from pathlib import Path
 Path(artefacts).mkdir(parents=True, exist_ok=True)
 (Path(artefacts) / "ran.txt").open("a").write(f"{profile} {max_images}\\n")
 print(f"profile={profile} max_images={max_images}")
+from nucleilib.progress import report
+report("long work: 1 of 1")
 """
 
 
@@ -62,6 +64,9 @@ def test_runner_injects_profile_parameters_and_writes_into_the_book(project: Pat
     expected = profiles.notebook_parameters("01_eda", "smoke")
     assert f"profile=smoke max_images={expected['max_images']}" in printed
     assert any("done in" in line for line in lines)
+    # Progress of long work goes to the terminal and to a log beside the executed notebook, not into it.
+    progress = (project / "book" / "smoke" / "01_eda.progress.log").read_text()
+    assert progress.splitlines()[-1].endswith(" long work: 1 of 1") and "long work" not in printed
     state = json.loads((project / "artefacts" / "smoke" / runner.STATE_FILE).read_text())
     assert state["01_eda"]["parameters"] == expected
     assert not list((project / "book" / "smoke").glob(".*input*")), "staged input notebook left behind"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NucleiError
+from ..progress import LOG_ENV
 from .profiles import NOTEBOOKS, check_profile, notebook_parameters
 
 STATE_FILE = "study-state.json"
@@ -149,8 +150,10 @@ def run_study(
         staged = out_dir / f".{name}.input.ipynb"
         jupytext.write(notebook, staged, fmt="ipynb")
         start = time.perf_counter()
+        progress_log = out_dir / f"{name}.progress.log"
+        progress_log.unlink(missing_ok=True)
         try:
-            with _inline_figures():
+            with _inline_figures(), _environment(**{LOG_ENV: str(progress_log)}):
                 papermill.execute_notebook(
                     str(staged),
                     str(output),
@@ -201,6 +204,21 @@ def _inline_figures() -> Iterator[None]:
     finally:
         if saved is not None:
             os.environ["MPLBACKEND"] = saved
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables (which the kernels inherit) for the ``with`` block only."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def nbformat_read(path: str | os.PathLike[str]) -> Any:
