@@ -9,6 +9,8 @@ training pipeline is in :mod:`nucleilib.pipeline`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
@@ -232,6 +234,20 @@ def hematoxylin(image: np.ndarray) -> np.ndarray:
     return rgb2hed(_unit_scale(image, x))[..., :1].astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Levels:
+    """What :func:`preprocess` decides from a whole image: the grey levels mapped to 0 and 1
+    (after any colour conversion and filtering), whether the background is bright, and
+    whether the image is stained. Taken once from a whole image (or an even sample of its
+    pixels) and given to :func:`preprocess` for each of its blocks, so that a block is prepared
+    as it would be inside the whole image (a block of background alone is not stretched)."""
+
+    low: float
+    high: float
+    bright_background: bool
+    stained: bool
+
+
 def preprocess(
     image: np.ndarray,
     *,
@@ -239,6 +255,7 @@ def preprocess(
     invert_bright: bool = True,
     grey: bool = False,
     colour_input: str = "rgb",
+    levels: Levels | None = None,
 ) -> np.ndarray:
     """Turn a raw image into network input (used for training and inference alike).
 
@@ -273,6 +290,9 @@ def preprocess(
         Return one grey channel instead of three.
     colour_input : str
         One of :data:`COLOUR_INPUTS`.
+    levels : Levels, optional
+        Decisions taken from the whole image this one is a block of (:func:`image_levels`);
+        by default they are taken from ``image`` itself.
 
     Returns
     -------
@@ -302,27 +322,79 @@ def preprocess(
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
     if colour_input not in COLOUR_INPUTS:
         raise ValueError(f"colour_input must be one of {', '.join(COLOUR_INPUTS)}, got {colour_input!r}")
-    x = _as_hwc(image)
-    bright_background = is_bright_background(x)
-    bright = invert_bright and bright_background
-    # Stains absorb light: only a colour image with a bright background is a stained one (a
-    # colour fluorescence image, dark around its nuclei, keeps its channels).
-    if colour_input != "rgb" and bright_background and is_colour(image):
-        if colour_input == "hematoxylin":
-            x, bright = hematoxylin(image), False
-        else:
-            x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
-    channels = x.shape[-1]
-    if grey and channels == 3:
-        x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
-    if sigma > 0:
-        x = ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0.0), mode="reflect")
-    x = percentile_normalise(x)
+    x, bright = _before_normalising(
+        image, sigma=sigma, invert_bright=invert_bright, grey=grey, colour_input=colour_input, levels=levels
+    )
+    if levels is None:
+        x = percentile_normalise(x)
+    else:
+        x = _normalise_between(x, levels.low, levels.high)
     if bright:
         x = np.subtract(1.0, x, dtype=np.float32)
     if not grey and x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _before_normalising(
+    image: np.ndarray, *, sigma: float, invert_bright: bool, grey: bool, colour_input: str, levels: Levels | None
+) -> tuple[np.ndarray, bool]:
+    """Steps 0-2 of :func:`preprocess`; returns the array and whether step 4 inverts it."""
+    x = _as_hwc(image)
+    bright_background = is_bright_background(x) if levels is None else levels.bright_background
+    bright = invert_bright and bright_background
+    # Stains absorb light: only a colour image with a bright background is a stained one (a
+    # colour fluorescence image, dark around its nuclei, keeps its channels).
+    stained = (bright_background and is_colour(image)) if levels is None else levels.stained
+    if colour_input != "rgb" and stained and x.shape[-1] == 3:
+        if colour_input == "hematoxylin":
+            x, bright = hematoxylin(image), False
+        else:
+            x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+    if grey and x.shape[-1] == 3:
+        x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+    if sigma > 0:
+        x = ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0.0), mode="reflect")
+    return x, bright
+
+
+def _normalise_between(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    if high <= low:
+        return np.zeros(x.shape, dtype=np.float32)
+    x = (x - np.float32(low)) / np.float32(high - low)
+    return np.clip(x, 0.0, 1.0, out=x).astype(np.float32, copy=False)
+
+
+def image_levels(
+    image: np.ndarray,
+    *,
+    sigma: float = 0.0,
+    invert_bright: bool = True,
+    grey: bool = False,
+    colour_input: str = "rgb",
+) -> Levels:
+    """The :class:`Levels` :func:`preprocess` takes from ``image`` (same keywords), to prepare
+    blocks of it alike.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.full((64, 64), 10, np.uint8); image[8:24, 8:24] = 200
+    >>> levels = image_levels(image)
+    >>> whole = preprocess(image)
+    >>> block = preprocess(image[32:, 32:], levels=levels)  # background only
+    >>> bool(np.array_equal(block, whole[32:, 32:])), float(preprocess(image[32:, 32:]).max())
+    (True, 0.0)
+    """
+    x, _ = _before_normalising(
+        image, sigma=sigma, invert_bright=invert_bright, grey=grey, colour_input=colour_input, levels=None
+    )
+    low, high = (float(v) for v in np.percentile(x, [1.0, 99.8]))
+    if high <= low:
+        low, high = float(x.min()), float(x.max())
+    x8 = _as_hwc(image)
+    bright_background = is_bright_background(x8)
+    return Levels(low, high, bright_background, bool(bright_background and is_colour(image)))
 
 
 # --------------------------------------------------------------------------- targets

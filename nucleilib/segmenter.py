@@ -35,7 +35,7 @@ from .evaluation import evaluate_pairs
 from .inference import METHODS, PredictFn, dihedral_average, object_table, predict_tiled, separate
 from .io import as_rgb8, read_image
 from .models import ModelConfig
-from .preprocess import COLOUR_INPUTS, preprocess
+from .preprocess import COLOUR_INPUTS, Levels, image_levels, preprocess
 from .progress import Countdown
 from .scale import limit_upscale, rescale_image, resize_labels, scale_factor, typical_diameter
 from .validation import multiple_of, non_negative_int, one_of, open_unit_interval
@@ -161,6 +161,9 @@ class Segmenter:
                 f"tile must be a multiple of 16 above {2 * TILE_OVERLAP} "
                 f"(tiles overlap by {TILE_OVERLAP} pixels), got {tile!r}"
             )
+        #: Preprocessing decisions of a whole image this segmenter segments blocks of
+        #: (:meth:`with_levels`); None: taken from each image given.
+        self.levels: Levels | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -253,7 +256,7 @@ class Segmenter:
             changes["separation"] = one_of(separation, METHODS, "separation method")
         if min_size is not None:
             changes["min_size"] = non_negative_int(min_size, "min_size")
-        return Segmenter(
+        copy = Segmenter(
             self.predict_fn,
             dataclasses.replace(self.config, **changes),
             name=self.name,
@@ -261,6 +264,26 @@ class Segmenter:
             tile=self.tile,
             diameter=self.diameter if diameter == "keep" else diameter,
             tta=self.tta if tta is None else tta,
+        )
+        copy.levels = self.levels
+        return copy
+
+    def with_levels(self, levels: Levels | None) -> Segmenter:
+        """A copy that prepares every image it is given with ``levels``
+        (:func:`nucleilib.preprocess.image_levels` of the whole image), for blocks of one image."""
+        copy = self.with_settings()
+        copy.levels = levels
+        return copy
+
+    def image_levels(self, image: np.ndarray) -> Levels:
+        """:func:`nucleilib.preprocess.image_levels` of ``image`` with this model's preprocessing."""
+        config = self.config
+        return image_levels(
+            as_rgb8(np.asarray(image), "image"),
+            sigma=config.sigma,
+            invert_bright=config.invert_bright,
+            grey=config.in_channels == 1,
+            colour_input=config.colour_input,
         )
 
     # ------------------------------------------------------------------ segmentation
@@ -273,6 +296,7 @@ class Segmenter:
             invert_bright=config.invert_bright,
             grey=config.in_channels == 1,
             colour_input=config.colour_input,
+            levels=self.levels,
         )
 
     def _predict(self, x: np.ndarray, factor: float = 1.0, *, tta: bool = True) -> np.ndarray:
