@@ -181,10 +181,51 @@ class PredictionRun:
         return summary_table.astype({"nuclei": "Int64"}), nuclei_table
 
 
+def _segment_large(run: PredictionRun, segmenter: Any, path: Path, name: str, block: int) -> None:
+    """Blockwise segmentation of one large image into ``<name>_labels.tif`` (uint32)."""
+    from .big import open_image, open_labels, segment_blockwise
+
+    image = open_image(path)
+    label_path = run.out / f"{name}_labels.tif"
+    partial = label_path.with_name(f".{label_path.name}.partial.tif")
+    try:
+        try:
+            out = open_labels(str(partial), image.shape[:2])
+        except OSError as err:
+            message = f"{label_path}: could not be written ({err.strerror or err})"
+            raise OutputError(message, name, failure_row(path, message)) from err
+        result = segment_blockwise(segmenter, image, out, block=block, progress=True)
+        del out
+        os.replace(partial, label_path)
+    finally:
+        partial.unlink(missing_ok=True)
+    table = result.table.assign(image=str(path))
+    reference = segmenter.config.diameter
+    summary = {
+        "image": str(path),
+        "output": label_path.name,
+        "nuclei": int(result.nuclei),
+        "diameter": round(result.diameter, 2) if math.isfinite(result.diameter) else None,
+        "scale": round(reference / result.diameter, 4) if math.isfinite(result.diameter) and reference else 1.0,
+        "status": "ok",
+    }
+    run.finish(name, summary, table[NUCLEI_COLUMNS])
+
+
 def segment_one(
-    run: PredictionRun, segmenter: Any, path: Path, name: str, *, label_format: str = "png", overlay: bool = False
+    run: PredictionRun,
+    segmenter: Any,
+    path: Path,
+    name: str,
+    *,
+    label_format: str = "png",
+    overlay: bool = False,
+    block: int = 0,
 ) -> dict[str, Any] | None:
     """Segment one image, write its outputs and record it as done in ``run``.
+
+    An image of more than ``block`` x ``block`` pixels (``block`` > 0) is segmented block by
+    block (:mod:`nucleilib.big`) into a uint32 TIFF, ``<name>_labels.tif``, without an overlay.
 
     Returns
     -------
@@ -201,6 +242,19 @@ def segment_one(
     from .io import read_image, write_image, write_labels
     from .plotting import outline_overlay
 
+    if block:
+        from .big import image_shape
+
+        try:
+            height, width = image_shape(path)
+        except Exception:  # noqa: BLE001 - unreadable headers are reported by read_image below
+            height = width = 0
+        if height * width > block * block:
+            try:
+                _segment_large(run, segmenter, path, name, block)
+            except (DatasetError, ValueError) as err:
+                return failure_row(path, str(err))
+            return None
     try:
         image = read_image(path)
         result = segmenter.segment_instances(image)
@@ -246,8 +300,10 @@ def _start_worker(make_segmenter: Callable[[], Any], threads: int) -> None:
     _WORKER["segmenter"] = make_segmenter()
 
 
-def _work(run: PredictionRun, path: Path, name: str, label_format: str, overlay: bool) -> dict[str, Any] | None:
-    return segment_one(run, _WORKER["segmenter"], path, name, label_format=label_format, overlay=overlay)
+def _work(
+    run: PredictionRun, path: Path, name: str, label_format: str, overlay: bool, block: int
+) -> dict[str, Any] | None:
+    return segment_one(run, _WORKER["segmenter"], path, name, label_format=label_format, overlay=overlay, block=block)
 
 
 def segment_many(
@@ -258,6 +314,7 @@ def segment_many(
     workers: int = 1,
     label_format: str = "png",
     overlay: bool = False,
+    block: int = 0,
 ) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """:func:`segment_one` of each ``(path, name)`` of ``todo``, yielding ``(name, failure row or
     None)`` as images finish.
@@ -270,7 +327,7 @@ def segment_many(
     if workers <= 1:
         segmenter = make_segmenter()
         for path, name in todo:
-            yield name, segment_one(run, segmenter, path, name, label_format=label_format, overlay=overlay)
+            yield name, segment_one(run, segmenter, path, name, label_format=label_format, overlay=overlay, block=block)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -283,7 +340,7 @@ def segment_many(
         initargs=(make_segmenter, threads),
     )
     try:
-        futures = {pool.submit(_work, run, path, name, label_format, overlay): name for path, name in todo}
+        futures = {pool.submit(_work, run, path, name, label_format, overlay, block): name for path, name in todo}
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .validation import multiple_of
 
@@ -54,6 +55,9 @@ class BlockwiseResult:
     ----------
     labels : array
         The output array (H, W) of nucleus labels 1..n.
+    table : DataFrame
+        One row per nucleus: ``label``, ``area`` (pixels, as segmented in its block) and
+        ``centroid_y``, ``centroid_x`` (pixels of the whole image), built block by block.
     nuclei : int
     diameter : float
         The nucleus diameter (pixels) every block was rescaled by; NaN at the image's own scale.
@@ -61,6 +65,7 @@ class BlockwiseResult:
     """
 
     labels: Any
+    table: Any
     nuclei: int
     diameter: float
     blocks: int
@@ -72,6 +77,42 @@ def open_labels(path: str, shape: tuple[int, int], dtype: Any = np.uint32) -> np
     import tifffile
 
     return tifffile.memmap(path, shape=tuple(shape), dtype=dtype, photometric="minisblack")
+
+
+def image_shape(path: str | Any) -> tuple[int, int]:
+    """Height and width of an image file, read from its header (nothing decoded)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.series[0].shape
+        return int(shape[0]), int(shape[1])
+    from PIL import Image
+
+    with Image.open(path) as img:
+        width, height = img.size
+    return int(height), int(width)
+
+
+def open_image(path: str | Any) -> Any:
+    """A large image to read block by block: a memmap of an uncompressed TIFF (nothing read
+    until sliced); other files are decoded whole (compressed TIFF, PNG, JPEG)."""
+    from pathlib import Path
+
+    from .io import read_raw
+
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            return tifffile.memmap(path, mode="r")
+        except ValueError:  # compressed or tiled: no memmap
+            pass
+    return read_raw(path)
 
 
 def _level_sample(image: Any) -> np.ndarray:
@@ -143,15 +184,27 @@ def segment_blockwise(
     starts = [(y, x) for y in range(0, height, block) for x in range(0, width, block)]
     countdown = Countdown("segmenting blocks", len(starts), unit="blocks") if progress else None
     next_label = 1
+    rows = []
     for by, bx in starts:
         y0, y1 = max(0, by - margin), min(height, by + block + margin)
         x0, x1 = max(0, bx - margin), min(width, bx + block + margin)
         labels = leveled.segment_instances(np.asarray(image[y0:y1, x0:x1])).labels
         if labels.max() > 0:
-            table = regionprops_table(labels, properties=("label", "centroid"))
+            table = regionprops_table(labels, properties=("label", "area", "centroid"))
             cy, cx = table["centroid-0"] + y0, table["centroid-1"] + x0
-            owned = table["label"][(cy >= by) & (cy < by + block) & (cx >= bx) & (cx < bx + block)]
+            inside = (cy >= by) & (cy < by + block) & (cx >= bx) & (cx < bx + block)
+            owned = table["label"][inside]
             if owned.size:
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "label": np.arange(next_label, next_label + owned.size),
+                            "area": table["area"][inside].astype(int),
+                            "centroid_y": cy[inside],
+                            "centroid_x": cx[inside],
+                        }
+                    )
+                )
                 lookup = np.zeros(int(labels.max()) + 1, np.uint64)
                 lookup[owned] = np.arange(next_label, next_label + owned.size)
                 next_label += owned.size
@@ -164,4 +217,6 @@ def segment_blockwise(
             countdown.step()
     if hasattr(out, "flush"):
         out.flush()
-    return BlockwiseResult(out, next_label - 1, diameter, len(starts))
+    columns = ["label", "area", "centroid_y", "centroid_x"]
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
+    return BlockwiseResult(out, table, next_label - 1, diameter, len(starts))

@@ -103,6 +103,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         help="test-time augmentation: average 1 (none), 4 (flips) or 8 (flips and rotations) views (default: 1)",
     )
     predict.add_argument(
+        "--block",
+        type=int,
+        default=4096,
+        metavar="PIXELS",
+        help="images of more than PIXELS x PIXELS pixels (a slide region, a mosaic) are segmented block by block "
+        "in blocks of that side, a multiple of 16, into a uint32 TIFF, with bounded memory; 0: never "
+        "(default: %(default)s)",
+    )
+    predict.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -191,7 +200,11 @@ def run_predict(args: argparse.Namespace) -> int:
         "tile": args.tile,
         "format": args.format,
         "overlay": args.overlay,
+        "block": args.block,
     }
+    if args.block < 0 or args.block % 16:
+        _error(f"--block must be 0 or a positive multiple of 16, got {args.block}")
+        return 2
     if args.workers < 1:
         _error(f"--workers must be at least 1, got {args.workers}")
         return 2
@@ -209,6 +222,7 @@ def run_predict(args: argparse.Namespace) -> int:
         workers=args.workers,
         label_format=args.format,
         overlay=args.overlay,
+        block=args.block,
     )
     try:
         for name, failure in tqdm(finished, total=len(todo), desc="segmenting", unit="img"):

@@ -570,3 +570,32 @@ def test_two_worker_processes_write_what_one_process_writes(inputs: Path, tiny_m
 def test_workers_below_one_is_a_one_line_error(inputs: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
     assert predict(str(inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--workers", "0") == 2
     assert capsys.readouterr().err.strip() == "nuclei: error: --workers must be at least 1, got 0"
+
+
+def test_an_image_larger_than_the_block_is_segmented_block_by_block_into_a_tiff(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+    import tifffile
+
+    folder = tmp_path / "slides"
+    folder.mkdir()
+    tifffile.imwrite(folder / "region.tif", disc_image((300, 420), channels=1))  # uncompressed: read lazily
+    Image.fromarray(disc_image()).save(folder / "small.png")
+    out = tmp_path / "out"
+    assert predict(str(folder), "-o", str(out), "--model", str(tiny_model), "--block", "128") == 0
+    labels = tifffile.imread(out / "region_labels.tif")
+    assert labels.shape == (300, 420) and labels.dtype == np.uint32
+    summary = pd.read_csv(out / "summary.csv").set_index("output")
+    assert summary.loc["region_labels.tif", "nuclei"] == int(labels.max()) == len(np.unique(labels)) - 1
+    assert "small_labels.png" in summary.index  # a small image in the same run is segmented whole
+    nuclei = pd.read_csv(out / "nuclei.csv")
+    assert (nuclei["image"].str.endswith("region.tif")).sum() == labels.max()
+    assert not list(out.glob(".*.partial*"))
+
+
+def test_a_block_that_is_not_a_multiple_of_16_is_a_one_line_error(
+    inputs: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    assert predict(str(inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--block", "100") == 2
+    assert capsys.readouterr().err.strip() == "nuclei: error: --block must be 0 or a positive multiple of 16, got 100"
