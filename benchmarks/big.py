@@ -1,0 +1,73 @@
+"""Peak memory and time of blockwise segmentation of one large image (nucleilib.big).
+
+Builds a SIZE x SIZE uncompressed RGB TIFF on disk by tiling one DSB image (so the input is
+read through a memmap, as a slide region would be), segments it block by block with the
+shipped model into a uint32 TIFF on disk, and prints the wall time, the nuclei found and the
+process's peak resident memory. A benchmark, not a test; it writes only under --work:
+
+    .venv/bin/python benchmarks/big.py --size 8192 [--backend tflite-int8] [--block 2048]
+    .venv/bin/python benchmarks/big.py --size 20000   # the issue's 20,000 x 20,000 target
+
+Needs the DSB2018 data ($NUCLEI_DATA_DIR) for the tile it repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=8192, help="side of the square image (default: %(default)s)")
+    parser.add_argument("--block", type=int, default=2048, help="block side (default: %(default)s)")
+    parser.add_argument("--backend", default="keras", help="inference backend (default: %(default)s)")
+    parser.add_argument("--diameter", default="auto", help="auto, a number, or none (default: %(default)s)")
+    parser.add_argument("--work", default=None, help="folder for the two TIFFs (default: a temporary one)")
+    args = parser.parse_args()
+
+    import numpy as np
+    import tifffile
+
+    from nucleilib.big import open_labels, segment_blockwise
+    from nucleilib.data import data_root, load_dataset
+    from nucleilib.segmenter import Segmenter
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="nuclei-big-"))
+    work.mkdir(parents=True, exist_ok=True)
+    sample = next(s for s in load_dataset(data_root(), limit=20) if s.image.shape[:2] == (256, 256))
+    source = work / "mosaic.tif"
+    image = tifffile.memmap(source, shape=(args.size, args.size, 3), dtype=np.uint8, photometric="rgb")
+    tile = sample.image[..., :3]
+    for y in range(0, args.size, 256):
+        row = np.tile(tile, (1, -(-args.size // 256), 1))[: min(256, args.size - y), : args.size]
+        image[y : y + row.shape[0]] = row
+    image.flush()
+    del image
+    diameter = None if args.diameter == "none" else args.diameter if args.diameter == "auto" else float(args.diameter)
+    segmenter = Segmenter.from_pretrained("unet-dsb2018", backend=args.backend, diameter=diameter)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    out = open_labels(str(work / "labels.tif"), (args.size, args.size))
+    result = segment_blockwise(segmenter, tifffile.memmap(source, mode="r"), out, block=args.block, progress=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{args.size} x {args.size} px, blocks of {args.block} ({result.blocks}), backend {args.backend}, "
+        f"diameter {result.diameter:.1f}: {result.nuclei} nuclei in {seconds:.0f} s "
+        f"({seconds / (args.size * args.size / 65536) * 1000:.0f} ms per 256x256 of image); "
+        f"peak resident memory {peak:.0f} MiB (before segmenting: {before:.0f} MiB); "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; files in {work}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
