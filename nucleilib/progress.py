@@ -28,7 +28,9 @@ LOG_ENV = "NUCLEI_PROGRESS_LOG"
 
 def report(line: str) -> None:
     """Write one progress line to the terminal (and the log file of :data:`LOG_ENV`)."""
-    terminal = sys.__stderr__ if "ipykernel" in sys.modules and sys.__stderr__ is not None else sys.stderr
+    # Inside a Jupyter kernel sys.stderr is the cell's output stream, an ipykernel OutStream.
+    in_kernel = type(sys.stderr).__module__.startswith("ipykernel")
+    terminal = sys.__stderr__ if in_kernel and sys.__stderr__ is not None else sys.stderr
     print(line, file=terminal, flush=True)
     log = os.environ.get(LOG_ENV)
     if log:
