@@ -111,9 +111,21 @@ def percentile_normalise(image: np.ndarray, low: float = 1.0, high: float = 99.8
     x = array.astype(np.float32)  # always a copy: the input is never modified
     if not np.isfinite(x).all():
         raise ValueError("image: contains NaN or infinite values")
+    return _normalise_between(x, *_percentile_range(x, low, high))
+
+
+def _percentile_range(x: np.ndarray, low: float = 1.0, high: float = 99.8) -> tuple[float, float]:
+    """The grey levels :func:`percentile_normalise` maps to 0 and 1 (min and max when the
+    percentiles coincide)."""
     lo, hi = (float(v) for v in np.percentile(x, [low, high]))
     if hi <= lo:
         lo, hi = float(x.min()), float(x.max())
+    return lo, hi
+
+
+def _normalise_between(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``x`` (float32, modified in place) mapped so ``lo`` and ``hi`` become 0 and 1, clipped;
+    zeros when ``hi <= lo``."""
     if hi <= lo:
         return np.zeros(x.shape, dtype=np.float32)
     x -= lo
@@ -322,13 +334,10 @@ def preprocess(
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
     if colour_input not in COLOUR_INPUTS:
         raise ValueError(f"colour_input must be one of {', '.join(COLOUR_INPUTS)}, got {colour_input!r}")
-    x, bright = _before_normalising(
+    x, bright, _, _ = _before_normalising(
         image, sigma=sigma, invert_bright=invert_bright, grey=grey, colour_input=colour_input, levels=levels
     )
-    if levels is None:
-        x = percentile_normalise(x)
-    else:
-        x = _normalise_between(x, levels.low, levels.high)
+    x = _normalise_between(x, *(_percentile_range(x) if levels is None else (levels.low, levels.high)))
     if bright:
         x = np.subtract(1.0, x, dtype=np.float32)
     if not grey and x.shape[-1] == 1:
@@ -338,8 +347,10 @@ def preprocess(
 
 def _before_normalising(
     image: np.ndarray, *, sigma: float, invert_bright: bool, grey: bool, colour_input: str, levels: Levels | None
-) -> tuple[np.ndarray, bool]:
-    """Steps 0-2 of :func:`preprocess`; returns the array and whether step 4 inverts it."""
+) -> tuple[np.ndarray, bool, bool, bool]:
+    """Steps 0-2 of :func:`preprocess` (on a float32 copy); returns the array, whether step 4
+    inverts it, and the two decisions taken (bright background, stained), from ``levels``
+    when given."""
     x = _as_hwc(image)
     bright_background = is_bright_background(x) if levels is None else levels.bright_background
     bright = invert_bright and bright_background
@@ -355,14 +366,7 @@ def _before_normalising(
         x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
     if sigma > 0:
         x = ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0.0), mode="reflect")
-    return x, bright
-
-
-def _normalise_between(x: np.ndarray, low: float, high: float) -> np.ndarray:
-    if high <= low:
-        return np.zeros(x.shape, dtype=np.float32)
-    x = (x - np.float32(low)) / np.float32(high - low)
-    return np.clip(x, 0.0, 1.0, out=x).astype(np.float32, copy=False)
+    return x, bright, bright_background, stained
 
 
 def image_levels(
@@ -386,15 +390,10 @@ def image_levels(
     >>> bool(np.array_equal(block, whole[32:, 32:])), float(preprocess(image[32:, 32:]).max())
     (True, 0.0)
     """
-    x, _ = _before_normalising(
+    x, _, bright_background, stained = _before_normalising(
         image, sigma=sigma, invert_bright=invert_bright, grey=grey, colour_input=colour_input, levels=None
     )
-    low, high = (float(v) for v in np.percentile(x, [1.0, 99.8]))
-    if high <= low:
-        low, high = float(x.min()), float(x.max())
-    x8 = _as_hwc(image)
-    bright_background = is_bright_background(x8)
-    return Levels(low, high, bright_background, bool(bright_background and is_colour(image)))
+    return Levels(*_percentile_range(x), bright_background, bool(stained))
 
 
 # --------------------------------------------------------------------------- targets
