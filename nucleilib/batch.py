@@ -145,16 +145,21 @@ class PredictionRun:
     def _part(self, name: str) -> Path:
         return self.parts / f"{name}.json"
 
-    def is_done(self, name: str) -> bool:
-        """Whether image ``name`` was finished by this run or an earlier one of the same settings."""
+    def _finished_part(self, name: str) -> dict[str, Any] | None:
+        """Image ``name``'s part, if it is readable and its label file exists; else None."""
         part = self._part(name)
         if not part.is_file():
-            return False
+            return None
         try:
-            output = json.loads(part.read_text())["summary"].get("output", "")
+            content = json.loads(part.read_text())
+            output = content["summary"].get("output", "")
         except (ValueError, KeyError, AttributeError):
-            return False
-        return bool(output) and (self.out / output).is_file()
+            return None
+        return content if output and (self.out / output).is_file() else None
+
+    def is_done(self, name: str) -> bool:
+        """Whether image ``name`` was finished by this run or an earlier one of the same settings."""
+        return self._finished_part(name) is not None
 
     def finish(self, name: str, summary: Mapping[str, Any], nuclei: pd.DataFrame) -> None:
         """Record image ``name`` as done, once all of its outputs are written."""
@@ -171,14 +176,31 @@ class PredictionRun:
             if name in failures:
                 summary.append(dict(failures[name]))
                 continue
-            if not self.is_done(name):
+            part = self._finished_part(name)
+            if part is None:
                 continue
-            part = json.loads(self._part(name).read_text())
             summary.append(part["summary"])
             nuclei.append(pd.DataFrame(part["nuclei"], columns=NUCLEI_COLUMNS))
         summary_table = pd.DataFrame(summary, columns=["image", "output", "nuclei", "diameter", "scale", "status"])
         nuclei_table = pd.concat(nuclei, ignore_index=True) if nuclei else pd.DataFrame(columns=NUCLEI_COLUMNS)
         return summary_table.astype({"nuclei": "Int64"}), nuclei_table
+
+
+def _unwritable(path: Path, name: str, output: Path, err: OSError) -> OutputError:
+    message = f"{output}: could not be written ({err.strerror or err})"
+    return OutputError(message, name, failure_row(path, message))
+
+
+def _done_row(path: Path, output: Path, nuclei: int, diameter: float, scale: float) -> dict[str, Any]:
+    """The ``summary.csv`` row of a segmented image."""
+    return {
+        "image": str(path),
+        "output": output.name,
+        "nuclei": int(nuclei),
+        "diameter": round(diameter, 2) if math.isfinite(diameter) else None,
+        "scale": round(scale, 4),
+        "status": "ok",
+    }
 
 
 def _segment_large(run: PredictionRun, segmenter: Any, path: Path, name: str, block: int) -> None:
@@ -192,24 +214,14 @@ def _segment_large(run: PredictionRun, segmenter: Any, path: Path, name: str, bl
         try:
             out = open_labels(str(partial), image.shape[:2])
         except OSError as err:
-            message = f"{label_path}: could not be written ({err.strerror or err})"
-            raise OutputError(message, name, failure_row(path, message)) from err
+            raise _unwritable(path, name, label_path, err) from err
         result = segment_blockwise(segmenter, image, out, block=block, progress=True)
         del out
         os.replace(partial, label_path)
     finally:
         partial.unlink(missing_ok=True)
-    table = result.table.assign(image=str(path))
-    reference = segmenter.config.diameter
-    summary = {
-        "image": str(path),
-        "output": label_path.name,
-        "nuclei": int(result.nuclei),
-        "diameter": round(result.diameter, 2) if math.isfinite(result.diameter) else None,
-        "scale": round(reference / result.diameter, 4) if math.isfinite(result.diameter) and reference else 1.0,
-        "status": "ok",
-    }
-    run.finish(name, summary, table[NUCLEI_COLUMNS])
+    summary = _done_row(path, label_path, result.nuclei, result.diameter, result.scale)
+    run.finish(name, summary, result.table.assign(image=str(path))[NUCLEI_COLUMNS])
 
 
 def segment_one(
@@ -268,19 +280,10 @@ def segment_one(
             writing = run.out / f"{name}_overlay.png"
             write_image(outline_overlay(image, labels), writing)
     except OSError as err:
-        message = f"{writing}: could not be written ({err.strerror or err})"
-        raise OutputError(message, name, failure_row(path, message)) from err
+        raise _unwritable(path, name, writing, err) from err
     table = segmenter.measure(labels)
     table.insert(0, "image", str(path))
-    summary = {
-        "image": str(path),
-        "output": label_path.name,
-        "nuclei": int(len(table)),
-        "diameter": round(result.diameter, 2) if math.isfinite(result.diameter) else None,
-        "scale": round(result.scale, 4),
-        "status": "ok",
-    }
-    run.finish(name, summary, table[NUCLEI_COLUMNS])
+    run.finish(name, _done_row(path, label_path, len(table), result.diameter, result.scale), table[NUCLEI_COLUMNS])
     return None
 
 

@@ -61,6 +61,8 @@ class BlockwiseResult:
     nuclei : int
     diameter : float
         The nucleus diameter (pixels) every block was rescaled by; NaN at the image's own scale.
+    scale : float
+        The factor every block was resized by before the network (1: its own scale).
     blocks : int
     """
 
@@ -68,6 +70,7 @@ class BlockwiseResult:
     table: Any
     nuclei: int
     diameter: float
+    scale: float
     blocks: int
 
 
@@ -183,12 +186,13 @@ def segment_blockwise(
     margin = -(-int(margin) // 16) * 16
     starts = [(y, x) for y in range(0, height, block) for x in range(0, width, block)]
     countdown = Countdown("segmenting blocks", len(starts), unit="blocks") if progress else None
-    next_label = 1
+    next_label, scale = 1, 1.0
     rows = []
     for by, bx in starts:
         y0, y1 = max(0, by - margin), min(height, by + block + margin)
         x0, x1 = max(0, bx - margin), min(width, bx + block + margin)
-        labels = leveled.segment_instances(np.asarray(image[y0:y1, x0:x1])).labels
+        segmented = leveled.segment_instances(np.asarray(image[y0:y1, x0:x1]))
+        labels, scale = segmented.labels, segmented.scale
         if labels.max() > 0:
             table = regionprops_table(labels, properties=("label", "area", "centroid"))
             cy, cx = table["centroid-0"] + y0, table["centroid-1"] + x0
@@ -219,4 +223,4 @@ def segment_blockwise(
         out.flush()
     columns = ["label", "area", "centroid_y", "centroid_x"]
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
-    return BlockwiseResult(out, table, next_label - 1, diameter, len(starts))
+    return BlockwiseResult(out, table, next_label - 1, diameter, scale, len(starts))

@@ -231,15 +231,13 @@ def run_predict(args: argparse.Namespace) -> int:
                 failures[name] = failure
     except OutputError as err:
         failures[err.name] = err.row
-        _write_tables(run, names, failures)
-        done = sum(run.is_done(name) for name in names)
+        done = _write_tables(run, names, failures)
         _error(
             f"{err} (free space or fix the folder); stopped: {done} of {len(files)} image(s) done, run the same command again to finish"
         )
         return 1
     except KeyboardInterrupt:
-        _write_tables(run, names, failures)
-        done = sum(run.is_done(name) for name in names)
+        done = _write_tables(run, names, failures)
         _error(f"interrupted: {done} of {len(files)} image(s) done; run the same command again to finish")
         return 130
     _write_tables(run, names, failures)
@@ -289,12 +287,14 @@ def _segmenter_recipe(args: argparse.Namespace) -> Any:
     )
 
 
-def _write_tables(run: Any, names: Sequence[str], failures: dict[str, dict[str, Any]]) -> None:
+def _write_tables(run: Any, names: Sequence[str], failures: dict[str, dict[str, Any]]) -> int:
+    """Write ``summary.csv`` and ``nuclei.csv``; return how many images are done."""
     from .io import write_table
 
     summary, nuclei = run.tables(names, failures)
     write_table(summary, run.out / "summary.csv")
     write_table(nuclei, run.out / "nuclei.csv")
+    return int((summary["status"] == "ok").sum())
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
