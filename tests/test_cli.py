@@ -453,15 +453,21 @@ def _tables(out: Path) -> tuple[bytes, bytes]:
     return (out / "summary.csv").read_bytes(), (out / "nuclei.csv").read_bytes()
 
 
+@pytest.fixture
+def clean(inputs: Path, tiny_model: Path, tmp_path: Path) -> Path:
+    """The output folder of one uninterrupted run over ``inputs``."""
+    folder = tmp_path / "clean"
+    assert predict(str(inputs), "-o", str(folder), "--model", str(tiny_model)) == 0
+    return folder
+
+
 def test_an_interrupted_run_resumes_with_the_same_command(
-    inputs: Path, tiny_model: Path, tmp_path: Path, monkeypatch, capsys
+    inputs: Path, tiny_model: Path, tmp_path: Path, clean: Path, monkeypatch, capsys
 ) -> None:
     import pandas as pd
 
     from nucleilib.segmenter import Segmenter
 
-    clean = tmp_path / "clean"
-    assert predict(str(inputs), "-o", str(clean), "--model", str(tiny_model)) == 0
     out = tmp_path / "out"
     real = Segmenter.segment_instances
     calls = []
@@ -501,14 +507,12 @@ def test_a_finished_run_started_again_does_nothing_and_keeps_its_tables(
 
 
 def test_an_image_whose_outputs_were_not_all_written_is_segmented_again(
-    inputs: Path, tiny_model: Path, tmp_path: Path, monkeypatch, capsys
+    inputs: Path, tiny_model: Path, tmp_path: Path, clean: Path, monkeypatch, capsys
 ) -> None:
     # A process killed after the label image was written but before the image was recorded as
     # done, and a disk that filled up while writing: neither leaves an image counted as done.
     from nucleilib import batch
 
-    clean = tmp_path / "clean"
-    assert predict(str(inputs), "-o", str(clean), "--model", str(tiny_model)) == 0
     out = tmp_path / "out"
     real_finish = batch.PredictionRun.finish
 

@@ -63,17 +63,33 @@ def rescaled(reference: float) -> str:
     return f"rescaled at inference, {reference:g} px"
 
 
-#: Inference options scored on a trained lever (``Segmenter.from_keras`` settings; see
-#: :func:`nucleilib.study.groups.grouped_evaluation`).
-INFERENCE_OPTIONS: dict[str, dict[str, Any]] = {"plain": {}, "tta4": {"tta": 4}, "tta8": {"tta": 8}}
-for _reference in REFERENCE_DIAMETERS:
-    _option = INFERENCE_OPTIONS[rescaled(_reference)] = {"model_diameter": _reference, "diameter": "auto"}
-    for _views in (4, 8):
-        INFERENCE_OPTIONS[f"{rescaled(_reference)} + tta{_views}"] = {**_option, "tta": _views}
-
 #: Colour inputs tried at inference on a model trained with RGB input (see
 #: :data:`nucleilib.preprocess.COLOUR_INPUTS`): they change colour images only.
 INFERENCE_COLOUR_INPUTS = ("grey", "hematoxylin")
+#: Test-time augmentation views every other inference option is also scored with.
+TTA_VIEWS = (4, 8)
+
+
+def _colour_name(inference: str, colour_input: str) -> str:
+    return f"{inference}, {colour_input} input"
+
+
+def _tta_name(inference: str, views: int) -> str:
+    return f"tta{views}" if inference == "plain" else f"{inference} + tta{views}"
+
+
+#: Inference options scored on a trained lever (``Segmenter.from_keras`` settings; see
+#: :func:`nucleilib.study.groups.grouped_evaluation`): plain, rescaled to each reference
+#: diameter, each of those with each colour input, and each of all these with TTA.
+INFERENCE_OPTIONS: dict[str, dict[str, Any]] = {"plain": {}}
+for _reference in REFERENCE_DIAMETERS:
+    INFERENCE_OPTIONS[rescaled(_reference)] = {"model_diameter": _reference, "diameter": "auto"}
+for _inference, _option in list(INFERENCE_OPTIONS.items()):
+    for _colour in INFERENCE_COLOUR_INPUTS:
+        INFERENCE_OPTIONS[_colour_name(_inference, _colour)] = {**_option, "model_colour_input": _colour}
+for _inference, _option in list(INFERENCE_OPTIONS.items()):
+    for _views in TTA_VIEWS:
+        INFERENCE_OPTIONS[_tta_name(_inference, _views)] = {**_option, "tta": _views}
 
 
 def with_colour_input(inference: str, colour_input: str) -> str:
@@ -85,20 +101,10 @@ def with_colour_input(inference: str, colour_input: str) -> str:
     >>> with_colour_input("rescaled at inference, 24 px", "hematoxylin")
     'rescaled at inference, 24 px, hematoxylin input'
     """
-    name = f"{inference}, {colour_input} input"
+    name = _colour_name(inference, colour_input)
     if name not in INFERENCE_OPTIONS:
         raise ValueError(f"no colour input option {name!r}")
     return name
-
-
-for _inference in ["plain", *(rescaled(d) for d in REFERENCE_DIAMETERS)]:
-    for _colour in INFERENCE_COLOUR_INPUTS:
-        _option = INFERENCE_OPTIONS[f"{_inference}, {_colour} input"] = {
-            **INFERENCE_OPTIONS[_inference],
-            "model_colour_input": _colour,
-        }
-        for _views in (4, 8):
-            INFERENCE_OPTIONS[f"{_inference}, {_colour} input + tta{_views}"] = {**_option, "tta": _views}
 
 
 def with_tta(inference: str, views: int) -> str:
@@ -109,7 +115,7 @@ def with_tta(inference: str, views: int) -> str:
     >>> with_tta("plain", 8), with_tta("rescaled at inference, 24 px", 4)
     ('tta8', 'rescaled at inference, 24 px + tta4')
     """
-    name = f"tta{views}" if inference == "plain" else f"{inference} + tta{views}"
+    name = _tta_name(inference, views)
     if name not in INFERENCE_OPTIONS:
         raise ValueError(f"no test-time augmentation option {name!r}")
     return name
