@@ -2,11 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -22,11 +23,11 @@
 # Each of the paper's figures sits beside ours, with a verdict where they disagree.
 
 # %% tags=["parameters"]
-profile = "cpu"
-artefacts = "artefacts/cpu"
-seed = 42
-max_images = None  # None: the whole set; a number: a random subset of that size
-measure_load_time = True
+profile: str = "cpu"
+artefacts: str = "artefacts/lab"  # a scratch copy of the profile's artefacts; `nuclei study` passes artefacts/<profile>
+seed: int = 42
+max_images: "Optional[int]" = None  # None: the whole set; a number: a random subset of that size
+measure_load_time: bool = True
 
 # %%
 import json

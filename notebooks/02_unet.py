@@ -2,11 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -22,22 +23,22 @@
 # package so that `nuclei predict` can use it.
 
 # %% tags=["parameters"]
-profile = "cpu"
-artefacts = "artefacts/cpu"
-seed = 42
-max_images = None
-split = "original"
-crop = 128
-batch_size = 8
-epochs = 60
-steps_per_epoch = 100
-patience = 12
-max_minutes = 27.0
-ablation_minutes = 6.0
-ablation_steps = 60
-ship_model = True
-ship_diameter = 24.0
-ship_colour_input = "hematoxylin"
+profile: str = "cpu"
+artefacts: str = "artefacts/lab"  # a scratch copy of the profile's artefacts; `nuclei study` passes artefacts/<profile>
+seed: int = 42
+max_images: "Optional[int]" = None
+split: str = "original"
+crop: int = 128
+batch_size: int = 8
+epochs: int = 60
+steps_per_epoch: int = 100
+patience: int = 12
+max_minutes: float = 27.0
+ablation_minutes: float = 6.0
+ablation_steps: int = 60
+ship_model: bool = True
+ship_diameter: float = 24.0
+ship_colour_input: str = "hematoxylin"
 
 # %%
 import matplotlib.pyplot as plt
@@ -281,7 +282,7 @@ if ship_model and profile != "smoke":
                               parameters=model.count_params(), separation=winner, summary=summary,
                               training_config=config, diameter=ship_diameter, rescaled=rescaled,
                               colour_input=ship_colour_input)
-    print(unet.ship_model(model, model_config, winner, card, models.PRETRAINED_DIR / "unet-dsb2018",
+    print(unet.ship_model(model, model_config, winner, card, run.shipped("unet-dsb2018"),
                           test_samples[:5], diameter=ship_diameter, colour_input=ship_colour_input, root=root))
 else:
     print(f"profile {profile}: model not shipped")

@@ -2,11 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -22,19 +23,19 @@
 # that the variance due to the split can be set against the variance due to chance.
 
 # %% tags=["parameters"]
-profile = "cpu"
-artefacts = "artefacts/cpu"
-seed = 42
-max_images = None
-crop = 128
-batch_size = 8
-epochs = 20
-steps_per_epoch = 60
-patience = 12
-max_minutes = 20.0
-extra_seeds = [1, 2]
-test_limit = None
-timing_repeats = 10
+profile: str = "cpu"
+artefacts: str = "artefacts/lab"  # a scratch copy of the profile's artefacts; `nuclei study` passes artefacts/<profile>
+seed: int = 42
+max_images: "Optional[int]" = None
+crop: int = 128
+batch_size: int = 8
+epochs: int = 20
+steps_per_epoch: int = 60
+patience: int = 12
+max_minutes: float = 20.0
+extra_seeds: list[int] = [1, 2]
+test_limit: "Optional[int]" = None
+timing_repeats: int = 10
 
 # %%
 import dataclasses

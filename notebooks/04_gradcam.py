@@ -2,11 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -27,18 +28,18 @@
 # definitions of the paper's three numbers, computed here.
 
 # %% tags=["parameters"]
-profile = "cpu"
-artefacts = "artefacts/cpu"
-seed = 42
-max_images = None  # None: all picked images; a number: at most that many
-split = "original"
-n_images_per_modality = 3
-image_size = 256  # side of the central crop the network and Grad-CAM see (a multiple of 16)
-cam_layers = None  # None: explain.default_cam_layers(model)
-per_nucleus = True  # also explain single nuclei (one per image)
-cascade = True  # cascading randomisation, block by block from the output
-cascade_layer = "dec1_relu2"
-boundary_width = 2  # pixels on each side of a nucleus outline in the boundary band
+profile: str = "cpu"
+artefacts: str = "artefacts/lab"  # a scratch copy of the profile's artefacts; `nuclei study` passes artefacts/<profile>
+seed: int = 42
+max_images: "Optional[int]" = None  # None: all picked images; a number: at most that many
+split: str = "original"
+n_images_per_modality: int = 3
+image_size: int = 256  # side of the central crop the network and Grad-CAM see (a multiple of 16)
+cam_layers: "Optional[list[str]]" = None  # None: explain.default_cam_layers(model)
+per_nucleus: bool = True  # also explain single nuclei (one per image)
+cascade: bool = True  # cascading randomisation, block by block from the output
+cascade_layer: str = "dec1_relu2"
+boundary_width: int = 2  # pixels on each side of a nucleus outline in the boundary band
 
 # %%
 # Renders the figures that nucleilib.study.explain returns (built outside pyplot) as the cell's value.

@@ -2,11 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -27,18 +28,18 @@
 # style graphs, so this whole chapter runs in graph mode, in its own kernel.
 
 # %% tags=["parameters"]
-profile = "cpu"
-artefacts = "artefacts/cpu"
-seed = 42
-max_images = None  # None: all picked images; a number: at most that many
-split = "original"
-n_images_per_modality = 2
-image_size = 256  # side of the window the network sees (a multiple of 16)
-rules = ["lrp.epsilon", "lrp.z", "lrp.alpha_1_beta_0", "lrp.sequential_preset_a"]
-epsilon = 0.1  # stabiliser of lrp.epsilon (innvestigate's default, 1e-7, makes it lrp.z)
-sanity_rules = ["lrp.epsilon"]  # rules that get the randomisation check (fast ones)
-cascade_stops = ["logits", "dec2", "bottleneck"]  # cascading randomisation (first sanity rule); "all" is the full check
-boundary_width = 2  # pixels on each side of a nucleus outline in the boundary band
+profile: str = "cpu"
+artefacts: str = "artefacts/lab"  # a scratch copy of the profile's artefacts; `nuclei study` passes artefacts/<profile>
+seed: int = 42
+max_images: "Optional[int]" = None  # None: all picked images; a number: at most that many
+split: str = "original"
+n_images_per_modality: int = 2
+image_size: int = 256  # side of the window the network sees (a multiple of 16)
+rules: list[str] = ["lrp.epsilon", "lrp.z", "lrp.alpha_1_beta_0", "lrp.sequential_preset_a"]
+epsilon: float = 0.1  # stabiliser of lrp.epsilon (innvestigate's default, 1e-7, makes it lrp.z)
+sanity_rules: list[str] = ["lrp.epsilon"]  # rules that get the randomisation check (fast ones)
+cascade_stops: list[str] = ["logits", "dec2", "bottleneck"]  # cascading randomisation (first sanity rule); "all" is the full check
+boundary_width: int = 2  # pixels on each side of a nucleus outline in the boundary band
 
 # %%
 import os

@@ -2,11 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -28,29 +29,29 @@
 # Optimization toolkit, and unstructured sparsity does not make dense CPU kernels faster.
 
 # %% tags=["parameters"]
-profile = "cpu"
-artefacts = "artefacts/cpu"
-seed = 42
-max_images = None
-split = "original"
-model_name = "unet-dsb2018"
-sizes = [256, 512, 1024]
-batches = [1, 4, 16]
-max_batch_pixels = 16 * 256 * 256
-repeats = 3
-warmup = 1
-tflite_threads = None
-test_limit = None
-train_images = 48
-calibration_crops = 32
-calibration_size = 256
-train_crop = 128
-train_batch_size = 8
-train_steps = 8
-train_warmup = 2
-target_ms = 30.0
-max_iou_loss = 0.01
-ship_quantised = True
+profile: str = "cpu"
+artefacts: str = "artefacts/lab"  # a scratch copy of the profile's artefacts; `nuclei study` passes artefacts/<profile>
+seed: int = 42
+max_images: "Optional[int]" = None
+split: str = "original"
+model_name: str = "unet-dsb2018"
+sizes: list[int] = [256, 512, 1024]
+batches: list[int] = [1, 4, 16]
+max_batch_pixels: int = 16 * 256 * 256
+repeats: int = 3
+warmup: int = 1
+tflite_threads: "Optional[int]" = None
+test_limit: "Optional[int]" = None
+train_images: int = 48
+calibration_crops: int = 32
+calibration_size: int = 256
+train_crop: int = 128
+train_batch_size: int = 8
+train_steps: int = 8
+train_warmup: int = 2
+target_ms: float = 30.0
+max_iou_loss: float = 0.01
+ship_quantised: bool = True
 
 # %%
 import os
@@ -86,8 +87,9 @@ run.facts()
 # throughput runs (never the test images).
 
 # %%
-model, config = models.load_model(model_name)
-card = models.model_card(model_name) if (models.PRETRAINED_DIR / model_name / "card.json").is_file() else {}
+shipped_dir = run.shipped(model_name)
+model, config = models.load_model(shipped_dir)
+card = models.model_card(shipped_dir) if (shipped_dir / "card.json").is_file() else {}
 test_samples, train_samples = benchmarks.load_speed_samples(
     out / "splits" / f"split-{split}.csv", data.data_root(), test_limit=test_limit, train_images=train_images, seed=seed)
 train_config = training.TrainConfig(model=config, crop=train_crop, batch_size=train_batch_size, seed=seed)
@@ -131,7 +133,6 @@ threads
 # %%
 calibration = export.representative_crops(train_x, n=calibration_crops, size=calibration_size, seed=seed)
 flat, convert_s = benchmarks.convert_tflite(model, calibration, backends.TFLITE_KINDS)
-shipped_dir = models.PRETRAINED_DIR / model_name
 sizes_table = benchmarks.model_sizes(model.count_params(), shipped_dir / "weights.npz", flat, convert_s)
 sizes_table.to_csv(out / "speed-sizes.csv")
 for name, value in benchmarks.size_facts(flat, sizes_table).items():

@@ -2,11 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -28,28 +29,28 @@
 # U-Net on the random split, the reference for each group).
 
 # %% tags=["parameters"]
-profile = "cpu"
-artefacts = "artefacts/cpu"
-seed = 42
-max_images = None
-folds = 3
-crop = 128
-batch_size = 8
-epochs = 20
-steps_per_epoch = 60
-patience = 12
-max_minutes = 20.0
-levers = ["modality", "scale", "scale+modality", "separation", "bfloat16"]
-inference_runs = [["baseline", "rescaled at inference, 16 px"], ["baseline", "rescaled at inference, 20 px"],
-                  ["baseline", "rescaled at inference, 24 px"], ["baseline", "rescaled at inference, 28 px"],
-                  ["baseline", "rescaled at inference, 24 px, grey input"],
-                  ["baseline", "rescaled at inference, 24 px, hematoxylin input"],
-                  ["modality", "rescaled at inference, 20 px"], ["separation", "rescaled at inference, 20 px"],
-                  ["bfloat16", "rescaled at inference, 24 px"]]
-tta_views = 8
-methods = ["components", "borders"]
-stardist = True
-stardist_folds = None
+profile: str = "cpu"
+artefacts: str = "artefacts/lab"  # a scratch copy of the profile's artefacts; `nuclei study` passes artefacts/<profile>
+seed: int = 42
+max_images: "Optional[int]" = None
+folds: int = 3
+crop: int = 128
+batch_size: int = 8
+epochs: int = 20
+steps_per_epoch: int = 60
+patience: int = 12
+max_minutes: float = 20.0
+levers: list[str] = ["modality", "scale", "scale+modality", "separation", "bfloat16"]
+inference_runs: list[list[str]] = [["baseline", "rescaled at inference, 16 px"], ["baseline", "rescaled at inference, 20 px"],
+                                   ["baseline", "rescaled at inference, 24 px"], ["baseline", "rescaled at inference, 28 px"],
+                                   ["baseline", "rescaled at inference, 24 px, grey input"],
+                                   ["baseline", "rescaled at inference, 24 px, hematoxylin input"],
+                                   ["modality", "rescaled at inference, 20 px"], ["separation", "rescaled at inference, 20 px"],
+                                   ["bfloat16", "rescaled at inference, 24 px"]]
+tta_views: int = 8
+methods: list[str] = ["components", "borders"]
+stardist: bool = True
+stardist_folds: "Optional[int]" = None
 
 # %%
 import matplotlib.pyplot as plt
@@ -292,7 +293,7 @@ display_table
 # model card (cpu and gpu profiles):
 
 # %%
-shipped_folder = models.model_folder("unet-dsb2018")
+shipped_folder = run.shipped("unet-dsb2018")
 shipped_config = models.load_config(shipped_folder)
 applies = lv.matches_shipped(best, shipped_config)
 print(f"chosen: {best['lever']}, {best['inference']}; shipped model: reference diameter {shipped_config.diameter}"

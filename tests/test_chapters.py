@@ -77,3 +77,23 @@ def test_each_chapter_makes_the_one_set_up_call(chapter: str) -> None:
     calls = [source for source in code if "chapter.setup(profile, artefacts)" in source]
     assert len(calls) == 1, f"{chapter}: {len(calls)} set-up calls"
     assert not any("project_root()" in source or "run_info(profile)" in source for source in code)
+
+
+@pytest.mark.parametrize("chapter", profiles.NOTEBOOKS)
+def test_chapter_survives_a_jupytext_round_trip_byte_for_byte(chapter: str) -> None:
+    """What JupyterLab's jupytext does on save: read the text notebook, write it back. The headers
+    carry jupytext's options (no version lines) and the kernel JupyterLab reports, so nothing changes."""
+    text = (ROOT / "notebooks" / f"{chapter}.py").read_text()
+    assert jupytext.writes(jupytext.reads(text, fmt="py:percent"), fmt="py:percent") == text
+
+
+@pytest.mark.parametrize("chapter", profiles.NOTEBOOKS)
+def test_every_parameter_has_a_type_papermill_shows(chapter: str, tmp_path: Path) -> None:
+    import papermill
+
+    notebook = tmp_path / f"{chapter}.ipynb"
+    jupytext.write(_source(chapter), notebook, fmt="ipynb")
+    inferred = papermill.inspect_notebook(str(notebook))
+    assert set(inferred) == set(study.chapter_parameters(ROOT / "notebooks" / f"{chapter}.py"))
+    untyped = [name for name, info in inferred.items() if info["inferred_type_name"] in ("None", None)]
+    assert not untyped, f"{chapter}: parameters without a type: {untyped}"

@@ -271,14 +271,9 @@ def test_every_profile_gives_every_notebook_its_parameters(profile: str) -> None
 
 def test_profile_parameters_match_the_notebook_parameter_cells() -> None:
     """Papermill silently adds unknown parameters; catch a misspelt one here."""
-    import jupytext
-
     root = Path(__file__).resolve().parents[1]
     for name in profiles.NOTEBOOKS:
-        notebook = jupytext.read(root / "notebooks" / f"{name}.py")
-        cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-        assert len(cells) == 1, f"{name}: needs exactly one parameters cell"
-        declared = {line.split("=")[0].strip() for line in cells[0].source.splitlines() if "=" in line}
+        declared = set(runner.chapter_parameters(root / "notebooks" / f"{name}.py"))
         for profile in profiles.PROFILES:
             assert set(profiles.notebook_parameters(name, profile)) <= declared, (name, profile)
 
@@ -353,8 +348,8 @@ def test_commit_is_marked_only_when_code_differs_from_it(tmp_path: Path) -> None
 def test_the_study_commands_dispatch_to_the_runner(monkeypatch, capsys, tmp_path: Path) -> None:
     calls = []
 
-    def fake_run_study(profile, *, only=None, force=False, progress_bar=True):
-        calls.append(("study", profile, only, force, progress_bar))
+    def fake_run_study(profile, *, only=None, force=False, progress_bar=True, parameters=None):
+        calls.append(("study", profile, only, force, progress_bar, parameters))
         return []
 
     def fake_build_book(profile, *, strict=True):
@@ -365,7 +360,12 @@ def test_the_study_commands_dispatch_to_the_runner(monkeypatch, capsys, tmp_path
     monkeypatch.setattr(runner, "build_book", fake_build_book)
     assert cli.main(["study", "--profile", "smoke", "--only", "01_eda", "--force", "--no-progress"]) == 0
     assert cli.main(["book", "--profile", "smoke", "--no-strict"]) == 0
-    assert calls == [("study", "smoke", ["01_eda"], True, False), ("book", "smoke", False)]
+    assert cli.main(["study", "--only", "01_eda", "-p", "max_images", "7", "-p", "artefacts", "artefacts/x"]) == 0
+    assert calls == [
+        ("study", "smoke", ["01_eda"], True, False, {}),
+        ("book", "smoke", False),
+        ("study", "cpu", ["01_eda"], False, True, {"max_images": 7, "artefacts": "artefacts/x"}),
+    ]
     out = capsys.readouterr().out
     assert "study (smoke): 0 notebook(s) run" in out and str(tmp_path / "html" / "index.html") in out
 
@@ -377,3 +377,86 @@ def test_a_study_error_is_one_line_from_the_command(monkeypatch, capsys) -> None
     monkeypatch.setattr(runner, "run_study", failing)
     assert cli.main(["study", "--profile", "smoke"]) == 1
     assert capsys.readouterr().err.strip() == "nuclei: error: notebook 01_eda failed: deliberate"
+
+
+@pytest.mark.slow
+def test_one_off_parameters_run_in_the_scratch_folder_and_leave_the_published_run(project: Path) -> None:
+    run(project)
+    published = (project / "book" / "smoke" / "01_eda.ipynb").read_bytes()
+    runs, lines = run(project, parameters={"max_images": 7})
+    scratch = project / profiles.SCRATCH
+    assert runs[0].status == "ran" and runs[0].output == scratch / "executed" / "01_eda.ipynb"
+    notebook = nbformat.read(runs[0].output, as_version=4)
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "profile=smoke max_images=7" in printed and "published run stays as it is" in lines[0]
+    assert (scratch / "ran.txt").read_text() == "smoke 7\n"
+    assert times_ran(project) == 1, "the published run's artefacts were written"
+    assert (project / "book" / "smoke" / "01_eda.ipynb").read_bytes() == published
+    assert json.loads((scratch / runner.STATE_FILE).read_text())["01_eda"]["parameters"]["max_images"] == 7
+    assert not (project / "artefacts" / "smoke" / runner.RUN_LOG).read_text().count("lab")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_imgs": 7}, "no chosen chapter .* has the parameter.* max_imgs; they have: .*max_images"),
+        ({"artefacts": "artefacts/cpu"}, "published run, which one-off parameters never write over"),
+    ],
+)
+def test_one_off_parameters_are_checked_before_anything_runs(project: Path, overrides, message) -> None:
+    with pytest.raises(runner.StudyError, match=message):
+        run(project, parameters=overrides)
+    assert not (project / "artefacts").exists()
+
+
+def test_a_scratch_folder_gets_copies_of_the_published_run_once_and_keeps_its_own_files(tmp_path: Path) -> None:
+    committed, shipped, scratch = tmp_path / "cpu", tmp_path / "pretrained", tmp_path / "lab"
+    (committed / "splits").mkdir(parents=True)
+    (committed / "splits" / "split.csv").write_text("committed split\n")
+    (committed / "scores.csv").write_text("committed scores\n")
+    (shipped / "unet").mkdir(parents=True)
+    (shipped / "unet" / "config.json").write_text("{}")
+    scratch.mkdir()
+    (scratch / "scores.csv").write_text("my own scores\n")
+    assert runner.seed_scratch(scratch, committed, shipped)
+    assert (scratch / "splits" / "split.csv").read_text() == "committed split\n"
+    assert (scratch / "scores.csv").read_text() == "my own scores\n", "a file of the scratch folder was replaced"
+    assert (scratch / runner.SCRATCH_MODELS / "unet" / "config.json").is_file()
+    assert json.loads((scratch / runner.SEED_RECORD).read_text())["files"] == 2
+    (scratch / "splits" / "split.csv").write_text("edited in Lab\n")
+    assert not runner.seed_scratch(scratch, committed, shipped), "a seeded folder was seeded again"
+    assert (scratch / "splits" / "split.csv").read_text() == "edited in Lab\n"
+    assert (committed / "splits" / "split.csv").read_text() == "committed split\n"
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_a_scratch_run_saves_shipped_models_into_its_own_folder(project: Path) -> None:
+    from nucleilib.models import PRETRAINED_DIR
+    from nucleilib.study.chapter import ChapterRun
+
+    scratch = ChapterRun("cpu", project, project / profiles.SCRATCH)
+    published = ChapterRun("cpu", project, project / "artefacts" / "cpu")
+    assert scratch.scratch and not published.scratch
+    assert scratch.shipped("unet-dsb2018") == project / profiles.SCRATCH / runner.SCRATCH_MODELS / "unet-dsb2018"
+    assert published.shipped("unet-dsb2018") == PRETRAINED_DIR / "unet-dsb2018"
+
+
+def test_the_digest_follows_the_cells_not_the_jupytext_header(project: Path) -> None:
+    source = project / "notebooks" / "01_eda.py"
+    header = "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n#     language: python\n#     name: python3\n# ---\n\n"
+    source.write_text(header + NOTEBOOK)
+    before = runner.notebook_digest(source, {"seed": 0})
+    source.write_text(header.replace("Python 3\n", "Python 3 (ipykernel)\n") + NOTEBOOK)
+    assert runner.notebook_digest(source, {"seed": 0}) == before
+    assert runner.notebook_digest(source, {"seed": 1}) != before
+    source.write_text(header + NOTEBOOK.replace("seed = 0", "seed = 5"))
+    assert runner.notebook_digest(source, {"seed": 0}) != before
+
+
+def test_chapter_parameters_reads_annotated_and_plain_assignments(tmp_path: Path) -> None:
+    source = tmp_path / "c.py"
+    source.write_text('# %% tags=["parameters"]\nseed: int = 3\nsizes = [1, 2]\npixels: int = 16 * 16\n')
+    assert runner.chapter_parameters(source) == {"seed": 3, "sizes": [1, 2], "pixels": "16 * 16"}
+    source.write_text('# %% tags=["parameters"]\nimport os\n')
+    with pytest.raises(runner.StudyError, match="not `name = value`"):
+        runner.chapter_parameters(source)

@@ -7,11 +7,16 @@
 It finds the project folder, makes the profile's artefact folder, silences the
 start-up noise of the libraries the chapters use and sets one plotting theme, so
 the chapters hold only what they are about.
+
+A chapter opened in JupyterLab keeps its parameters cell's defaults, whose
+``artefacts`` is the scratch folder ``artefacts/lab``: the first set-up there copies
+the profile's committed artefacts and shipped models into it, so cells run in Lab
+read the published run's results and never write over them (``nuclei study``
+passes ``artefacts/<profile>`` instead).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .runner import project_root, run_info
+from .runner import SCRATCH_MODELS, is_scratch, project_root, run_info, seed_scratch
 
 #: Warnings that say nothing to a reader of the book.
 QUIET_WARNINGS = (
@@ -42,25 +47,23 @@ class ChapterRun:
         """Cache of trained models (one folder per training configuration)."""
         return self.out / "models"
 
+    @property
+    def scratch(self) -> bool:
+        """Whether this run works in a scratch copy (``artefacts/lab``) rather than the profile's folder."""
+        return is_scratch(self.out, self.root)
+
+    def shipped(self, name: str = "unet-dsb2018") -> Path:
+        """The folder a chapter saves a shipped model into: the package's, or in a scratch
+        run the copy inside the scratch folder (so Lab never changes what ``nuclei`` ships)."""
+        from ..models import PRETRAINED_DIR
+
+        return (self.out / SCRATCH_MODELS if self.scratch else PRETRAINED_DIR) / name
+
     def facts(self) -> Any:
         """The run's profile, machine, versions and commit as a one-column table."""
         import pandas as pd
 
         return pd.DataFrame.from_dict(run_info(self.profile), orient="index", columns=["this run"])
-
-    def path(self, name: str) -> Path:
-        """A file of this run's artefact folder."""
-        return self.out / name
-
-    def save_json(self, name: str, values: Any) -> Path:
-        """Write ``values`` as indented JSON into the artefact folder."""
-        target = self.out / name
-        target.write_text(json.dumps(values, indent=2, sort_keys=True, default=float) + "\n")
-        return target
-
-    def load_json(self, name: str) -> Any:
-        """Read a JSON file of the artefact folder (written by this or an earlier chapter)."""
-        return json.loads((self.out / name).read_text())
 
 
 def setup(profile: str, artefacts: str | os.PathLike[str], *, theme: bool = True) -> ChapterRun:
@@ -80,6 +83,8 @@ def setup(profile: str, artefacts: str | os.PathLike[str], *, theme: bool = True
         warnings.filterwarnings("ignore", message=message)
     root = project_root()
     out = Path(artefacts) if Path(artefacts).is_absolute() else root / artefacts
+    if is_scratch(out, root):
+        seed_scratch(out, root / "artefacts" / profile)
     out.mkdir(parents=True, exist_ok=True)
     if theme:
         import seaborn as sns

@@ -22,6 +22,15 @@ def register(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     study.add_argument("--only", nargs="+", choices=NOTEBOOKS, metavar="NOTEBOOK", help="run only these notebooks")
     study.add_argument("--force", action="store_true", help="re-run notebooks even when unchanged")
     study.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
+    study.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a one-off parameter value, as papermill's -p (repeatable); such a run writes into "
+        "artefacts/lab (a copy of the profile's artefacts) or -p artefacts FOLDER, never over the published run",
+    )
 
     book = commands.add_parser("book", help="build the HTML book from a profile's executed notebooks")
     book.add_argument(
@@ -32,10 +41,13 @@ def register(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    from .runner import run_study
+    from .runner import parse_parameter_value, run_study
 
     start = time.perf_counter()
-    runs = run_study(args.profile, only=args.only, force=args.force, progress_bar=not args.no_progress)
+    overrides = {name: parse_parameter_value(value) for name, value in args.parameter or []}
+    runs = run_study(
+        args.profile, only=args.only, force=args.force, progress_bar=not args.no_progress, parameters=overrides
+    )
     ran = sum(r.status == "ran" for r in runs)
     print(
         f"study ({args.profile}): {ran} notebook(s) run, {len(runs) - ran} unchanged, "

@@ -11,6 +11,9 @@ from typing import Any
 
 PROFILES = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
+#: Where a chapter run outside the published study writes: JupyterLab (the parameters cells'
+#: default), papermill by hand and ``nuclei study -p`` (one-off parameters).
+SCRATCH = "artefacts/lab"
 
 #: The study's notebooks, in the order they run (file stems under ``notebooks/``).
 NOTEBOOKS = ("01_eda", "02_unet", "03_comparison", "04_gradcam", "05_lrp", "06_speed", "07_unseen", "08_audit")

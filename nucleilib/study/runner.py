@@ -6,10 +6,16 @@ file there remembers a digest of each notebook's source and parameters, so an
 unchanged notebook is not run again and an interrupted study resumes. A second,
 committed file there, ``run-log.json``, records for each notebook how long its last
 successful run took, when, at which commit and on which machine.
+
+A run with one-off parameters (``nuclei study -p NAME VALUE``) never touches that
+published run: it writes into the scratch folder ``artefacts/lab/`` (a copy of the
+profile's artefacts, made by the chapters' set-up on first use) or a folder the user
+names, and keeps its executed notebooks in that folder's ``executed/``.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import json
@@ -19,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,9 +33,13 @@ from typing import Any
 
 from ..errors import NucleiError
 from ..progress import LOG_ENV
-from .profiles import NOTEBOOKS, check_profile, notebook_parameters
+from .profiles import NOTEBOOKS, PROFILES, SCRATCH, check_profile, notebook_parameters
 
 STATE_FILE = "study-state.json"
+#: The shipped models' folder inside a scratch artefact folder.
+SCRATCH_MODELS = "pretrained"
+#: Written last into a scratch folder once it holds its copy of the published run.
+SEED_RECORD = ".seeded-from.json"
 #: Committed timing log of each profile: notebook -> its last successful run.
 RUN_LOG = "run-log.json"
 
@@ -59,10 +69,141 @@ def project_root(start: str | os.PathLike[str] | None = None) -> Path:
 
 
 def notebook_digest(source: Path, parameters: dict[str, Any]) -> str:
-    """SHA-256 of a notebook's text and its parameters."""
-    digest = hashlib.sha256(source.read_bytes())
+    """SHA-256 of a notebook's cells (source and metadata) and its parameters.
+
+    The jupytext header (kernel name, jupytext's own options) is left out: it changes
+    nothing a run computes.
+    """
+    import jupytext
+
+    cells = [(c.cell_type, c.source, dict(c.metadata)) for c in jupytext.read(source).cells]
+    digest = hashlib.sha256(json.dumps(cells, sort_keys=True).encode())
     digest.update(json.dumps(parameters, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def is_scratch(folder: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` is, or lies inside, the project's scratch folder ``artefacts/lab``.
+
+    Examples
+    --------
+    >>> is_scratch("/p/artefacts/lab", "/p"), is_scratch("/p/artefacts/cpu", "/p")
+    (True, False)
+    """
+    scratch = Path(os.path.abspath(Path(root) / SCRATCH))
+    here = Path(os.path.abspath(folder))
+    return here == scratch or scratch in here.parents
+
+
+def seed_scratch(scratch: Path, committed: Path, shipped: Path | None = None) -> bool:
+    """Give a scratch folder its copy of a published run's artefacts and of the shipped models.
+
+    Copies, not links, so that a cell rewriting a file in place cannot reach the committed
+    one; a file the scratch folder already has is never replaced. Each file is copied to a
+    temporary name and renamed, and :data:`SEED_RECORD` is written last, so an interrupted
+    seeding finishes at the next call. Returns whether anything was copied.
+    """
+    if (scratch / SEED_RECORD).is_file():
+        return False
+    if shipped is None:
+        from ..models import PRETRAINED_DIR as shipped
+    copied = 0
+    for source_root, target_root in ((committed, scratch), (shipped, scratch / SCRATCH_MODELS)):
+        for source in sorted(source_root.rglob("*")) if source_root.is_dir() else []:
+            target = target_root / source.relative_to(source_root)
+            if source.is_dir() or target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            shutil.copy2(source, partial)
+            os.replace(partial, target)
+            copied += 1
+    scratch.mkdir(parents=True, exist_ok=True)
+    record = {"artefacts": str(committed), "shipped models": str(shipped), "files": copied}
+    (scratch / SEED_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    print(
+        f"{scratch}: {copied} file(s) copied from {committed} and the shipped models; the published run stays as it is"
+    )
+    return True
+
+
+def chapter_parameters(source: str | os.PathLike[str]) -> dict[str, Any]:
+    """The names and default values of a chapter's ``parameters`` cell.
+
+    Raises
+    ------
+    StudyError
+        When the chapter has no parameters cell or it holds more than literal assignments.
+    """
+    import jupytext
+
+    cells = [c for c in jupytext.read(source).cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise StudyError(f"{source}: {len(cells)} cells tagged 'parameters' (a chapter has one)")
+    values: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name, value = node.target.id, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, value = node.targets[0].id, node.value
+        else:
+            raise StudyError(f"{source}: the parameters cell holds {ast.unparse(node)!r}, not `name = value`")
+        try:
+            values[name] = ast.literal_eval(value)
+        except ValueError:
+            values[name] = ast.unparse(value)  # an expression such as 16 * 256 * 256
+    return values
+
+
+def parse_parameter_value(text: str) -> Any:
+    """A ``-p NAME VALUE`` value as papermill reads it: None, booleans, numbers and
+    Python literals (lists, quoted strings) by their value, anything else as a string.
+
+    Examples
+    --------
+    >>> [parse_parameter_value(t) for t in ("None", "true", "48", "0.5", "[1, 2]", "artefacts/x")]
+    [None, True, 48, 0.5, [1, 2], 'artefacts/x']
+    """
+    words = {"none": None, "null": None, "true": True, "false": False}
+    if text.strip().lower() in words:
+        return words[text.strip().lower()]
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def one_off_parameters(
+    project: Path, names: Sequence[str], overrides: Mapping[str, Any]
+) -> tuple[dict[str, Any], Path]:
+    """Check one-off parameters against the chapters they go to; return them with the
+    artefact folder the run writes into (the scratch folder unless ``artefacts`` is given).
+
+    Raises
+    ------
+    StudyError
+        For a name that no chosen chapter has, or an artefact folder of a profile's
+        published run.
+    """
+    known: set[str] = set()
+    for name in names:
+        known.update(chapter_parameters(project / "notebooks" / f"{name}.py"))
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise StudyError(
+            f"no chosen chapter ({', '.join(names)}) has the parameter(s) {', '.join(unknown)}; "
+            f"they have: {', '.join(sorted(known))}"
+        )
+    values = {**overrides, "artefacts": str(overrides.get("artefacts", SCRATCH))}
+    folder = Path(values["artefacts"])
+    folder = Path(os.path.abspath(folder if folder.is_absolute() else project / folder))
+    published = {Path(os.path.abspath(project / "artefacts" / p)) for p in PROFILES}
+    if folder in published:
+        raise StudyError(
+            f"-p artefacts {values['artefacts']}: that is a profile's published run, which one-off "
+            f"parameters never write over; use {SCRATCH} (the default) or another folder"
+        )
+    return values, folder
 
 
 def _read_state(path: Path) -> dict[str, Any]:
@@ -89,6 +230,7 @@ def run_study(
     root: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] = print,
     progress_bar: bool = True,
+    parameters: Mapping[str, Any] | None = None,
 ) -> list[NotebookRun]:
     """Execute the study's notebooks in order under one profile.
 
@@ -105,6 +247,11 @@ def run_study(
         Receives one line per notebook.
     progress_bar : bool
         Show papermill's per-cell progress bar.
+    parameters : mapping, optional
+        One-off values for parameters of the chosen chapters (each goes to the chapters
+        that have it). Such a run writes into the scratch folder ``artefacts/lab``, or
+        the ``artefacts`` given here, never into ``artefacts/<profile>``, and keeps its
+        executed notebooks in that folder's ``executed/`` instead of ``book/<profile>``.
 
     Raises
     ------
@@ -121,11 +268,17 @@ def run_study(
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:
         raise StudyError(f"unknown notebook(s) {', '.join(unknown)}; the study has {', '.join(NOTEBOOKS)}")
+    overrides: dict[str, Any] = {}
+    artefact_dir = project / "artefacts" / profile
     out_dir = project / "book" / profile
+    if parameters:
+        overrides, artefact_dir = one_off_parameters(project, names, parameters)
+        out_dir = artefact_dir / "executed"
+        log(f"one-off parameters {overrides}: writing into {artefact_dir} (the published run stays as it is)")
     out_dir.mkdir(parents=True, exist_ok=True)
     # The kernels inherit this: TensorFlow's C++ start-up chatter would fill the book.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    state_path = project / "artefacts" / profile / STATE_FILE
+    state_path = artefact_dir / STATE_FILE
     state = _read_state(state_path)
     machine: dict[str, Any] | None = None  # looked up once, at the first notebook that runs
     runs = []
@@ -134,6 +287,9 @@ def run_study(
         if not source.is_file():
             raise StudyError(f"{source}: notebook source is missing")
         params = notebook_parameters(name, profile)
+        if overrides:
+            accepted = chapter_parameters(source)
+            params.update({k: v for k, v in overrides.items() if k in accepted})
         digest = notebook_digest(source, params)
         output = out_dir / f"{name}.ipynb"
         prefix = f"[{number}/{len(names)}] {name} ({profile})"
@@ -184,8 +340,9 @@ def run_study(
         _write_state(state_path, state)
         if machine is None:
             machine = machine_info()
-        record_run(project / "artefacts" / profile / RUN_LOG, name, seconds, machine=machine, root=project)
-        log(f"{prefix}: done in {seconds:.0f} s -> {output.relative_to(project)}")
+        record_run(artefact_dir / RUN_LOG, name, seconds, machine=machine, root=project)
+        shown = output.relative_to(project) if project in output.parents else output
+        log(f"{prefix}: done in {seconds:.0f} s -> {shown}")
         runs.append(NotebookRun(name, "ran", seconds, output))
     return runs
 
