@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= cpu
 
-.PHONY: venv test lint data study book check lab clean help
+.PHONY: venv test lint data study book check lab lab-install labcheck clean help
 
 help:
 	@echo "make book [PROFILE=smoke|cpu|gpu]  venv, data, every notebook, HTML book (default PROFILE=cpu)"
@@ -14,6 +14,7 @@ help:
 	@echo "make data                          download and verify the data (or use \$$NUCLEI_DATA_DIR)"
 	@echo "make check [PROFILE=...]           open every page of the built book in headless Chromium"
 	@echo "make lab                           JupyterLab on notebooks/ (chapters open as notebooks)"
+	@echo "make labcheck                      open, run and save every chapter in JupyterLab; fail if one changes"
 	@echo "make clean                         remove built HTML (keeps the venv and executed notebooks)"
 
 venv: $(BIN)/.installed
@@ -49,6 +50,12 @@ LAB_FLAGS ?= --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow
 
 lab: $(BIN)/.lab-installed
 	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
+
+lab-install: $(BIN)/.lab-installed
+
+# Headless Chromium drives JupyterLab on a copy of each chapter (nothing tracked is opened).
+labcheck: $(BIN)/.lab-installed
+	$(BIN)/python -m nucleilib.study.book.labcheck notebooks/*.py
 
 $(BIN)/.lab-installed: $(BIN)/.installed
 	$(BIN)/pip install --quiet -c requirements-lock.txt -e '.[lab]'
