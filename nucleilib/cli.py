@@ -135,7 +135,23 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     evaluate.add_argument("pred", metavar="PRED", help="folder of predicted label images")
     evaluate.add_argument("gt", metavar="GT", help="DSB-layout folder of annotated samples")
     evaluate.add_argument("--csv", help="write the per-image metrics to this CSV file")
-    handlers.update(predict=run_predict, evaluate=run_evaluate, fetch=run_fetch)
+
+    export = commands.add_parser(
+        "export",
+        help="write a model as a bioimage.io package (deepImageJ, ilastik, QuPath)",
+        description="Write the network as a bioimage.io model package (one .zip: rdf.yaml, TensorFlow SavedModel "
+        "and Keras HDF5 weights, test tensors, cover, README.md saying which pre- and post-processing the "
+        "package leaves to the caller). Validated with bioimageio.spec when it is installed.",
+    )
+    export.add_argument("--bioimageio", required=True, metavar="OUT.zip", help="the package file to write")
+    export.add_argument(
+        "--model", default="unet-dsb2018", help="shipped model name or model folder (default: %(default)s)"
+    )
+    export.add_argument(
+        "--sample", metavar="IMAGE", help="a fluorescence image for the test tensors and cover (default: synthetic)"
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace an existing package file")
+    handlers.update(predict=run_predict, evaluate=run_evaluate, fetch=run_fetch, export=run_export)
     return parser, handlers
 
 
@@ -338,6 +354,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(summarise(frame).round(4).to_string())
     print(f"{len(ids)} image(s) evaluated; {missing} annotated sample(s) without a prediction")
     return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .bioimageio import export_package, validate_package, validation_problems
+    from .io import read_image
+
+    sample = read_image(args.sample) if args.sample else None
+    package = export_package(args.model, args.bioimageio, sample=sample, overwrite=args.overwrite)
+    print(f"bioimage.io package: {package.path} ({package.bytes / 1e6:.1f} MB; {', '.join(package.files)})")
+    try:
+        summary = validate_package(package.path)
+    except NucleiError as err:
+        print(f"not validated: {err}")
+        return 0
+    problems = validation_problems(summary)
+    print(f"bioimageio.spec validation: {summary.status}" + "".join(f"\n  {line}" for line in problems))
+    return 0 if not problems else 1
 
 
 def run_fetch(args: argparse.Namespace) -> int:
