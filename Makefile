@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= cpu
 
-.PHONY: venv test lint data study book check lab lab-install labcheck clean help
+.PHONY: venv test lint data study book check lab lab-install labcheck napari-install clean help
 
 help:
 	@echo "make book [PROFILE=smoke|cpu|gpu]  venv, data, every notebook, HTML book (default PROFILE=cpu)"
@@ -25,8 +25,11 @@ $(BIN)/.installed: pyproject.toml requirements-lock.txt
 	$(BIN)/pip install --quiet -c requirements-lock.txt -e '.[test]'
 	touch $@
 
+# napari's viewer tests need a display: a virtual one (Xvfb) when it is installed and none is set.
+XVFB := $(if $(DISPLAY),,$(if $(shell command -v xvfb-run),xvfb-run -a -s "-screen 0 1600x1000x24"))
+
 test: venv
-	$(BIN)/pytest
+	$(XVFB) $(BIN)/pytest
 
 # ruff's rules and version are in pyproject.toml (the chapters are jupytext files and keep their own layout).
 lint: venv
@@ -52,6 +55,13 @@ lab: $(BIN)/.lab-installed
 	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
 
 lab-install: $(BIN)/.lab-installed
+
+# The napari plugin and its test tools (Qt, pytest-qt); the system needs Xvfb and Qt's libraries for the tests.
+napari-install: $(BIN)/.napari-installed
+
+$(BIN)/.napari-installed: $(BIN)/.installed
+	$(BIN)/pip install --quiet -c requirements-lock.txt -e '.[napari]'
+	touch $@
 
 # Headless Chromium drives JupyterLab on a copy of each chapter (nothing tracked is opened).
 labcheck: $(BIN)/.lab-installed
