@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import NucleiError
@@ -250,9 +251,22 @@ def segment_one(
     OutputError
         When an output cannot be written: every later image would fail the same way.
     """
+    loaded = _load(path, block)
+    if isinstance(loaded, dict):
+        return loaded
+    if loaded is None:
+        return _segment_large_or_failure(run, segmenter, path, name, block)
+    result = _segment_loaded(segmenter, path, loaded)
+    if isinstance(result, dict):
+        return result
+    _write_outputs(run, segmenter, path, name, loaded, result, label_format=label_format, overlay=overlay)
+    return None
+
+
+def _load(path: Path, block: int) -> Any:
+    """The image, None for one to segment block by block, or its failure row."""
     from .errors import DatasetError
-    from .io import read_image, write_image, write_labels
-    from .plotting import outline_overlay
+    from .io import read_image
 
     if block:
         from .big import image_shape
@@ -262,16 +276,47 @@ def segment_one(
         except Exception:  # noqa: BLE001 - unreadable headers are reported by read_image below
             height = width = 0
         if height * width > block * block:
-            try:
-                _segment_large(run, segmenter, path, name, block)
-            except (DatasetError, ValueError) as err:
-                return failure_row(path, str(err))
             return None
     try:
-        image = read_image(path)
-        result = segmenter.segment_instances(image)
+        return read_image(path)
     except (DatasetError, ValueError) as err:
         return failure_row(path, str(err))
+
+
+def _segment_large_or_failure(run: PredictionRun, segmenter: Any, path: Path, name: str, block: int) -> Any:
+    from .errors import DatasetError
+
+    try:
+        _segment_large(run, segmenter, path, name, block)
+    except (DatasetError, ValueError) as err:
+        return failure_row(path, str(err))
+    return None
+
+
+def _segment_loaded(segmenter: Any, path: Path, image: np.ndarray) -> Any:
+    """The segmentation of a loaded image, or its failure row."""
+    from .errors import DatasetError
+
+    try:
+        return segmenter.segment_instances(image)
+    except (DatasetError, ValueError) as err:
+        return failure_row(path, str(err))
+
+
+def _write_outputs(
+    run: PredictionRun,
+    segmenter: Any,
+    path: Path,
+    name: str,
+    image: np.ndarray,
+    result: Any,
+    *,
+    label_format: str,
+    overlay: bool,
+) -> None:
+    from .io import write_image, write_labels
+    from .plotting import outline_overlay
+
     labels = result.labels
     writing = label_path = run.out / f"{name}_labels.{label_format}"
     try:
@@ -284,7 +329,127 @@ def segment_one(
     table = segmenter.measure(labels)
     table.insert(0, "image", str(path))
     run.finish(name, _done_row(path, label_path, len(table), result.diameter, result.scale), table[NUCLEI_COLUMNS])
-    return None
+
+
+#: Images read ahead of the network, and segmented images waiting to be written, in a serial run.
+PIPELINE_DEPTH = 2
+
+
+def _pipelined(
+    run: PredictionRun,
+    segmenter: Any,
+    todo: Sequence[tuple[Path, str]],
+    *,
+    label_format: str,
+    overlay: bool,
+    block: int,
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """:func:`segment_one` of each image in one process, in three overlapping stages: a thread
+    reads and decodes the next images while the network segments this one, and another writes
+    the labels, overlay and table of the previous one. The queues between them hold at most
+    :data:`PIPELINE_DEPTH` images, so memory stays flat however many images there are.
+    Outputs are the same as :func:`segment_one`'s, image by image."""
+    import queue
+    import threading
+
+    stop = threading.Event()
+    loaded: queue.Queue[Any] = queue.Queue(maxsize=PIPELINE_DEPTH)
+    to_write: queue.Queue[Any] = queue.Queue(maxsize=PIPELINE_DEPTH)
+    written: queue.Queue[tuple[str, BaseException | None]] = queue.Queue()
+    end = object()
+
+    def put(target: queue.Queue[Any], item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                target.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read_ahead() -> None:
+        for path, name in todo:
+            if not put(loaded, (path, name, _load(path, block))):
+                return
+        put(loaded, end)
+
+    def write_behind() -> None:
+        while True:
+            job = to_write.get()
+            if job is end:
+                return
+            path, name, image, result = job
+            try:
+                _write_outputs(run, segmenter, path, name, image, result, label_format=label_format, overlay=overlay)
+            except BaseException as err:  # noqa: BLE001 - handed to the main thread, which raises it
+                written.put((name, err))
+                return
+            written.put((name, None))
+
+    reader = threading.Thread(target=read_ahead, name="nuclei-read", daemon=True)
+    writer = threading.Thread(target=write_behind, name="nuclei-write", daemon=True)
+    reader.start()
+    writer.start()
+
+    def finished_writes(wait: bool = False) -> Iterator[tuple[str, None]]:
+        while True:
+            try:
+                name, err = written.get(timeout=None) if wait else written.get_nowait()
+            except queue.Empty:
+                return
+            if err is not None:
+                raise err
+            yield name, None
+            wait = False
+
+    def hand_to_writer(job: Any) -> None:
+        while True:
+            try:
+                to_write.put(job, timeout=0.1)
+                return
+            except queue.Full:
+                if not writer.is_alive():  # it stopped on an error: raise that error here
+                    for _ in finished_writes(wait=True):
+                        pass
+                    raise RuntimeError("the writing thread stopped") from None
+
+    pending = 0
+    try:
+        while (item := loaded.get()) is not end:
+            path, name, image = item
+            if isinstance(image, dict):
+                yield name, image
+                continue
+            if image is None:
+                yield name, _segment_large_or_failure(run, segmenter, path, name, block)
+                continue
+            result = _segment_loaded(segmenter, path, image)
+            if isinstance(result, dict):
+                yield name, result
+                continue
+            hand_to_writer((path, name, image, result))
+            pending += 1
+            for done in finished_writes():
+                pending -= 1
+                yield done
+        hand_to_writer(end)
+        while pending:
+            for done in finished_writes(wait=True):
+                pending -= 1
+                yield done
+    finally:
+        # Interrupted or failed: stop reading, but finish and record what was already segmented.
+        stop.set()
+        if writer.is_alive():
+            while True:
+                try:
+                    to_write.put(end, timeout=0.1)
+                    break
+                except queue.Full:
+                    if not writer.is_alive():
+                        break
+            writer.join()
+        reader.join(timeout=5)
 
 
 # --------------------------------------------------------------------------- worker processes
@@ -292,14 +457,10 @@ def segment_one(
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(make_segmenter: Callable[[], Any], threads: int) -> None:
+def _start_worker(make_segmenter: Callable[[], Any]) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     _WORKER["segmenter"] = make_segmenter()
 
 
@@ -323,24 +484,21 @@ def segment_many(
     None)`` as images finish.
 
     With ``workers`` above one, that many processes (spawned, each building its own segmenter
-    with ``make_segmenter``, a picklable callable, and the machine's cores shared among them)
+    with ``make_segmenter``, a picklable callable that also sets its threads)
     segment images side by side; each image's outputs are what one process writes. Interrupted
     (KeyboardInterrupt), the images already started are finished and recorded first.
     """
     if workers <= 1:
-        segmenter = make_segmenter()
-        for path, name in todo:
-            yield name, segment_one(run, segmenter, path, name, label_format=label_format, overlay=overlay, block=block)
+        yield from _pipelined(run, make_segmenter(), todo, label_format=label_format, overlay=overlay, block=block)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(make_segmenter, threads),
+        initargs=(make_segmenter,),
     )
     try:
         futures = {pool.submit(_work, run, path, name, label_format, overlay, block): name for path, name in todo}

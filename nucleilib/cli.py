@@ -9,6 +9,7 @@ of command name to handler. The study adds ``study`` and ``book`` this way
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -119,6 +120,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         "the same as with one (default: %(default)s)",
     )
     predict.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads of the network (TensorFlow and TensorFlow Lite) in each process; default: the machine's "
+        "cores, shared among --workers. On a machine busy with other work, fewer can be faster",
+    )
+    predict.add_argument(
         "--backend",
         choices=BACKEND_CHOICES,
         default="keras",
@@ -224,6 +232,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.workers < 1:
         _error(f"--workers must be at least 1, got {args.workers}")
         return 2
+    if args.threads is not None and args.threads < 1:
+        _error(f"--threads must be at least 1, got {args.threads}")
+        return 2
     recipe = _segmenter_recipe(args)
     segmenter = recipe()  # a model that cannot be loaded stops the run before anything is written
     run = PredictionRun.start(out, settings, targets=targets, overwrite=args.overwrite)
@@ -272,19 +283,44 @@ def build_segmenter(
     threshold: float | None,
     separation: str | None,
     colour_input: str | None,
+    num_threads: int | None = None,
 ) -> Any:
     """The segmenter of ``nuclei predict``'s options (module level, so worker processes can
-    build their own)."""
+    build their own). ``num_threads`` sets TensorFlow's threads (before its first operation)
+    and the TensorFlow Lite interpreter's."""
     from .segmenter import Segmenter
 
+    if num_threads is not None:
+        set_tensorflow_threads(num_threads)
     segmenter = Segmenter.from_pretrained(
         model,
         backend=backend,
+        num_threads=num_threads,
         tile=tile,
         diameter=None if str(diameter).lower() == "none" else diameter,
         tta=tta,
     )
     return segmenter.with_settings(threshold=threshold, separation=separation, colour_input=colour_input)
+
+
+def set_tensorflow_threads(threads: int) -> None:
+    """Run TensorFlow's operations on ``threads`` threads, one operation at a time (a no-op once
+    TensorFlow has run an operation in this process)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialised: the threads stay as they are
+
+
+def _threads_per_process(args: argparse.Namespace) -> int | None:
+    if args.threads is not None:
+        return int(args.threads)
+    if args.workers > 1:
+        return max(1, (os.cpu_count() or 1) // args.workers)
+    return None
 
 
 def _segmenter_recipe(args: argparse.Namespace) -> Any:
@@ -300,6 +336,7 @@ def _segmenter_recipe(args: argparse.Namespace) -> Any:
         threshold=args.threshold,
         separation=args.separation,
         colour_input=args.colour_input,
+        num_threads=_threads_per_process(args),
     )
 
 

@@ -576,6 +576,49 @@ def test_workers_below_one_is_a_one_line_error(inputs: Path, tiny_model: Path, t
     assert capsys.readouterr().err.strip() == "nuclei: error: --workers must be at least 1, got 0"
 
 
+def test_threads_leave_the_outputs_as_they_are(inputs: Path, tiny_model: Path, tmp_path: Path, clean: Path) -> None:
+    out = tmp_path / "one-thread"
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model), "--threads", "1") == 0
+    assert _tables(out) == _tables(clean)
+
+
+def test_threads_below_one_is_a_one_line_error(inputs: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
+    assert predict(str(inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--threads", "0") == 2
+    assert capsys.readouterr().err.strip() == "nuclei: error: --threads must be at least 1, got 0"
+
+
+def test_the_pipeline_reads_only_a_few_images_ahead_of_the_network(
+    tmp_path: Path, tiny_model: Path, monkeypatch
+) -> None:
+    """Reading, segmenting and writing overlap, but the images held between them stay bounded."""
+    from nucleilib import batch
+    from nucleilib.segmenter import Segmenter
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for k in range(12):
+        Image.fromarray(disc_image()).save(folder / f"img{k:02d}.png")
+    loads, segmented, ahead = [], [], []
+    real_load, real_segment = batch._load, Segmenter.segment_instances
+
+    def counted_load(path, block):
+        loads.append(path)
+        ahead.append(len(loads) - len(segmented))
+        return real_load(path, block)
+
+    def counted_segment(self, image, **kwargs):
+        segmented.append(1)
+        return real_segment(self, image, **kwargs)
+
+    monkeypatch.setattr(batch, "_load", counted_load)
+    monkeypatch.setattr(Segmenter, "segment_instances", counted_segment)
+    out = tmp_path / "out"
+    assert predict(str(folder), "-o", str(out), "--model", str(tiny_model)) == 0
+    assert len(loads) == len(segmented) == 12
+    assert max(ahead) <= batch.PIPELINE_DEPTH + 2, ahead
+    assert len(list(out.glob("*_labels.png"))) == 12
+
+
 def test_an_image_larger_than_the_block_is_segmented_block_by_block_into_a_tiff(
     tiny_model: Path, tmp_path: Path
 ) -> None:
