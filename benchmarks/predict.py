@@ -94,6 +94,16 @@ def _network_ms(backend: str, image: Path, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
@@ -107,17 +117,23 @@ def main() -> int:
         parser.error("--large must exceed --small")
     work = args.work or Path(tempfile.mkdtemp(prefix="nuclei-predict-bench-"))
     images = _images(args.large, work / "images")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"`nuclei predict` options: {' '.join(args.extra) or '(defaults)'}")
-    print(f"{'backend':<16}{'e2e ms/img':>11}{'network ms':>11}{'ratio':>7}{'first s':>9}"
-          f"{'t ' + str(args.small):>8}{'t ' + str(args.large):>8}")
+    print(
+        f"machine: {_cpu_model()}, {os.cpu_count()} cores; "
+        f"`nuclei predict` options: {' '.join(args.extra) or '(defaults)'}"
+    )
+    print(
+        f"{'backend':<16}{'e2e ms/img':>11}{'network ms':>11}{'ratio':>7}{'first s':>9}"
+        f"{'t ' + str(args.small):>8}{'t ' + str(args.large):>8}"
+    )
     for backend in args.backends:
         small_s, first_s = _run_command(images[: args.small], work / f"out-{backend}-small", backend, args.extra)
         large_s, _ = _run_command(images, work / f"out-{backend}-large", backend, args.extra)
         marginal = (large_s - small_s) / (args.large - args.small) * 1000
         network = _network_ms(backend, images[0], args.repeats)
-        print(f"{backend:<16}{marginal:>11.1f}{network:>11.1f}{marginal / network:>7.2f}{first_s:>9.2f}"
-              f"{small_s:>8.1f}{large_s:>8.1f}")
+        print(
+            f"{backend:<16}{marginal:>11.1f}{network:>11.1f}{marginal / network:>7.2f}{first_s:>9.2f}"
+            f"{small_s:>8.1f}{large_s:>8.1f}"
+        )
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0
