@@ -32,6 +32,24 @@ TFLITE_KINDS: tuple[str, ...] = ("float32", "float16", "int8")
 BACKENDS: tuple[str, ...] = ("keras", "xla", "tflite-float16", "tflite-int8")
 
 
+def default_backend(name_or_path: str | os.PathLike[str] = "unet-dsb2018") -> str:
+    """The engine ``nuclei predict`` uses unless told: the int8 TensorFlow Lite model when the
+    model folder has one, else Keras.
+
+    The speed chapter writes ``model-int8.tflite`` beside the shipped weights only when its test
+    IoU is within its shipping rule's allowance of the float model's, and it is the fastest engine
+    on a CPU (``benchmarks/predict.py``).
+
+    Examples
+    --------
+    >>> default_backend("unet-dsb2018")
+    'tflite-int8'
+    """
+    from .models import model_folder
+
+    return "tflite-int8" if (model_folder(name_or_path) / tflite_filename("int8")).is_file() else "keras"
+
+
 def tflite_filename(kind: str) -> str:
     """File name of a TensorFlow Lite model of ``kind`` in a model folder.
 

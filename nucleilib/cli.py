@@ -128,10 +128,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     )
     predict.add_argument(
         "--backend",
-        choices=BACKEND_CHOICES,
-        default="keras",
+        choices=("auto", *BACKEND_CHOICES),
+        default="auto",
         help="inference engine: keras, XLA-compiled keras, or a TensorFlow Lite model shipped "
-        "beside the weights (model-float16.tflite, model-int8.tflite) (default: %(default)s)",
+        "beside the weights (model-float16.tflite, model-int8.tflite); auto: tflite-int8 where the model "
+        "has it (shipped only when its accuracy passes the speed chapter's rule; the fastest on a CPU), "
+        "else keras (default: %(default)s)",
     )
 
     evaluate = commands.add_parser(
@@ -206,6 +208,10 @@ def run_predict(args: argparse.Namespace) -> int:
         if out == folder or folder in out.parents:
             _error(f"{args.output}: the output folder is, or is inside, the input folder {folder}; choose another")
             return 2
+    if args.backend == "auto":
+        from .backends import default_backend
+
+        args.backend = default_backend(args.model)
     names = unique_stems(files)
     targets = []
     for name in names:

@@ -646,3 +646,17 @@ def test_a_block_that_is_not_a_multiple_of_16_is_a_one_line_error(
 ) -> None:
     assert predict(str(inputs), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--block", "100") == 2
     assert capsys.readouterr().err.strip() == "nuclei: error: --block must be 0 or a positive multiple of 16, got 100"
+
+
+def test_the_default_backend_is_int8_where_the_model_has_it_else_keras(
+    inputs: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from nucleilib import backends, batch
+
+    assert backends.default_backend("unet-dsb2018") == "tflite-int8"
+    assert backends.default_backend(tiny_model) == "keras"  # no TensorFlow Lite file beside its weights
+    out = tmp_path / "out"
+    assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 0
+    assert json.loads((out / batch.RUN_RECORD).read_text())["settings"]["backend"] == "keras"
