@@ -269,13 +269,26 @@ def grouped_evaluation(
     return pd.concat(frames, ignore_index=True)
 
 
+def by_size(groups: pd.Series) -> list[str]:
+    """The distinct values of ``groups``, most frequent first, ties by name: the same order on
+    every machine (``value_counts`` leaves the order of ties to the sort it runs).
+
+    Examples
+    --------
+    >>> by_size(pd.Series(["b", "a", "c", "c", "b"]))
+    ['b', 'c', 'a']
+    """
+    counts = groups.value_counts()
+    return sorted(counts.index, key=lambda group: (-counts[group], group))
+
+
 def group_summary(per_image: pd.DataFrame) -> pd.DataFrame:
     """Per held-out group: images, mean DSB score, AP@0.5 and foreground IoU, and their
     mean over groups (each group counting once) and over images."""
     columns = {"dsb_score": "DSB", "ap50": "AP@0.5", "iou": "IoU"}
     present = {c: n for c, n in columns.items() if c in per_image}
     table = per_image.groupby("group").agg(images=("image_id", "size"), **{n: (c, "mean") for c, n in present.items()})
-    table = table.sort_values("images", ascending=False)
+    table = table.loc[by_size(per_image["group"])]
     means = table[list(present.values())]
     table.loc["mean over groups"] = [table["images"].sum(), *means.mean()]
     table.loc["mean over images"] = [len(per_image), *per_image[list(present)].mean()]

@@ -194,8 +194,7 @@ def lever_table(per_image: pd.DataFrame, metric: str = "dsb_score") -> pd.DataFr
     """
     keys = ["lever", "inference", "method"]
     by_group = per_image.pivot_table(index=keys, columns="group", values=metric, aggfunc="mean", sort=False)
-    order = per_image["group"].value_counts().index
-    table = by_group[[g for g in order if g in by_group.columns]].copy()
+    table = by_group[[g for g in grp.by_size(per_image["group"]) if g in by_group.columns]].copy()
     table["mean over groups"] = by_group.mean(axis=1)
     table["mean over images"] = per_image.groupby(keys, sort=False)[metric].mean()
     table["weakest group"] = by_group.min(axis=1)
@@ -254,7 +253,7 @@ def before_after(per_image: pd.DataFrame, before: tuple[str, str, str], after: t
         columns["images"] = by_group["image_id"].size()
         columns[f"DSB {label}"] = by_group["dsb_score"].mean()
         columns[f"IoU {label}"] = by_group["iou"].mean()
-    table = pd.DataFrame(columns).sort_values("images", ascending=False)
+    table = pd.DataFrame(columns).sort_values("images", ascending=False, kind="stable")
     table["DSB change"] = table["DSB after"] - table["DSB before"]
     table["IoU change"] = table["IoU after"] - table["IoU before"]
     order = ["images", "DSB before", "DSB after", "DSB change", "IoU before", "IoU after", "IoU change"]
@@ -299,7 +298,7 @@ def error_profile(rows: pd.DataFrame, samples: dict) -> pd.DataFrame:
             "annotated diameter (median)": by_group["annotated"].median(),
         }
     )
-    return table.sort_values("images", ascending=False)
+    return table.sort_values("images", ascending=False, kind="stable")
 
 
 def tta_effect(plain: pd.DataFrame, augmented: pd.DataFrame) -> pd.DataFrame:

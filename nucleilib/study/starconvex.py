@@ -271,7 +271,7 @@ def side_by_side(per_image: dict[str, pd.DataFrame], metric: str = "dsb_score") 
             ]
         )
     table = pd.DataFrame(columns)
-    order = next(iter(per_image.values()))["group"].value_counts().index.tolist()
+    order = grp.by_size(next(iter(per_image.values()))["group"])
     return table.loc[order + ["mean over groups", "mean over images", "s per image"]]
 
 

@@ -173,7 +173,7 @@ def per_modality(chosen: pd.DataFrame) -> pd.DataFrame:
 
 def example_picks(chosen: pd.DataFrame) -> list[str]:
     """Ids of the test images with the worst, the median and the best DSB score."""
-    hard = chosen.sort_values("dsb_score")
+    hard = chosen.sort_values("dsb_score", kind="stable")
     return [hard["image_id"].iloc[0], hard["image_id"].iloc[len(hard) // 2], hard["image_id"].iloc[-1]]
 
 
