@@ -28,6 +28,8 @@ from pathlib import Path
 Path(artefacts).mkdir(parents=True, exist_ok=True)
 (Path(artefacts) / "ran.txt").open("a").write(f"{profile} {max_images}\\n")
 print(f"profile={profile} max_images={max_images}")
+import os
+print("onednn=" + os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"))
 from nucleilib.progress import report
 report("long work: 1 of 1")
 """
@@ -63,6 +65,7 @@ def test_runner_injects_profile_parameters_and_writes_into_the_book(project: Pat
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
     expected = profiles.notebook_parameters("01_eda", "smoke")
     assert f"profile=smoke max_images={expected['max_images']}" in printed
+    assert "onednn=1" in printed, "the kernels run without oneDNN (DeepLabV3+ cannot train on AVX2-only CPUs)"
     assert any("done in" in line for line in lines)
     # Progress of long work goes to the terminal and to a log beside the executed notebook, not into it.
     progress = (project / "book" / "smoke" / "01_eda.progress.log").read_text()

@@ -278,6 +278,10 @@ def run_study(
     out_dir.mkdir(parents=True, exist_ok=True)
     # The kernels inherit this: TensorFlow's C++ start-up chatter would fill the book.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512; without them
+    # (an AVX2-only AMD EPYC, say) DeepLabV3+'s dilated convolutions cannot be trained at all
+    # ("CPU implementations do not yet support dilation rates larger than 1"). On for every machine.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     state_path = artefact_dir / STATE_FILE
     state = _read_state(state_path)
     machine: dict[str, Any] | None = None  # looked up once, at the first notebook that runs
