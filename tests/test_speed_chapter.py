@@ -366,3 +366,21 @@ def test_throughput_table_and_facts() -> None:
         "bf16_vs_tuned": 0.75,
         "xla_vs_tuned": 1.5,
     }
+
+
+def test_a_bfloat16_variant_this_machine_cannot_run_is_nan_and_others_still_raise(monkeypatch, capsys) -> None:
+    import math
+
+    import tensorflow as tf
+
+    def fake(config, images, targets, variant, steps, warmup):
+        if variant in ("bfloat16", "xla"):
+            raise tf.errors.InvalidArgumentError(None, None, "Value for attr 'T' of bfloat16 is not in the list")
+        return 2.0
+
+    monkeypatch.setattr(benchmarks, "training_throughput", fake)
+    rates = benchmarks.throughput_rates(None, [], [], variants=("plain", "bfloat16"))
+    assert rates["plain"] == 2.0 and math.isnan(rates["bfloat16"])
+    assert "bfloat16 training not measured" in capsys.readouterr().out
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        benchmarks.throughput_rates(None, [], [], variants=("plain", "xla"))
