@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -94,17 +93,9 @@ def _network_ms(backend: str, image: Path, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> int:
+    from nucleilib.study.runner import machine_info
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--small", type=int, default=16, help="images in the short run (default: %(default)s)")
@@ -118,7 +109,7 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="nuclei-predict-bench-"))
     images = _images(args.large, work / "images")
     print(
-        f"machine: {_cpu_model()}, {os.cpu_count()} cores; "
+        f"machine: {machine_info()['cpu']}, {os.cpu_count()} cores; "
         f"`nuclei predict` options: {' '.join(args.extra) or '(defaults)'}"
     )
     print(
