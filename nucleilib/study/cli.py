@@ -23,6 +23,13 @@ def register(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     study.add_argument("--force", action="store_true", help="re-run notebooks even when unchanged")
     study.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
     study.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-execute (all or --only) chapters from the committed artefacts and models into artefacts/lab/"
+        "verify-PROFILE and compare every table they write with the committed one (timings left out); "
+        "exit status 1 if any differs",
+    )
+    study.add_argument(
         "-p",
         "--parameter",
         nargs=2,
@@ -44,6 +51,8 @@ def run_study_command(args: argparse.Namespace) -> int:
     from .runner import parse_parameter_value, run_study
 
     start = time.perf_counter()
+    if args.verify:
+        return verify_study_command(args)
     overrides = {name: parse_parameter_value(value) for name, value in args.parameter or []}
     runs = run_study(
         args.profile, only=args.only, force=args.force, progress_bar=not args.no_progress, parameters=overrides
@@ -54,6 +63,20 @@ def run_study_command(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - start:.0f} s"
     )
     return 0
+
+
+def verify_study_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .reproduce import REPORT, verdict, verify_study
+
+    if args.parameter:
+        raise SystemExit("error: --verify re-executes the published parameters; it takes no -p")
+    ok, table, folder = verify_study(args.profile, only=args.only, progress_bar=not args.no_progress)
+    with pd.option_context("display.max_rows", None, "display.max_colwidth", 120, "display.width", 200):
+        print(table.to_string(index=False))
+    print(f"verify ({args.profile}): {verdict(table)[1]} (report: {folder / REPORT})")
+    return 0 if ok else 1
 
 
 def run_book_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,107 @@
+"""Comparing a re-executed run with the committed one (nuclei study --verify)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nucleilib.study import reproduce
+
+
+def _write(folder: Path, name: str, frame: pd.DataFrame | dict) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(frame, dict):
+        path.write_text(json.dumps(frame))
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+TABLE = pd.DataFrame({"model": ["U-Net", "ResUNet"], "DSB score": [0.519, 0.448], "ms/256²": [38.5, 78.6]})
+
+
+def test_compare_folders_reports_each_kind_of_file(tmp_path: Path) -> None:
+    new, old = tmp_path / "new", tmp_path / "old"
+    _write(old, "table1.csv", TABLE)
+    _write(new, "table1.csv", TABLE.assign(**{"ms/256²": [40.0, 80.0]}))  # only the timing moved
+    _write(old, "sub/per-image.csv", TABLE)
+    _write(new, "sub/per-image.csv", TABLE.assign(**{"DSB score": [0.519, 0.4481]}))
+    _write(old, "claims.json", {"iou": 0.88, "fit": {"seconds": 3.0}})
+    _write(new, "claims.json", {"iou": 0.88, "fit": {"seconds": 9.0}})
+    _write(new, "speed-timing.csv", TABLE)
+    _write(new, "extra.csv", TABLE)
+    _write(new, "models/cmp-x/history.csv", TABLE)  # the model cache is an input, not a result
+    files = reproduce.result_files(new)
+    assert [str(f) for f in files] == [
+        "claims.json",
+        "extra.csv",
+        "speed-timing.csv",
+        "sub/per-image.csv",
+        "table1.csv",
+    ]
+    table = reproduce.compare_folders(new, old, files).set_index("file")
+    assert table["status"].to_dict() == {
+        "claims.json": reproduce.IDENTICAL,
+        "extra.csv": reproduce.NEW,
+        "speed-timing.csv": reproduce.TIMINGS,
+        "sub/per-image.csv": reproduce.DIFFERS,
+        "table1.csv": reproduce.IDENTICAL,
+    }
+    assert table.loc["sub/per-image.csv", "detail"] == "DSB score: 1 of 2 values differ, largest by 0.0001"
+    assert table.loc["table1.csv", "detail"] == "timings left out: ms/256²"
+    ok, summary = reproduce.verdict(table.reset_index())
+    assert not ok and summary == "2 file(s) identical, 1 differ, 1 new; 1 timing file(s) not compared"
+
+
+def test_compare_tables_names_changed_columns_rows_and_text() -> None:
+    status, detail = reproduce.compare_tables(TABLE.drop(columns="DSB score"), TABLE)
+    assert status == reproduce.DIFFERS and "gone: ['DSB score']" in detail
+    assert reproduce.compare_tables(TABLE.iloc[:1], TABLE) == (reproduce.DIFFERS, "1 rows, committed 2")
+    renamed = TABLE.assign(model=["U-Net", "DeepLabV3+"])
+    assert reproduce.compare_tables(renamed, TABLE) == (reproduce.DIFFERS, "model: 1 of 2 values differ")
+    with_nan = TABLE.assign(**{"DSB score": [float("nan"), 0.448]})
+    assert reproduce.compare_tables(with_nan, with_nan.copy())[0] == reproduce.IDENTICAL
+
+
+def test_result_files_since_keeps_only_what_the_run_wrote(tmp_path: Path) -> None:
+    old = _write(tmp_path, "copied.csv", TABLE)
+    os.utime(old, (time.time() - 3600, time.time() - 3600))  # a seeded copy keeps its committed time
+    start = time.time()
+    _write(tmp_path, "written.csv", TABLE)
+    assert [str(f) for f in reproduce.result_files(tmp_path, since=start)] == ["written.csv"]
+
+
+def test_verify_study_reexecutes_into_scratch_and_compares(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nucleilib.study import runner
+
+    (tmp_path / "notebooks").mkdir()
+    committed = tmp_path / "artefacts" / "cpu"
+    _write(committed, "table1.csv", TABLE)
+    _write(committed, "table2.csv", TABLE)
+    stale = _write(tmp_path / "artefacts/lab/verify-cpu", "leftover.csv", TABLE)
+    calls = []
+
+    def fake_run_study(profile, *, only, force, root, log, progress_bar, parameters):
+        calls.append((profile, only, force, parameters))
+        folder = Path(root) / parameters["artefacts"]
+        _write(folder, "table1.csv", TABLE)
+        _write(folder, "table2.csv", TABLE.assign(**{"DSB score": [0.5, 0.4]}))
+        return []
+
+    monkeypatch.setattr(runner, "run_study", fake_run_study)
+    monkeypatch.setattr(runner, "project_root", lambda root=None: tmp_path)
+    ok, table, folder = reproduce.verify_study("cpu", only=["03_comparison"], log=lambda line: None)
+    assert calls == [("cpu", ["03_comparison"], True, {"artefacts": "artefacts/lab/verify-cpu"})]
+    assert folder == tmp_path / "artefacts/lab/verify-cpu" and not stale.exists()
+    assert not ok and table.set_index("file")["status"].to_dict() == {
+        "table1.csv": reproduce.IDENTICAL,
+        "table2.csv": reproduce.DIFFERS,
+    }
+    assert pd.read_csv(folder / reproduce.REPORT).equals(table)
+    assert pd.read_csv(committed / "table2.csv").equals(TABLE)  # the published run is untouched
