@@ -130,15 +130,25 @@ train_log.round(2)
 # ## Table 1: the networks on the original test split
 #
 # Pixel metrics are pooled over all test pixels (*micro*), as a single-table figure like the
-# paper's most likely is; the DSB score {cite}`caicedo2019` and AP@0.5 are per-image means with
-# bootstrap 95% intervals. "ms" is the median time of one forward pass on a 256x256 image on
-# this machine's CPU (for the classical pipeline: the whole pipeline on a 256x256 crop of a test
-# image). The paper's numbers sit in their own columns, on its own (different) test images.
+# paper's most likely is; the DSB score {cite}`caicedo2019` and AP@0.5 are per-image means. Every
+# network trained here is trained with {glue:text}`n_train_seeds` seeds (initial weights, crop
+# order, augmentation): its row gives the **mean over seeds**, the SD over seeds of the DSB score
+# and IoU, and the bootstrap 95% interval of the per-image DSB scores averaged over seeds. The
+# shipped U-Net (trained once, longer) and the classical pipeline (no training) have one value.
+# "ms" is the median time of one forward pass on a 256x256 image on this machine's CPU (for the
+# classical pipeline: the whole pipeline on a 256x256 crop of a test image). The paper's numbers
+# sit in their own columns, on its own (different) test images.
 
 # %%
 test_samples = [samples[i] for i in splits["original"]["test"]]
 rows, per_image, probabilities = cmp.score_contenders(runs, contenders, sizes, test_samples, seed=seed,
                                                      timing_repeats=timing_repeats)
+per_seed, seed_per_image = cmp.score_seeds(runs, contenders, test_samples, seeds=[seed, *extra_seeds],
+                                           main_rows=rows, main_per_image=per_image)
+per_seed.to_csv(out / "comparison-seeds.csv", index=False)
+glue("n_train_seeds", 1 + len(extra_seeds), display=False)
+
+# %%
 shipped, shipped_config = models.load_model("unet-dsb2018")
 reference_name = f"U-Net, chapter 2 ({models.model_card('unet-dsb2018')['training_minutes']:.0f} min)"
 reference = cmp.score_network(reference_name, shipped, shipped_config, test_samples, params=shipped.count_params(),
@@ -147,26 +157,45 @@ reference = cmp.score_network(reference_name, shipped, shipped_config, test_samp
 classical = cmp.score_classical(test_samples, seed=seed, timing_repeats=timing_repeats)
 classical_labels = classical[2]
 
-table1 = cmp.assemble_table1(rows + [reference[0], classical[0]])
+# %%
+table1 = cmp.table1_over_seeds(cmp.assemble_table1(rows + [reference[0], classical[0]]), per_seed, seed_per_image,
+                               seed=seed)
 table1.to_csv(out / "comparison-table1.csv")
 per_image = cmp.per_image_table(per_image + [reference[1], classical[1]], manifest)
 per_image.to_csv(out / "comparison-per-image.csv", index=False)
 for key, value in cmp.table1_glue(table1, reference_name).items():
     glue(key, value, display=False)
-table1.style.format(precision=3, na_rep="-").format({"parameters": "{:,}", "ms/256²": "{:.1f}", "GFLOPs/256²": "{:.2f}"}, na_rep="-")
+table1.style.format(precision=3, na_rep="-").format({"parameters": "{:,}", "ms/256²": "{:.1f}", "GFLOPs/256²": "{:.2f}",
+                                                     "seeds": "{:.0f}"}, na_rep="-")
 
 # %% [markdown]
-# Are the differences in DSB score larger than chance? Paired per test image, the bootstrap
-# interval of the mean difference of each model against the U-Net trained with the same budget:
+# ### Seed by seed
+#
+# A difference between two networks counts here only when it survives retraining: when every
+# seed of one scores above every seed of the other. The DSB score of each training:
 
 # %%
-cmp.paired_differences(per_image, seed=seed).round(3)
+separation = cmp.seed_separation(per_seed)
+glue("t1_separation", cmp.separation_text(separation), display=False)
+display(per_seed.pivot(index="model", columns="seed", values="DSB score").round(3))
+separation.round(3)
 
 # %% [markdown]
-# By modality (per-image means of the DSB score):
+# With these seeds: {glue:text}`t1_separation`.
+#
+# Are the differences in DSB score larger than chance over test images? Paired per test image
+# (each network's score averaged over its seeds), the bootstrap interval of the mean difference
+# of each model against the U-Net trained with the same budget:
 
 # %%
-cmp.by_modality(per_image).round(3)
+averaged = cmp.averaged_over_seeds(per_image, seed_per_image)
+cmp.paired_differences(averaged, seed=seed).round(3)
+
+# %% [markdown]
+# By modality (per-image means of the DSB score, networks averaged over seeds):
+
+# %%
+cmp.by_modality(averaged).round(3)
 
 # %% [markdown]
 # ## Side by side on hard test images
@@ -205,13 +234,15 @@ spread.round(3)
 # %% [markdown]
 # ## Findings
 #
-# With one training budget for all, the DSB scores on the original test split are
-# {glue:text}`t1_unet_dsb:.3f` for the U-Net, {glue:text}`t1_resunet_dsb:.3f` for the deep
-# residual U-Net and {glue:text}`t1_deeplab_dsb:.3f` for DeepLabV3+ trained from scratch,
-# against {glue:text}`t1_classical_dsb:.3f` for the classical Otsu-and-watershed pipeline
-# (pooled IoU {glue:text}`t1_unet_iou:.3f`, {glue:text}`t1_resunet_iou:.3f`,
-# {glue:text}`t1_deeplab_iou:.3f` and {glue:text}`t1_classical_iou:.3f`); the best network by
-# DSB score is {glue:text}`t1_best`. Retrained on the three splits, the U-Net's per-image IoU
+# With one training budget for all, the DSB scores on the original test split (means over
+# {glue:text}`n_train_seeds` seeds, SD over seeds in brackets) are {glue:text}`t1_unet_dsb:.3f`
+# ({glue:text}`t1_unet_dsb_sd:.3f`) for the U-Net, {glue:text}`t1_resunet_dsb:.3f`
+# ({glue:text}`t1_resunet_dsb_sd:.3f`) for the deep residual U-Net and
+# {glue:text}`t1_deeplab_dsb:.3f` ({glue:text}`t1_deeplab_dsb_sd:.3f`) for DeepLabV3+ trained
+# from scratch, against {glue:text}`t1_classical_dsb:.3f` for the classical Otsu-and-watershed
+# pipeline (pooled IoU {glue:text}`t1_unet_iou:.3f`, {glue:text}`t1_resunet_iou:.3f`,
+# {glue:text}`t1_deeplab_iou:.3f` and {glue:text}`t1_classical_iou:.3f`). The highest mean DSB
+# score is {glue:text}`t1_best`'s, and across seeds {glue:text}`t1_separation`. Retrained on the three splits, the U-Net's per-image IoU
 # spans {glue:text}`split_iou_range:.3f`, while {glue:text}`n_seeds` seeds on one split span
 # {glue:text}`seed_iou_range:.3f` (DSB score: {glue:text}`split_dsb_range:.3f` over splits,
 # {glue:text}`seed_dsb_range:.3f` over seeds), which is the yardstick for the paper's 0.88 to

@@ -98,9 +98,12 @@ pd.Series(facts, name="value").round(4).to_frame()
 # **What did not.** Most of the data description does not match the data: the paper's ranges
 # for nucleus size, circularity, contrast and intensity cover a minority of what we measure,
 # and {glue:text}`touching_pct:.0f`% of images have touching nuclei, not 27%. With one
-# training budget for all, the DSB scores are {glue:text}`unet_dsb:.3f` for the U-Net,
-# {glue:text}`resunet_dsb:.3f` for the deep residual U-Net and {glue:text}`deeplab_dsb:.3f` for
-# DeepLabV3+ trained from scratch; the classical Otsu-and-watershed pipeline, with no training
+# training budget for all, the DSB scores (means over {glue:text}`network_seeds` seeds each) are
+# {glue:text}`unet_dsb:.3f` for the U-Net, {glue:text}`resunet_dsb:.3f` for the deep residual
+# U-Net and {glue:text}`deeplab_dsb:.3f` for DeepLabV3+ trained from scratch; seed by seed,
+# {glue:text}`network_separation`, so only those differences are read as differences between
+# the networks. The paper's values for those two networks count as reproduced when they lie
+# within the tolerance of our range over seeds. The classical Otsu-and-watershed pipeline, with no training
 # at all, scores {glue:text}`classical_dsb:.3f` (pooled IoU {glue:text}`classical_iou:.3f`),
 # only {glue:text}`classical_gap_deeplab:.3f`, {glue:text}`classical_gap_resunet:.3f` and
 # {glue:text}`classical_gap_unet:.3f` below those networks. Pixel IoU hides most of what

@@ -84,7 +84,11 @@ def test_training_plan_order_matches_the_cached_labels() -> None:
         ("U-Net", "80-10-10", 42),
         ("U-Net", "70-20-10", 42),
         ("U-Net", "original", 1),
+        ("ResUNet", "original", 1),
+        ("DeepLabV3+", "original", 1),
         ("U-Net", "original", 2),
+        ("ResUNet", "original", 2),
+        ("DeepLabV3+", "original", 2),
     ]
     assert cmp.run_label(BASE, "original", 42) == "cmp-unet-original-s42"
     assert cmp.run_label(ModelConfig(architecture="deeplabv3plus"), "70-20-10", 2) == "cmp-deeplabv3plus-70-20-10-s2"
@@ -127,6 +131,7 @@ def test_train_contenders_calls_train_with_the_original_configs_and_names(tmp_pa
         ("ResUNet", "original", 42),
         ("U-Net", "80-10-10", 42),
         ("U-Net", "original", 1),
+        ("ResUNet", "original", 1),
     ]
     names = [c[3] for c in calls]
     assert names == [
@@ -134,16 +139,17 @@ def test_train_contenders_calls_train_with_the_original_configs_and_names(tmp_pa
         "cmp-resunet-original-s42",
         "cmp-unet-80-10-10-s42",
         "cmp-unet-original-s1",
+        "cmp-resunet-original-s1",
     ]
     assert calls[0][0] == training.TrainConfig(model=BASE, seed=42, **BUDGET)
     assert calls[3][0] == training.TrainConfig(model=BASE, seed=1, **BUDGET)
     assert calls[2][1:3] == (["b"], ["a"]) and all(c[4] == 0 for c in calls)
-    assert len(lines) == 4 and "reloaded, 2 epochs in 1.5 min, best epoch 1" in lines[0]
+    assert len(lines) == 5 and "reloaded, 2 epochs in 1.5 min, best epoch 1" in lines[0]
 
     log = cmp.training_log(runs)
     assert log.columns.tolist() == ["model", "split", "seed", "epochs", "best epoch", "minutes", "crops/s", "reloaded"]
-    assert log["minutes"].tolist() == [1.5] * 4 and log["reloaded"].all()
-    assert log["seed"].tolist() == [42, 42, 42, 1]
+    assert log["minutes"].tolist() == [1.5] * 5 and log["reloaded"].all()
+    assert log["seed"].tolist() == [42, 42, 42, 1, 1]
 
 
 def test_gaussian_ablation_trains_both_sigmas_and_scores_them(monkeypatch) -> None:
@@ -665,3 +671,61 @@ def test_load_manifest_is_indexed_by_image_id(tmp_path: Path) -> None:
     )
     manifest = mf.load_manifest(tmp_path)
     assert manifest.loc["b", "modality"] == "brightfield"
+
+
+def test_score_seeds_reuses_the_main_seed_and_evaluates_the_others() -> None:
+    truth = np.array([[1, 1], [0, 0]])
+    test = [_sample("a", truth), _sample("b", truth)]
+    evaluated = []
+
+    def fake_evaluate(model, config, samples):
+        evaluated.append(model)
+        value = {"U-Net s1": 0.4, "X s1": 0.2}[model]
+        probs = {s.image_id: np.full((2, 2, 1), 0.9) for s in samples}  # everything foreground
+        return pd.DataFrame({"image_id": ["a", "b"], "dsb_score": [value, value], "ap50": [1.0, 0.0]}), probs
+
+    runs = {(name, "original", 1): (SimpleNamespace(model=f"{name} s1"), {}) for name in ("U-Net", "X")}
+    micro = PixelMetrics.from_counts(tp=4, fp=0, fn=0, tn=4)
+    main_rows = [
+        cmp.table_row(name, _per_image({name: [v, v]}, ids="ab").assign(ap50=1.0), micro, 1, 1.0, 5.0, seed=0)
+        for name, v in (("U-Net", 0.5), ("X", 0.3))
+    ]
+    main_per_image = [_per_image({"U-Net": [0.5, 0.5]}, ids="ab"), _per_image({"X": [0.3, 0.3]}, ids="ab")]
+    per_seed, per_image = cmp.score_seeds(
+        runs,
+        {"U-Net": BASE, "X": BASE},
+        test,
+        seeds=[42, 1],
+        main_rows=main_rows,
+        main_per_image=main_per_image,
+        evaluate=fake_evaluate,
+    )
+    assert evaluated == ["U-Net s1", "X s1"]  # the main seed is not evaluated again
+    assert per_seed[["model", "seed", "DSB score"]].values.tolist() == [
+        ["U-Net", 42, 0.5],
+        ["U-Net", 1, 0.4],
+        ["X", 42, 0.3],
+        ["X", 1, 0.2],
+    ]
+    assert per_seed.loc[1, "IoU"] == 0.5 and per_seed.loc[0, "IoU"] == 1.0  # pooled from seed 1's probabilities
+    assert len(per_image) == 8 and sorted(per_image["seed"].unique()) == [1, 42]
+
+    table1 = cmp.assemble_table1(main_rows + [dict(main_rows[0], model="Classical")])
+    table = cmp.table1_over_seeds(table1, per_seed, per_image, seed=0)
+    assert table.loc["U-Net", "DSB score"] == pytest.approx(0.45) and table.loc["X", "seeds"] == 2
+    assert table.loc["U-Net", "DSB SD over seeds"] == pytest.approx(np.std([0.5, 0.4], ddof=1))
+    assert table.loc["X", "DSB 95% CI"] == "0.250-0.250"  # per image, averaged over the two seeds
+    assert table.loc["Classical", "DSB score"] == 0.5 and np.isnan(table.loc["Classical", "seeds"])
+    assert table.loc["U-Net", "ms/256²"] == 5.0  # timing of the main seed's network
+
+    separation = cmp.seed_separation(per_seed)
+    assert separation[["better", "worse", "apart"]].values.tolist() == [["U-Net", "X", True]]
+    assert cmp.separation_text(separation) == "U-Net scores above X with every seed"
+    per_seed.loc[3, "DSB score"] = 0.45  # X's second seed above U-Net's lowest
+    assert cmp.seed_separation(per_seed)["apart"].tolist() == [False]
+
+    main = pd.concat(main_per_image + [_per_image({"Classical": [0.1, 0.2]}, ids="ab")]).assign(modality="f")
+    averaged = cmp.averaged_over_seeds(main, per_image)
+    means = averaged.groupby("model")["dsb_score"].mean().round(6).to_dict()
+    assert means == {"Classical": 0.15, "U-Net": 0.45, "X": 0.25} and (averaged["modality"] == "f").all()
+    assert len(averaged) == 6  # one row per model and image

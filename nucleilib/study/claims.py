@@ -48,6 +48,7 @@ ARTEFACTS: Mapping[str, str] = {
     "models/unet-original-*/history.csv": "02_unet",
     "unet-test-summary.csv": "02_unet",
     "comparison-table1.csv": "03_comparison",
+    "comparison-seeds.csv": "03_comparison",
     "comparison-table2.csv": "03_comparison",
     "comparison-training.csv": "03_comparison",
     "explain-gradcam.csv": "04_gradcam",
@@ -70,6 +71,8 @@ TABLE1_MODELS: Mapping[str, str] = {
     "classical": "Classical",
 }
 SHIPPED_PREFIX = "U-Net, chapter 2"
+#: Metrics whose range over training seeds the audit reads (keys of :data:`TABLE1_METRICS`).
+SEED_RANGE_METRICS = ("accuracy", "precision", "recall", "iou", "dsb")
 TABLE1_METRICS: Mapping[str, str] = {
     "accuracy": "accuracy",
     "precision": "precision",
@@ -211,6 +214,7 @@ TABLE1 = "03_comparison.html#table-1-the-networks-on-the-original-test-split"
 TABLE2 = "03_comparison.html#table-2-the-u-net-on-three-splits-and-on-three-seeds"
 LRP = "05_lrp.html#the-paper-s-numbers-lrp-readings"
 WITHIN = "within {tolerance}"
+SEED_WITHIN = "within {tolerance} of our range over seeds"
 INSIDE = ">= 90% inside"
 NO_RTX = "no RTX 3060 here; "
 
@@ -449,9 +453,9 @@ CLAIMS: tuple[Claim, ...] = (
         "DeepLabV3+ accuracy",
         "0.912",
         "point",
-        _point(0.912, "t1_deeplabv3plus_accuracy"),
-        "{t1_deeplabv3plus_accuracy:.3f} (DeepLabV3+, pixels pooled)",
-        WITHIN,
+        _point(0.912, "t1_deeplabv3plus_accuracy", interval="@t1_deeplabv3plus_accuracy_range"),
+        "{t1_deeplabv3plus_accuracy:.3f} (DeepLabV3+, pixels pooled; mean of {t1_deeplabv3plus_seeds} seeds, range {t1_deeplabv3plus_accuracy_range_text})",
+        SEED_WITHIN,
         TABLE1,
     ),
     Claim(
@@ -460,9 +464,9 @@ CLAIMS: tuple[Claim, ...] = (
         "DeepLabV3+ precision",
         "0.887",
         "point",
-        _point(0.887, "t1_deeplabv3plus_precision"),
-        "{t1_deeplabv3plus_precision:.3f} (DeepLabV3+, pixels pooled)",
-        WITHIN,
+        _point(0.887, "t1_deeplabv3plus_precision", interval="@t1_deeplabv3plus_precision_range"),
+        "{t1_deeplabv3plus_precision:.3f} (DeepLabV3+, pixels pooled; mean of {t1_deeplabv3plus_seeds} seeds, range {t1_deeplabv3plus_precision_range_text})",
+        SEED_WITHIN,
         TABLE1,
     ),
     Claim(
@@ -471,9 +475,9 @@ CLAIMS: tuple[Claim, ...] = (
         "DeepLabV3+ recall",
         "0.891",
         "point",
-        _point(0.891, "t1_deeplabv3plus_recall"),
-        "{t1_deeplabv3plus_recall:.3f} (DeepLabV3+, pixels pooled)",
-        WITHIN,
+        _point(0.891, "t1_deeplabv3plus_recall", interval="@t1_deeplabv3plus_recall_range"),
+        "{t1_deeplabv3plus_recall:.3f} (DeepLabV3+, pixels pooled; mean of {t1_deeplabv3plus_seeds} seeds, range {t1_deeplabv3plus_recall_range_text})",
+        SEED_WITHIN,
         TABLE1,
     ),
     Claim(
@@ -482,9 +486,9 @@ CLAIMS: tuple[Claim, ...] = (
         "DeepLabV3+ IoU",
         "0.805",
         "point",
-        _point(0.805, "t1_deeplabv3plus_iou"),
-        "{t1_deeplabv3plus_iou:.3f} (DeepLabV3+, pixels pooled)",
-        WITHIN,
+        _point(0.805, "t1_deeplabv3plus_iou", interval="@t1_deeplabv3plus_iou_range"),
+        "{t1_deeplabv3plus_iou:.3f} (DeepLabV3+, pixels pooled; mean of {t1_deeplabv3plus_seeds} seeds, range {t1_deeplabv3plus_iou_range_text})",
+        SEED_WITHIN,
         TABLE1,
     ),
     Claim(
@@ -493,9 +497,9 @@ CLAIMS: tuple[Claim, ...] = (
         "DeepResNet accuracy",
         "0.946",
         "point",
-        _point(0.946, "t1_resunet_accuracy"),
-        "{t1_resunet_accuracy:.3f} (ResUNet, pixels pooled)",
-        WITHIN,
+        _point(0.946, "t1_resunet_accuracy", interval="@t1_resunet_accuracy_range"),
+        "{t1_resunet_accuracy:.3f} (ResUNet, pixels pooled; mean of {t1_resunet_seeds} seeds, range {t1_resunet_accuracy_range_text})",
+        SEED_WITHIN,
         TABLE1,
     ),
     Claim(
@@ -504,9 +508,9 @@ CLAIMS: tuple[Claim, ...] = (
         "DeepResNet precision",
         "0.886",
         "point",
-        _point(0.886, "t1_resunet_precision"),
-        "{t1_resunet_precision:.3f} (ResUNet, pixels pooled)",
-        WITHIN,
+        _point(0.886, "t1_resunet_precision", interval="@t1_resunet_precision_range"),
+        "{t1_resunet_precision:.3f} (ResUNet, pixels pooled; mean of {t1_resunet_seeds} seeds, range {t1_resunet_precision_range_text})",
+        SEED_WITHIN,
         TABLE1,
     ),
     Claim(
@@ -515,9 +519,9 @@ CLAIMS: tuple[Claim, ...] = (
         "DeepResNet recall",
         "0.817",
         "point",
-        _point(0.817, "t1_resunet_recall"),
-        "{t1_resunet_recall:.3f} (ResUNet, pixels pooled)",
-        WITHIN,
+        _point(0.817, "t1_resunet_recall", interval="@t1_resunet_recall_range"),
+        "{t1_resunet_recall:.3f} (ResUNet, pixels pooled; mean of {t1_resunet_seeds} seeds, range {t1_resunet_recall_range_text})",
+        SEED_WITHIN,
         TABLE1,
     ),
     Claim(
@@ -526,9 +530,9 @@ CLAIMS: tuple[Claim, ...] = (
         "DeepResNet IoU",
         "0.853",
         "point",
-        _point(0.853, "t1_resunet_iou"),
-        "{t1_resunet_iou:.3f} (ResUNet, pixels pooled)",
-        WITHIN,
+        _point(0.853, "t1_resunet_iou", interval="@t1_resunet_iou_range"),
+        "{t1_resunet_iou:.3f} (ResUNet, pixels pooled; mean of {t1_resunet_seeds} seeds, range {t1_resunet_iou_range_text})",
+        SEED_WITHIN,
         TABLE1,
     ),
     Claim(
@@ -851,6 +855,29 @@ def measure_table1(out: str | os.PathLike[str]) -> dict[str, Any]:
     for key, model in {**TABLE1_MODELS, "shipped": shipped[0]}.items():
         row = _row(table, model, Path(out) / name)
         values |= {f"t1_{key}_{metric_key}": row[metric] for metric_key, metric in TABLE1_METRICS.items()}
+    return values | measure_seed_ranges(out)
+
+
+def measure_seed_ranges(out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Each trained network's range over its training seeds (chapter 3's ``comparison-seeds.csv``):
+    ``t1_<model>_<metric>_range`` as ``(low, high)``, its ``_range_text`` and ``t1_<model>_seeds``."""
+    name = "comparison-seeds.csv"
+    metrics = {key: TABLE1_METRICS[key] for key in SEED_RANGE_METRICS}
+    per_seed = read_csv(out, name, columns=["model", "seed", *metrics.values()])
+    values: dict[str, Any] = {}
+    for key, model in TABLE1_MODELS.items():
+        if model == "Classical":
+            continue
+        rows = per_seed[per_seed["model"] == model]
+        if rows.empty:
+            raise ArtefactError(
+                f"{Path(out) / name}: no rows for {model!r} (has {', '.join(per_seed['model'].unique())})"
+            )
+        values[f"t1_{key}_seeds"] = len(rows)
+        for metric_key, metric in metrics.items():
+            low, high = float(rows[metric].min()), float(rows[metric].max())
+            values[f"t1_{key}_{metric_key}_range"] = (low, high)
+            values[f"t1_{key}_{metric_key}_range_text"] = f"{low:.3f}-{high:.3f}"
     return values
 
 
@@ -1065,8 +1092,9 @@ def discussion_facts(out: str | os.PathLike[str], measured: Mapping[str, Any]) -
 
 
 def discussion_texts(out: str | os.PathLike[str], measured: Mapping[str, Any], table: pd.DataFrame) -> dict[str, Any]:
-    """The other values the discussion quotes: Table 1's U-Net verdicts, the classical gaps,
-    the fastest backend, chapter 6's shipping decisions and the shipped model's training time."""
+    """The other values the discussion quotes: which networks their seeds separate, Table 1's
+    U-Net verdicts, the classical gaps, the fastest backend, chapter 6's shipping decisions and
+    the shipped model's training time."""
     m = measured
     shipping = read_json(out, "speed-shipping.json", keys=["decisions"])
     unet = table[(table["section"] == "Table 1") & table["claim"].str.startswith("U-Net ")]
@@ -1074,7 +1102,12 @@ def discussion_texts(out: str | os.PathLike[str], measured: Mapping[str, Any], t
         f"classical_gap_{key}": float(m[f"t1_{model}_dsb"] - m["t1_classical_dsb"])
         for key, model in (("unet", "unet"), ("deeplab", "deeplabv3plus"), ("resunet", "resunet"))
     }
+    from .comparison import seed_separation, separation_text
+
+    per_seed = read_csv(out, "comparison-seeds.csv", columns=["model", "seed", "DSB score"])
     return {
+        "network_seeds": int(per_seed.groupby("model").size().min()),
+        "network_separation": separation_text(seed_separation(per_seed)),
         "unet_t1_reproduced": int((unet["verdict"] == audit.REPRODUCED).sum()),
         "unet_t1_total": len(unet),
         "split_vs_seed": "wider than" if m["split_range"] > m["seed_range"] else "no wider than",

@@ -168,18 +168,21 @@ def training_plan(
 ) -> list[tuple[str, str, int]]:
     """The chapter's trainings as ``(contender, split, seed)``, in training order.
 
-    Every contender on the first split; the reference on the other splits; the
-    reference on the first split with each extra seed.
+    Every contender on the first split; the reference on the other splits; then every
+    contender on the first split with each extra seed (so that a difference between
+    networks can be set against each network's spread over seeds).
 
     Examples
     --------
-    >>> training_plan(["U-Net", "ResUNet"], ["original", "80-10-10"], 42, [1])
-    [('U-Net', 'original', 42), ('ResUNet', 'original', 42), ('U-Net', '80-10-10', 42), ('U-Net', 'original', 1)]
+    >>> training_plan(["U-Net", "ResUNet"], ["original", "80-10-10"], 42, [1])  # doctest: +NORMALIZE_WHITESPACE
+    [('U-Net', 'original', 42), ('ResUNet', 'original', 42), ('U-Net', '80-10-10', 42),
+     ('U-Net', 'original', 1), ('ResUNet', 'original', 1)]
     """
     first, *others = split_names
+    contenders = list(contenders)
     plan = [(name, first, seed) for name in contenders]
     plan += [(reference, split, seed) for split in others]
-    plan += [(reference, first, extra) for extra in extra_seeds]
+    plan += [(name, first, extra) for extra in extra_seeds for name in contenders]
     return plan
 
 
@@ -526,7 +529,8 @@ def best_network(table1: pd.DataFrame, exclude: Iterable[str] = ()) -> str:
 
 
 def table1_glue(table1: pd.DataFrame, reference_name: str) -> dict[str, Any]:
-    """Glue values of Table 1: ``t1_<model>_<iou|dsb|acc|ms>`` and ``t1_best``.
+    """Glue values of Table 1: ``t1_<model>_<iou|dsb|acc|ms>``, ``t1_best``, and for rows
+    averaged over seeds (:func:`table1_over_seeds`) ``t1_<model>_dsb_sd`` and ``t1_<model>_seeds``.
 
     Rows not in :data:`GLUE_KEYS` (the shipped reference model) are ``shipped``;
     ``t1_best`` is :func:`best_network` without ``reference_name``.
@@ -536,8 +540,24 @@ def table1_glue(table1: pd.DataFrame, reference_name: str) -> dict[str, Any]:
         key = GLUE_KEYS.get(str(name), "shipped")
         for column, short in GLUE_COLUMNS:
             values[f"t1_{key}_{short}"] = float(row[column])
+        if np.isfinite(row.get("DSB SD over seeds", np.nan)):
+            values[f"t1_{key}_dsb_sd"] = float(row["DSB SD over seeds"])
+            values[f"t1_{key}_seeds"] = int(row["seeds"])
     values["t1_best"] = best_network(table1, exclude=[reference_name])
     return values
+
+
+def averaged_over_seeds(per_image: pd.DataFrame, seed_per_image: pd.DataFrame) -> pd.DataFrame:
+    """``per_image`` with the rows of every model in ``seed_per_image`` replaced by its per-image
+    means over seeds (:func:`seed_mean_per_image`); other models' rows (trained once, classical) kept.
+
+    ``per_image`` has ``image_id``, ``model`` and ``modality``; the modality is carried over.
+    """
+    means = seed_mean_per_image(seed_per_image.drop(columns="modality", errors="ignore"))
+    modality = per_image.drop_duplicates("image_id").set_index("image_id")["modality"]
+    means = means.assign(modality=means["image_id"].map(modality))
+    others = per_image[~per_image["model"].isin(means["model"].unique())]
+    return pd.concat([means, others], ignore_index=True)
 
 
 def paired_differences(
@@ -595,6 +615,155 @@ def by_modality(per_image: pd.DataFrame, *, reference: str = REFERENCE, column: 
     counts = per_image[per_image["model"] == reference]["modality"].value_counts()
     table.columns = [f"{c} ({counts.get(c, 0)} images)" for c in table.columns]
     return table
+
+
+# --------------------------------------------------------------------------- seeds
+
+#: Table 1's metrics that are summarised over the training seeds.
+SEED_METRICS = ("accuracy", "precision", "recall", "IoU", "Dice", "DSB score", "AP@0.5")
+
+
+def score_seeds(
+    runs: Mapping[tuple[str, str, int], tuple[Any, Any]],
+    contenders: Mapping[str, ModelConfig],
+    test_samples: Sequence[Sample],
+    *,
+    seeds: Sequence[int],
+    main_rows: Sequence[Mapping[str, Any]],
+    main_per_image: Sequence[pd.DataFrame],
+    split: str = "original",
+    evaluate: Callable[[Any, ModelConfig, Sequence[Sample]], tuple[pd.DataFrame, Any]] = evaluate_one,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every contender trained with each of ``seeds``, scored on the same test images.
+
+    The first seed's scores are taken from ``main_rows`` and ``main_per_image`` (Table 1's
+    rows and per-image metrics from :func:`score_contenders`, not evaluated again); every
+    other seed's network is evaluated.
+
+    Returns
+    -------
+    per_seed : DataFrame
+        One row per (model, seed): the pooled pixel metrics, per-image mean ``DSB score``
+        and ``AP@0.5`` (:data:`SEED_METRICS`).
+    per_image : DataFrame
+        One row per (model, seed, test image): its metrics, with ``model`` and ``seed``.
+    """
+    first, *others = seeds
+    rows = {row["model"]: row for row in main_rows}
+    images = {str(frame["model"].iloc[0]): frame for frame in main_per_image}
+    seed_rows, frames = [], []
+    for name, cfg in contenders.items():
+        seed_rows.append({"model": name, "seed": first, **{m: rows[name][m] for m in SEED_METRICS}})
+        frames.append(images[name].assign(seed=first))
+        for train_seed in others:
+            metrics, probs = evaluate(runs[(name, split, train_seed)][0].model, cfg, test_samples)
+            row = table_row(name, metrics, micro_pixels(probs, test_samples), 0, np.nan, np.nan, seed=first)
+            seed_rows.append({"model": name, "seed": train_seed, **{m: row[m] for m in SEED_METRICS}})
+            frames.append(metrics.assign(model=name, seed=train_seed))
+    return pd.DataFrame(seed_rows), pd.concat(frames, ignore_index=True)
+
+
+def seed_mean_per_image(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Each model's per-image scores averaged over its training seeds (one row per model and image).
+
+    Examples
+    --------
+    >>> per_image = pd.DataFrame({"image_id": ["a", "a", "b", "b"], "model": ["X"] * 4, "seed": [1, 2, 1, 2],
+    ...                           "dsb_score": [0.2, 0.4, 0.6, 0.6], "modality": ["f"] * 4})
+    >>> seed_mean_per_image(per_image)["dsb_score"].round(6).tolist()
+    [0.3, 0.6]
+    """
+    keys = [c for c in ("model", "image_id", "modality") if c in per_image.columns]
+    values = per_image.drop(columns="seed").select_dtypes("number").columns.tolist()
+    return per_image.groupby(keys, sort=False, as_index=False)[values].mean()
+
+
+def table1_over_seeds(
+    table1: pd.DataFrame, per_seed: pd.DataFrame, seed_per_image: pd.DataFrame, *, seed: int
+) -> pd.DataFrame:
+    """Table 1 with each contender's metrics averaged over its training seeds.
+
+    The rows of ``per_seed``'s models get the mean over seeds of :data:`SEED_METRICS`,
+    ``seeds`` (how many), ``DSB SD over seeds``, ``IoU SD over seeds`` and the ``DSB 95% CI``
+    of the per-image DSB scores averaged over seeds; other rows (a model trained once, the
+    classical pipeline) keep their values, with no spread. Parameters, FLOPs and timing are
+    those of the first seed's network (the same architecture).
+
+    Examples
+    --------
+    >>> table1 = pd.DataFrame({"DSB score": [0.5, 0.3], "IoU": [0.8, 0.6], "DSB 95% CI": ["", ""]},
+    ...                       index=pd.Index(["X", "Classical"], name="model"))
+    >>> per_seed = pd.DataFrame({"model": ["X", "X"], "seed": [1, 2], "DSB score": [0.5, 0.7], "IoU": [0.8, 0.9]})
+    >>> per_image = pd.DataFrame({"model": ["X"] * 2, "image_id": ["a"] * 2, "seed": [1, 2], "dsb_score": [0.5, 0.7]})
+    >>> table = table1_over_seeds(table1, per_seed, per_image, seed=0)
+    >>> table.loc["X", ["DSB score", "seeds"]].round(3).tolist(), table.loc["Classical", "seeds"]
+    ([0.6, 2.0], nan)
+    """
+    table = table1.copy()
+    grouped = per_seed.groupby("model", sort=False)
+    means = grouped[[m for m in SEED_METRICS if m in per_seed.columns]].mean()
+    table.loc[means.index, means.columns] = means
+    table.loc[means.index, "seeds"] = grouped.size()
+    for metric in ("DSB score", "IoU"):
+        table.loc[means.index, f"{metric.split()[0]} SD over seeds"] = grouped[metric].std(ddof=1)
+    averaged = seed_mean_per_image(seed_per_image)
+    for name, frame in averaged.groupby("model", sort=False):
+        lo, hi = evaluation.bootstrap_ci(frame["dsb_score"].to_numpy(), seed=seed)
+        table.loc[name, "DSB 95% CI"] = f"{lo:.3f}-{hi:.3f}"
+    spread = ["seeds", "DSB SD over seeds", "IoU SD over seeds"]
+    rest = [c for c in table.columns if c not in spread]
+    after = rest.index("AP@0.5") + 1 if "AP@0.5" in rest else len(rest)
+    return table[rest[:after] + spread + rest[after:]]
+
+
+def seed_separation(per_seed: pd.DataFrame, column: str = "DSB score") -> pd.DataFrame:
+    """Every pair of models ordered by mean ``column``, and whether their seed ranges are apart.
+
+    A difference between two networks counts only when every seed of the better one scores
+    above every seed of the other (their ranges over seeds do not overlap).
+
+    Examples
+    --------
+    >>> per_seed = pd.DataFrame({"model": ["A", "A", "B", "B", "C", "C"], "seed": [1, 2] * 3,
+    ...                          "DSB score": [0.50, 0.54, 0.45, 0.47, 0.46, 0.49]})
+    >>> seed_separation(per_seed)[["better", "worse", "apart"]].values.tolist()
+    [['A', 'C', True], ['A', 'B', True], ['C', 'B', False]]
+    """
+    stats = per_seed.groupby("model", sort=False)[column].agg(["mean", "min", "max"])
+    order = stats.sort_values("mean", ascending=False, kind="stable").index.tolist()
+    rows = []
+    for i, better in enumerate(order):
+        for worse in order[i + 1 :]:
+            rows.append(
+                {
+                    "better": better,
+                    "worse": worse,
+                    f"mean {column} difference": stats.loc[better, "mean"] - stats.loc[worse, "mean"],
+                    "better's lowest seed": stats.loc[better, "min"],
+                    "worse's highest seed": stats.loc[worse, "max"],
+                    "apart": bool(stats.loc[better, "min"] > stats.loc[worse, "max"]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def separation_text(separation: pd.DataFrame) -> str:
+    """One sentence on which networks the seeds separate (see :func:`seed_separation`).
+
+    Examples
+    --------
+    >>> separation = pd.DataFrame({"better": ["A", "A", "C"], "worse": ["C", "B", "B"], "apart": [True, True, False]})
+    >>> separation_text(separation)
+    'A scores above C and B with every seed; C and B overlap over seeds'
+    """
+    parts = []
+    for better, rows in separation.groupby("better", sort=False):
+        apart = rows[rows["apart"]]["worse"].tolist()
+        if apart:
+            parts.append(f"{better} scores above {' and '.join(apart)} with every seed")
+    overlapping = separation[~separation["apart"]]
+    parts += [f"{row.better} and {row.worse} overlap over seeds" for row in overlapping.itertuples()]
+    return "; ".join(parts) if parts else "no pair of networks to compare"
 
 
 # --------------------------------------------------------------------------- hard cases
