@@ -37,6 +37,7 @@ def test_compare_folders_reports_each_kind_of_file(tmp_path: Path) -> None:
     _write(new, "speed-timing.csv", TABLE)
     _write(new, "extra.csv", TABLE)
     _write(new, "models/cmp-x/history.csv", TABLE)  # the model cache is an input, not a result
+    _write(new, ".seeded-from.json", {"files": 3})  # the scratch folder's own record
     files = reproduce.result_files(new)
     assert [str(f) for f in files] == [
         "claims.json",
@@ -56,7 +57,9 @@ def test_compare_folders_reports_each_kind_of_file(tmp_path: Path) -> None:
     assert table.loc["sub/per-image.csv", "detail"] == "DSB score: 1 of 2 values differ, largest by 0.0001"
     assert table.loc["table1.csv", "detail"] == "timings left out: ms/256²"
     ok, summary = reproduce.verdict(table.reset_index())
-    assert not ok and summary == "2 file(s) identical, 1 differ, 1 new; 1 timing file(s) not compared"
+    assert not ok and summary == (
+        "2 file(s) identical, 0 equal up to float rounding, 1 differ, 1 new; 1 timing file(s) not compared"
+    )
 
 
 def test_compare_tables_names_changed_columns_rows_and_text() -> None:
@@ -105,3 +108,21 @@ def test_verify_study_reexecutes_into_scratch_and_compares(tmp_path: Path, monke
     }
     assert pd.read_csv(folder / reproduce.REPORT).equals(table)
     assert pd.read_csv(committed / "table2.csv").equals(TABLE)  # the published run is untouched
+
+
+def test_last_bit_differences_are_rounding_and_anything_more_differs() -> None:
+    # 01_eda's circularity percentile, committed on an Intel Xeon and re-executed on an AMD EPYC.
+    committed = {"circularity_p5": 0.6056500068378003, "n": 664}
+    assert reproduce.compare_json({"circularity_p5": 0.6056500068378005, "n": 664}, committed) == (
+        reproduce.ROUNDING,
+        "largest relative difference 1e-16",
+    )
+    assert reproduce.compare_json({"circularity_p5": 0.6057, "n": 664}, committed)[0] == reproduce.DIFFERS
+    assert reproduce.compare_json({"circularity_p5": "0.6", "n": 664}, committed)[0] == reproduce.DIFFERS
+    close = TABLE.assign(**{"DSB score": [0.519 * (1 + 1e-13), 0.448]})
+    assert reproduce.compare_tables(close, TABLE) == (
+        reproduce.ROUNDING,
+        "largest relative difference 5e-14; timings left out: ms/256²",
+    )
+    ok, _ = reproduce.verdict(pd.DataFrame({"file": ["a.csv"], "status": [reproduce.ROUNDING], "detail": [""]}))
+    assert ok

@@ -3,7 +3,9 @@
 ``nuclei study --verify`` re-executes chapters into a scratch copy of ``artefacts/<profile>``
 (the committed models included, so nothing is trained) and hands both folders to
 :func:`compare_folders`. Every CSV and JSON file the re-execution wrote is compared with the
-committed one: equal when every value is the same (floats exactly, as written), once the
+committed one: *identical* when every value is the same as written, *equal up to float rounding*
+when floats differ in their last bits only (relative difference at most
+:data:`ROUNDING_TOLERANCE`: the same sum taken in another order by another CPU), once the
 columns that measure time on this machine are left out (:func:`is_timing`). Files that hold
 nothing but timings (the speed chapter's benchmarks, the run log) are listed, not compared.
 
@@ -48,8 +50,15 @@ TIMING_FILES = (
 
 #: Sub-folders that are not results: the model cache (inputs of a verification), executed notebooks.
 SKIPPED_FOLDERS = ("models", "executed", "pretrained")
+#: Files that are records of the scratch folder itself, not results.
+SKIPPED_FILES = (".seeded-from.json", "verify-report.csv")
 
-IDENTICAL, DIFFERS, TIMINGS, NEW = "identical", "differs", "timings (not compared)", "new"
+IDENTICAL, ROUNDING, DIFFERS = "identical", "equal up to float rounding", "differs"
+TIMINGS, NEW = "timings (not compared)", "new"
+
+#: Relative difference below which two floats count as the same number computed in another
+#: order (another CPU's vector width sums in another order: the last bits differ, no printed digit).
+ROUNDING_TOLERANCE = 1e-9
 
 #: Where ``nuclei study --verify`` re-executes (inside the scratch folder, emptied first).
 VERIFY_FOLDER = "verify-{profile}"
@@ -75,18 +84,28 @@ def compare_tables(new: pd.DataFrame, old: pd.DataFrame) -> tuple[str, str]:
         return DIFFERS, f"columns differ (new: {added or 'none'}; gone: {removed or 'none'})"
     if new.shape != old.shape:
         return DIFFERS, f"{len(new)} rows, committed {len(old)}"
-    left_out = f"timings left out: {', '.join(timing)}" if timing else ""
-    problems = []
+    left_out = [f"timings left out: {', '.join(timing)}"] if timing else []
+    problems, rounding = [], 0.0
     for column in (c for c in old.columns if c not in timing):
         a, b = new[column], old[column]
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
             same = (a == b) | (a.isna() & b.isna())
             if not same.all():
-                gap = (a - b).abs()[~same].max()
-                problems.append(f"{column}: {int((~same).sum())} of {len(a)} values differ, largest by {gap:.2g}")
+                gap = (a - b).abs()[~same]
+                relative = (gap / b.abs()[~same].clip(lower=1.0)).max()
+                if relative <= ROUNDING_TOLERANCE:
+                    rounding = max(rounding, relative)
+                else:
+                    problems.append(
+                        f"{column}: {int((~same).sum())} of {len(a)} values differ, largest by {gap.max():.2g}"
+                    )
         elif not (a.astype(str) == b.astype(str)).all():
             problems.append(f"{column}: {int((a.astype(str) != b.astype(str)).sum())} of {len(a)} values differ")
-    return (DIFFERS, "; ".join(problems)) if problems else (IDENTICAL, left_out)
+    if problems:
+        return DIFFERS, "; ".join(problems)
+    if rounding:
+        return ROUNDING, "; ".join([f"largest relative difference {rounding:.1g}", *left_out])
+    return IDENTICAL, "; ".join(left_out)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -109,15 +128,23 @@ def compare_json(new: Any, old: Any) -> tuple[str, str]:
     """
     a, b = _flatten(new), _flatten(old)
     timing = sorted(k for k in set(a) | set(b) if any(is_timing(part) for part in k.split(".")))
-    problems = []
+    problems, rounding = [], 0.0
     for key in sorted((set(a) | set(b)) - set(timing)):
         x, y = a.get(key, "<absent>"), b.get(key, "<absent>")
-        both_nan = isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)
-        if x != y and not both_nan:
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
+        if x == y or (numbers and math.isnan(x) and math.isnan(y)):
+            continue
+        relative = abs(x - y) / max(1.0, abs(y)) if numbers else math.inf
+        if relative <= ROUNDING_TOLERANCE:
+            rounding = max(rounding, relative)
+        else:
             problems.append(f"{key}: {x}, committed {y}")
+    left_out = [f"timings left out: {', '.join(timing)}"] if timing else []
     if problems:
         return DIFFERS, "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-    return IDENTICAL, f"timings left out: {', '.join(timing)}" if timing else ""
+    if rounding:
+        return ROUNDING, "; ".join([f"largest relative difference {rounding:.1g}", *left_out])
+    return IDENTICAL, "; ".join(left_out)
 
 
 def result_files(folder: Path, since: float | None = None) -> list[Path]:
@@ -126,7 +153,8 @@ def result_files(folder: Path, since: float | None = None) -> list[Path]:
     found = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if path.suffix not in (".csv", ".json") or relative.parts[0] in SKIPPED_FOLDERS or not path.is_file():
+        skipped = relative.parts[0] in SKIPPED_FOLDERS or path.name in SKIPPED_FILES
+        if path.suffix not in (".csv", ".json") or skipped or not path.is_file():
             continue
         if since is None or path.stat().st_mtime >= since:
             found.append(relative)
@@ -168,18 +196,19 @@ def _read_json(path: Path) -> Any:
 
 
 def verdict(table: pd.DataFrame) -> tuple[bool, str]:
-    """Whether every compared file is identical (new files count as failures), and a one-line summary.
+    """Whether every compared file is identical or equal up to float rounding (a new file counts as
+    a failure), and a one-line summary.
 
     Examples
     --------
     >>> verdict(pd.DataFrame({"file": ["a.csv", "b.json"], "status": [IDENTICAL, TIMINGS], "detail": ["", ""]}))
-    (True, '1 file(s) identical, 0 differ, 0 new; 1 timing file(s) not compared')
+    (True, '1 file(s) identical, 0 equal up to float rounding, 0 differ, 0 new; 1 timing file(s) not compared')
     """
     counts = table["status"].value_counts()
     ok = counts.get(DIFFERS, 0) == 0 and counts.get(NEW, 0) == 0
     summary = (
-        f"{counts.get(IDENTICAL, 0)} file(s) identical, {counts.get(DIFFERS, 0)} differ, {counts.get(NEW, 0)} new; "
-        f"{counts.get(TIMINGS, 0)} timing file(s) not compared"
+        f"{counts.get(IDENTICAL, 0)} file(s) identical, {counts.get(ROUNDING, 0)} equal up to float rounding, "
+        f"{counts.get(DIFFERS, 0)} differ, {counts.get(NEW, 0)} new; {counts.get(TIMINGS, 0)} timing file(s) not compared"
     )
     return ok, summary
 
