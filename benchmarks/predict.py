@@ -94,7 +94,7 @@ def _network_ms(backend: str, image: Path, repeats: int) -> float:
 
 
 def main() -> int:
-    from nucleilib.study.runner import machine_info
+    from nucleilib.machine import machine_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Sample
+from .machine import machine_info
 from .models import ModelConfig, _without_later_defaults, build_model, compile_model, load_model_folder, save_model
 
 #: How :class:`TrainConfig` may balance the draw of training images.
@@ -337,6 +339,10 @@ def train(
                 "precision_policy": policy,
                 "train_images": len(train_samples),
                 "train_crops_per_s": round(len(history) * config.steps_per_epoch * config.batch_size / seconds, 1),
+                # Weights trained with one seed are bit-identical on one machine, not across CPUs.
+                "machine": machine_info(),
+                "tensorflow": version("tensorflow"),
+                "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
             },
             indent=2,
         )

@@ -4,6 +4,7 @@ mixed-precision policy and the training cache (nucleilib.models, nucleilib.train
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +242,7 @@ def test_training_runs_saves_and_is_reused(tmp_path: Path, capsys, monkeypatch) 
     assert {"loss", "val_loss", "iou", "val_iou", "accuracy", "val_accuracy"} <= set(first.history.columns)
     info = json.loads((first.folder / "train-config.json").read_text())
     assert info["epochs_run"] == 2 and info["precision_policy"] == "float32"
+    assert info["machine"]["cores"] == os.cpu_count() and info["tensorflow"].startswith("2.14")
     second = training.train(config, samples[:3], samples[3:], tmp_path, verbose=0)
     assert second.reused and second.folder == first.folder
     renamed = training.train(config, samples[:3], samples[3:], tmp_path, name="other-label", verbose=0)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NucleiError
+from ..machine import machine_info
 from ..progress import LOG_ENV
 from .profiles import NOTEBOOKS, PROFILES, SCRATCH, check_profile, notebook_parameters
 
@@ -456,11 +457,6 @@ def hide_default_parameters(notebook: Any) -> Any:
     return notebook
 
 
-def machine_info() -> dict[str, Any]:
-    """The machine a notebook ran on: CPU model, logical cores, GPU(s) (``"none"``)."""
-    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "gpu": _gpu_names() or "none"}
-
-
 def record_run(
     path: str | os.PathLike[str],
     notebook: str,
@@ -586,9 +582,10 @@ def run_info(profile: str | None = None) -> dict[str, str]:
     if profile:
         info["profile"] = profile
     info["date (UTC)"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
-    info["CPU"] = _cpu_model()
-    info["CPU cores"] = str(os.cpu_count())
-    info["GPU"] = _gpu_names() or "none"
+    machine = machine_info()
+    info["CPU"] = machine["cpu"]
+    info["CPU cores"] = str(machine["cores"])
+    info["GPU"] = machine["gpu"]
     info["Python"] = platform.python_version()
     for package in ("tensorflow", "numpy", "scikit-image", "pandas", "papermill", "jupyter-book"):
         try:
@@ -597,30 +594,6 @@ def run_info(profile: str | None = None) -> dict[str, str]:
             info[package] = "not installed"
     info["git commit"] = _git_commit()
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _gpu_names() -> str:
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return ", ".join(line.strip() for line in out.stdout.splitlines() if line.strip())
 
 
 #: What a study run writes itself (executed notebooks, artefacts, the shipped model):
