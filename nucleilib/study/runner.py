@@ -176,9 +176,10 @@ def parse_parameter_value(text: str) -> Any:
 
 def one_off_parameters(
     project: Path, names: Sequence[str], overrides: Mapping[str, Any]
-) -> tuple[dict[str, Any], Path]:
+) -> tuple[dict[str, Any], Path, dict[str, set[str]]]:
     """Check one-off parameters against the chapters they go to; return them with the
-    artefact folder the run writes into (the scratch folder unless ``artefacts`` is given).
+    artefact folder the run writes into (the scratch folder unless ``artefacts`` is given)
+    and each chosen chapter's parameter names.
 
     Raises
     ------
@@ -186,9 +187,8 @@ def one_off_parameters(
         For a name that no chosen chapter has, or an artefact folder of a profile's
         published run.
     """
-    known: set[str] = set()
-    for name in names:
-        known.update(chapter_parameters(project / "notebooks" / f"{name}.py"))
+    accepted = {name: set(chapter_parameters(project / "notebooks" / f"{name}.py")) for name in names}
+    known = set().union(*accepted.values())
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise StudyError(
@@ -204,7 +204,7 @@ def one_off_parameters(
             f"-p artefacts {values['artefacts']}: that is a profile's published run, which one-off "
             f"parameters never write over; use {SCRATCH} (the default) or another folder"
         )
-    return values, folder
+    return values, folder, accepted
 
 
 def _read_state(path: Path) -> dict[str, Any]:
@@ -270,10 +270,11 @@ def run_study(
     if unknown:
         raise StudyError(f"unknown notebook(s) {', '.join(unknown)}; the study has {', '.join(NOTEBOOKS)}")
     overrides: dict[str, Any] = {}
+    accepted: dict[str, set[str]] = {}
     artefact_dir = project / "artefacts" / profile
     out_dir = project / "book" / profile
     if parameters:
-        overrides, artefact_dir = one_off_parameters(project, names, parameters)
+        overrides, artefact_dir, accepted = one_off_parameters(project, names, parameters)
         out_dir = artefact_dir / "executed"
         log(f"one-off parameters {overrides}: writing into {artefact_dir} (the published run stays as it is)")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -293,8 +294,7 @@ def run_study(
             raise StudyError(f"{source}: notebook source is missing")
         params = notebook_parameters(name, profile)
         if overrides:
-            accepted = chapter_parameters(source)
-            params.update({k: v for k, v in overrides.items() if k in accepted})
+            params.update({k: v for k, v in overrides.items() if k in accepted[name]})
         digest = notebook_digest(source, params)
         output = out_dir / f"{name}.ipynb"
         prefix = f"[{number}/{len(names)}] {name} ({profile})"
