@@ -11,6 +11,7 @@ help:
 	@echo "make test                          run the test suite and the docstring examples of nucleilib"
 	@echo "make lint                          ruff check and ruff format --check of nucleilib, tests and benchmarks"
 	@echo "make study [PROFILE=...]           execute the notebooks only"
+	@echo "make book RETRAIN=1                train every model again from scratch and report how far each table moves"
 	@echo "make data                          download and verify the data (or use \$$NUCLEI_DATA_DIR)"
 	@echo "make check [PROFILE=...]           open every page of the built book in headless Chromium"
 	@echo "make lab                           JupyterLab on notebooks/ (chapters open as notebooks)"
@@ -39,11 +40,13 @@ lint: venv
 data: venv
 	$(BIN)/nuclei fetch
 
+# RETRAIN=1: train every model again from scratch (into artefacts/lab/retrain-PROFILE) and report
+# how far each table moved from the committed run; the published run and book are not touched.
 study: data
-	$(BIN)/nuclei study --profile $(PROFILE)
+	$(BIN)/nuclei study --profile $(PROFILE) $(if $(RETRAIN),--retrain)
 
 book: study
-	$(BIN)/nuclei book --profile $(PROFILE)
+	$(if $(RETRAIN),@echo "retrained run: artefacts/lab/retrain-$(PROFILE)/ (executed notebooks in executed/, verify-report.csv)",$(BIN)/nuclei book --profile $(PROFILE))
 
 check:
 	$(BIN)/python -m nucleilib.study.book.sitecheck _build/$(PROFILE)/_build/html --screenshots _build/$(PROFILE)/screenshots

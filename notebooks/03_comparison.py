@@ -149,8 +149,8 @@ per_seed.to_csv(out / "comparison-seeds.csv", index=False)
 glue("n_train_seeds", 1 + len(extra_seeds), display=False)
 
 # %%
-shipped, shipped_config = models.load_model("unet-dsb2018")
-reference_name = f"U-Net, chapter 2 ({models.model_card('unet-dsb2018')['training_minutes']:.0f} min)"
+shipped, shipped_config = models.load_model(run.shipped())  # chapter 2's model (in a scratch run, its copy there)
+reference_name = f"U-Net, chapter 2 ({models.model_card(run.shipped())['training_minutes']:.0f} min)"
 reference = cmp.score_network(reference_name, shipped, shipped_config, test_samples, params=shipped.count_params(),
                               gflops=models.count_flops(shipped_config, 256) / 1e9, seed=seed,
                               timing_repeats=timing_repeats)

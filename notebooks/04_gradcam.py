@@ -76,7 +76,7 @@ run.facts()
 
 # %%
 picked_samples, modality = explain.pick_test_samples(out, split, n_images_per_modality, seed=seed, max_images=max_images)
-model, config = models.load_model("unet-dsb2018")
+model, config = models.load_model(run.shipped())
 
 ids = [s.image_id for s in picked_samples]
 windows = explain.explanation_windows(picked_samples, modality, config, image_size)

@@ -82,7 +82,7 @@ run.facts()
 picked_samples, modality = explain.pick_test_samples(out, split, n_images_per_modality, seed=seed, max_images=max_images)
 
 ids = [s.image_id for s in picked_samples]
-net, config = models.load_model("unet-dsb2018")
+net, config = models.load_model(run.shipped())
 windows = explain.explanation_windows(picked_samples, modality, config, image_size)
 x, truth = windows.x, windows.truth
 weights = net.get_weights()

@@ -628,8 +628,9 @@ def load_model(name_or_path: str | os.PathLike[str] = "unet-dsb2018") -> tuple[A
     return load_model_folder(model_folder(name_or_path))
 
 
-def model_card(name: str) -> dict[str, Any]:
-    """The model card (data, split, profile, epochs, metrics, commit, date) of a shipped model."""
+def model_card(name: str | os.PathLike[str]) -> dict[str, Any]:
+    """The model card (data, split, profile, epochs, metrics, commit, date) of a shipped model
+    (by name) or of a model folder (by path)."""
     path = model_folder(name) / "card.json"
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: no model card for {name!r}")

@@ -126,3 +126,55 @@ def test_last_bit_differences_are_rounding_and_anything_more_differs() -> None:
     )
     ok, _ = reproduce.verdict(pd.DataFrame({"file": ["a.csv"], "status": [reproduce.ROUNDING], "detail": [""]}))
     assert ok
+
+
+def test_retrain_starts_from_the_committed_artefacts_without_the_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nucleilib.study import runner
+
+    committed = tmp_path / "artefacts" / "cpu"
+    _write(committed, "manifest.csv", TABLE)
+    _write(committed, "table1.csv", TABLE)
+    _write(committed, "models/cmp-unet-original-s42-0123/history.csv", TABLE)
+    seen = {}
+
+    def fake_run_study(profile, *, only, force, root, log, progress_bar, parameters):
+        folder = Path(root) / parameters["artefacts"]
+        seen["models"] = sorted(p.name for p in (folder / "models").glob("*")) if (folder / "models").exists() else []
+        seen["manifest"] = (folder / "manifest.csv").is_file()
+        _write(folder, "table1.csv", TABLE.assign(**{"DSB score": [0.5, 0.47]}))  # retrained: numbers move
+        return []
+
+    monkeypatch.setattr(runner, "run_study", fake_run_study)
+    monkeypatch.setattr(runner, "project_root", lambda root=None: tmp_path)
+    ok, table, folder = reproduce.verify_study("cpu", retrain=True, log=lambda line: None)
+    assert folder == tmp_path / "artefacts/lab/retrain-cpu"
+    assert seen == {"models": [], "manifest": True}  # every model trains again; the data chapter's tables are there
+    assert not ok and table["status"].tolist() == [reproduce.DIFFERS]
+    assert "DSB score: 2 of 2 values differ, largest by 0.022" in table.loc[0, "detail"]
+    assert (committed / "models/cmp-unet-original-s42-0123/history.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("flags", "ok", "status"), [(["--verify"], True, 0), (["--verify"], False, 1), (["--retrain"], False, 0)]
+)
+def test_the_study_command_verifies_and_retrains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, flags, ok, status
+) -> None:
+    from nucleilib import cli
+
+    calls = []
+
+    def fake_verify(profile, *, only, retrain, progress_bar):
+        calls.append((profile, only, retrain))
+        rows = [{"file": "table1.csv", "status": reproduce.IDENTICAL if ok else reproduce.DIFFERS, "detail": ""}]
+        return ok, pd.DataFrame(rows), tmp_path
+
+    monkeypatch.setattr(reproduce, "verify_study", fake_verify)
+    assert cli.main(["study", *flags, "--only", "03_comparison", "--no-progress"]) == status
+    assert calls == [("cpu", ["03_comparison"], flags == ["--retrain"])]
+    out = capsys.readouterr().out
+    assert "table1.csv" in out and f"{flags[0][2:]} (cpu): " in out
+    with pytest.raises(SystemExit, match="take no -p"):
+        cli.main(["study", *flags, "-p", "seed", "1"])

@@ -62,6 +62,8 @@ ROUNDING_TOLERANCE = 1e-9
 
 #: Where ``nuclei study --verify`` re-executes (inside the scratch folder, emptied first).
 VERIFY_FOLDER = "verify-{profile}"
+#: Where ``nuclei study --retrain`` re-executes, training every model again.
+RETRAIN_FOLDER = "retrain-{profile}"
 REPORT = "verify-report.csv"
 
 
@@ -217,6 +219,7 @@ def verify_study(
     profile: str,
     *,
     only: Sequence[str] | None = None,
+    retrain: bool = False,
     root: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] = print,
     progress_bar: bool = True,
@@ -229,6 +232,11 @@ def verify_study(
     with the committed one (:func:`compare_folders`); the table is also saved as
     ``verify-report.csv`` in that folder.
 
+    With ``retrain``, the run goes into ``artefacts/lab/retrain-<profile>`` and is given the
+    committed artefacts *without* the model cache, so every chapter trains its models again from
+    scratch with the committed configurations and seeds (hours on a laptop for the ``cpu``
+    profile); the report then says how far a retraining moves each table.
+
     Returns
     -------
     ok : bool
@@ -239,12 +247,14 @@ def verify_study(
         The re-executed run's folder.
     """
     from .profiles import SCRATCH
-    from .runner import project_root, run_study
+    from .runner import project_root, run_study, seed_scratch
 
     project = project_root(root)
-    folder = project / SCRATCH / VERIFY_FOLDER.format(profile=profile)
+    folder = project / SCRATCH / (RETRAIN_FOLDER if retrain else VERIFY_FOLDER).format(profile=profile)
     if folder.exists():
         shutil.rmtree(folder)
+    if retrain:
+        seed_scratch(folder, project / "artefacts" / profile, leave_out=["models"])
     start = time.time()
     run_study(
         profile,

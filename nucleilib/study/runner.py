@@ -96,13 +96,15 @@ def is_scratch(folder: str | os.PathLike[str], root: str | os.PathLike[str]) -> 
     return here == scratch or scratch in here.parents
 
 
-def seed_scratch(scratch: Path, committed: Path, shipped: Path | None = None) -> bool:
+def seed_scratch(scratch: Path, committed: Path, shipped: Path | None = None, *, leave_out: Sequence[str] = ()) -> bool:
     """Give a scratch folder its copy of a published run's artefacts and of the shipped models.
 
     Copies, not links, so that a cell rewriting a file in place cannot reach the committed
     one; a file the scratch folder already has is never replaced. Each file is copied to a
     temporary name and renamed, and :data:`SEED_RECORD` is written last, so an interrupted
-    seeding finishes at the next call. Returns whether anything was copied.
+    seeding finishes at the next call. ``leave_out`` names top-level folders of ``committed``
+    not to copy (``models``: a run that trains everything again). Returns whether anything
+    was copied.
     """
     if (scratch / SEED_RECORD).is_file():
         return False
@@ -111,8 +113,9 @@ def seed_scratch(scratch: Path, committed: Path, shipped: Path | None = None) ->
     copied = 0
     for source_root, target_root in ((committed, scratch), (shipped, scratch / SCRATCH_MODELS)):
         for source in sorted(source_root.rglob("*")) if source_root.is_dir() else []:
-            target = target_root / source.relative_to(source_root)
-            if source.is_dir() or target.exists():
+            relative = source.relative_to(source_root)
+            target = target_root / relative
+            if source.is_dir() or target.exists() or (source_root == committed and relative.parts[0] in leave_out):
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(target.name + ".partial")
@@ -120,7 +123,7 @@ def seed_scratch(scratch: Path, committed: Path, shipped: Path | None = None) ->
             os.replace(partial, target)
             copied += 1
     scratch.mkdir(parents=True, exist_ok=True)
-    record = {"artefacts": str(committed), "shipped models": str(shipped), "files": copied}
+    record = {"artefacts": str(committed), "shipped models": str(shipped), "files": copied, "left out": list(leave_out)}
     (scratch / SEED_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     print(
         f"{scratch}: {copied} file(s) copied from {committed} and the shipped models; the published run stays as it is"
