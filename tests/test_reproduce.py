@@ -178,3 +178,30 @@ def test_the_study_command_verifies_and_retrains(
     assert "table1.csv" in out and f"{flags[0][2:]} (cpu): " in out
     with pytest.raises(SystemExit, match="take no -p"):
         cli.main(["study", *flags, "-p", "seed", "1"])
+
+
+@pytest.mark.parametrize("seed", [42, 1, 2])
+@pytest.mark.parametrize("contender", ["U-Net", "ResUNet", "DeepLabV3+"])
+def test_every_comparison_training_is_committed(contender: str, seed: int) -> None:
+    # The chapter's configurations, split and seeds name these folders: re-executing it trains nothing.
+    budget, split, folder = reproduce.committed_model(contender, seed)
+    assert (folder / "weights.npz").is_file() and budget.epochs == 20 and len(split["test"]) > 0
+
+
+def test_a_training_that_is_not_committed_is_named() -> None:
+    from nucleilib.study.runner import StudyError
+
+    with pytest.raises(StudyError, match="no committed training of ResUNet with seed 7"):
+        reproduce.committed_model("ResUNet", 7)
+
+
+def test_record_drift_replaces_the_same_model_seed_and_machine(tmp_path: Path) -> None:
+    row = {"model": "ResUNet", "seed": 42, "retrained on": "AMD EPYC (avx2)", "DSB change": -0.01}
+    reproduce.record_drift(row, tmp_path)
+    reproduce.record_drift(dict(row, **{"retrained on": "Intel Xeon (avx2, avx512f)"}), tmp_path)
+    table = reproduce.record_drift(dict(row, **{"DSB change": 0.02}), tmp_path)
+    assert table[["retrained on", "DSB change"]].values.tolist() == [
+        ["Intel Xeon (avx2, avx512f)", -0.01],
+        ["AMD EPYC (avx2)", 0.02],
+    ]
+    assert pd.read_csv(tmp_path / reproduce.DRIFT_FILE).equals(table)

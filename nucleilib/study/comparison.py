@@ -62,6 +62,23 @@ GLUE_COLUMNS = (("IoU", "iou"), ("DSB score", "dsb"), ("accuracy", "acc"), ("ms/
 # --------------------------------------------------------------------------- training
 
 
+def contenders() -> dict[str, ModelConfig]:
+    """The networks the chapter compares, in row order: the U-Net, the deep residual U-Net and
+    DeepLabV3+ with the same two outputs (foreground, touching border) and batch normalisation.
+
+    Examples
+    --------
+    >>> {name: config.architecture for name, config in contenders().items()}
+    {'U-Net': 'unet', 'ResUNet': 'resunet', 'DeepLabV3+': 'deeplabv3plus'}
+    """
+    base = ModelConfig(residual=True, batch_norm=True, outputs=("foreground", "border"))
+    return {
+        "U-Net": base,
+        "ResUNet": dataclasses.replace(base, architecture="resunet", extra={"units_per_level": 2}),
+        "DeepLabV3+": dataclasses.replace(base, architecture="deeplabv3plus", extra={"atrous_rates": [2, 4, 6]}),
+    }
+
+
 def train_config(budget: Any, model_config: ModelConfig, seed: int) -> Any:
     """The training configuration of one network: ``budget`` with its model and seed.
 

@@ -268,3 +268,223 @@ def verify_study(
     table = compare_folders(folder, project / "artefacts" / profile, result_files(folder, since=start))
     table.to_csv(folder / REPORT, index=False)
     return verdict(table)[0], table, folder
+
+
+#: How far retraining moved each comparison network (``python -m nucleilib.study.reproduce``).
+DRIFT_FILE = "retrain-drift.csv"
+
+
+def committed_model(
+    contender: str, seed: int, *, profile: str = "cpu", root: str | os.PathLike[str] | None = None
+) -> tuple[Any, dict[str, Any], Path]:
+    """The comparison chapter's budget, split and committed cache folder of one network and seed.
+
+    Returns ``(budget, split, folder)``: the chapter's :class:`~nucleilib.training.TrainConfig`
+    under ``profile``, the original split's ids and ``artefacts/<profile>/models/<label>-<digest>``.
+
+    Raises
+    ------
+    StudyError
+        When that training is not in the committed model cache.
+    """
+    from .. import training
+    from . import comparison as cmp
+    from . import manifest as mf
+    from .profiles import notebook_parameters
+    from .runner import StudyError, project_root
+
+    params = notebook_parameters("03_comparison", profile)
+    committed = project_root(root) / params["artefacts"]
+    split = mf.load_splits(committed, ["original"], test_limit=params["test_limit"])["original"]
+    budget = training.TrainConfig(
+        crop=params["crop"],
+        batch_size=params["batch_size"],
+        epochs=params["epochs"],
+        steps_per_epoch=params["steps_per_epoch"],
+        patience=params["patience"],
+        max_minutes=params["max_minutes"],
+        seed=params["seed"],
+    )
+    config = cmp.contenders()[contender]
+    digest = training.training_digest(cmp.train_config(budget, config, seed), split["train"], split["val"])
+    folder = committed / "models" / f"{cmp.run_label(config, 'original', seed)}-{digest}"
+    if not (folder / "train-config.json").is_file():
+        raise StudyError(f"{folder}: no committed training of {contender} with seed {seed} under profile {profile}")
+    return budget, split, folder
+
+
+def weight_difference(kept: Sequence[Any], again: Sequence[Any]) -> tuple[bool, float]:
+    """Whether two weight lists are equal as stored (the retrained one rounded to the committed
+    one's dtype, float16 for the larger committed models) and their largest absolute difference.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> kept = [np.array([0.5, 1.0], np.float16)]
+    >>> weight_difference(kept, [np.array([0.50001, 1.0], np.float32)])  # the same after rounding to float16
+    (True, 0.0)
+    >>> weight_difference(kept, [np.array([0.6, 1.0], np.float32)])[0]
+    False
+    """
+    import numpy as np
+
+    gaps = [
+        np.abs(np.asarray(b).astype(np.asarray(a).dtype).astype(np.float64) - np.asarray(a, np.float64)).max()
+        for a, b in zip(kept, again)
+    ]
+    largest = float(max(gaps)) if gaps else 0.0
+    return largest == 0.0, largest
+
+
+def retrain_drift(
+    contender: str,
+    seed: int,
+    *,
+    profile: str = "cpu",
+    committed_machine: str = "",
+    root: str | os.PathLike[str] | None = None,
+    log: Callable[[str], Any] | None = print,
+) -> dict[str, Any]:
+    """Train one comparison network again on this machine and set it against the committed one.
+
+    The training uses the chapter's configuration, split and seed, into a scratch model cache
+    (``artefacts/lab/retrain-drift/``, reused when it holds that training already); both networks
+    are scored on the original split's test images as in Table 1.
+
+    Returns
+    -------
+    dict
+        One row of :data:`DRIFT_FILE`: ``model``, ``seed``, the two machines, whether the weights
+        are identical as stored and their largest difference, the epochs run, and the pooled
+        ``IoU`` and per-image ``DSB score`` of the committed and the retrained network.
+    """
+    import numpy as np
+
+    from .. import machine
+    from ..models import load_model_folder
+    from . import comparison as cmp
+    from . import manifest as mf
+    from .profiles import SCRATCH
+    from .runner import project_root
+
+    project = project_root(root)
+    budget, split, folder = committed_model(contender, seed, profile=profile, root=project)
+    config = cmp.contenders()[contender]
+    samples = mf.load_samples(sorted({*split["train"], *split["val"], *split["test"]}))
+    again, info = cmp.train_one(
+        contender,
+        config,
+        "original",
+        seed,
+        budget=budget,
+        split_ids=split,
+        samples=samples,
+        cache_root=project / SCRATCH / "retrain-drift" / profile,
+        log=log,
+    )
+    kept, _ = load_model_folder(folder)
+    with np.load(folder / "weights.npz") as stored:
+        kept_weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+    identical, largest = weight_difference(kept_weights, again.model.get_weights())
+    test = [samples[i] for i in split["test"]]
+    record = json.loads((folder / "train-config.json").read_text())
+    row: dict[str, Any] = {
+        "model": contender,
+        "seed": seed,
+        "committed on": committed_machine or record.get("machine", {}).get("cpu", ""),
+        "retrained on": f"{machine.cpu_model()} ({', '.join(machine.cpu_features()) or 'no AVX'})",
+        "weights identical": identical,
+        "largest weight difference": largest,
+        "epochs committed": record["epochs_run"],
+        "epochs retrained": info["epochs_run"],
+    }
+    for label, model in (("committed", kept), ("retrained", again.model)):
+        metrics, probs = cmp.evaluate_one(model, config, test)
+        row[f"IoU {label}"] = cmp.micro_pixels(probs, test).iou
+        row[f"DSB {label}"] = float(metrics["dsb_score"].mean())
+    row["DSB change"] = row["DSB retrained"] - row["DSB committed"]
+    row["IoU change"] = row["IoU retrained"] - row["IoU committed"]
+    return row
+
+
+def record_drift(row: dict[str, Any], out: str | os.PathLike[str]) -> pd.DataFrame:
+    """Add ``row`` to ``out/retrain-drift.csv``, replacing an earlier row of the same model, seed
+    and retraining machine; returns the table."""
+    path = Path(out) / DRIFT_FILE
+    table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(row))
+    same = (
+        (table["model"] == row["model"])
+        & (table["seed"] == row["seed"])
+        & (table["retrained on"] == row["retrained on"])
+    )
+    table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)
+    partial = path.with_suffix(".partial")
+    table.to_csv(partial, index=False)
+    os.replace(partial, path)
+    return table
+
+
+def read_drift(out: str | os.PathLike[str]) -> pd.DataFrame:
+    """``out/retrain-drift.csv``, or an empty table where no retraining was recorded."""
+    path = Path(out) / DRIFT_FILE
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["model", "seed", "DSB retrained"])
+
+
+def drift_text(drift: pd.DataFrame, per_seed: pd.DataFrame) -> str:
+    """One sentence per recorded retraining: machines, weights, DSB change, and whether the
+    retrained DSB lies inside the network's range over seeds (``per_seed``: model, DSB score).
+
+    Examples
+    --------
+    >>> drift = pd.DataFrame({"model": ["X"], "seed": [42], "committed on": ["A"], "retrained on": ["B"],
+    ...                       "weights identical": [False], "largest weight difference": [0.25],
+    ...                       "DSB committed": [0.45], "DSB retrained": [0.47], "DSB change": [0.02]})
+    >>> per_seed = pd.DataFrame({"model": ["X", "X", "X"], "DSB score": [0.45, 0.50, 0.48]})
+    >>> drift_text(drift, per_seed)  # doctest: +NORMALIZE_WHITESPACE
+    'X (seed 42), trained on A, trained again on B: weights not identical (largest difference 0.25),
+     DSB 0.450 -> 0.470 (+0.020), inside its range over seeds (0.450-0.500)'
+    >>> drift_text(drift.iloc[:0], per_seed)
+    'no retraining on another machine is recorded for this run'
+    """
+    sentences = []
+    for row in drift.to_dict("records"):
+        seeds = per_seed.loc[per_seed["model"] == row["model"], "DSB score"]
+        low, high = seeds.min(), seeds.max()
+        inside = "inside" if low <= row["DSB retrained"] <= high else "outside"
+        weights = (
+            "weights identical"
+            if bool(row["weights identical"])
+            else f"weights not identical (largest difference {row['largest weight difference']:.2g})"
+        )
+        sentences.append(
+            f"{row['model']} (seed {row['seed']}), trained on {row['committed on']}, trained again on "
+            f"{row['retrained on']}: {weights}, DSB {row['DSB committed']:.3f} -> {row['DSB retrained']:.3f} "
+            f"({row['DSB change']:+.3f}), {inside} its range over seeds ({low:.3f}-{high:.3f})"
+        )
+    return "; ".join(sentences) if sentences else "no retraining on another machine is recorded for this run"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m nucleilib.study.reproduce``: retrain one comparison network and record its drift."""
+    import argparse
+
+    from . import comparison as cmp
+
+    parser = argparse.ArgumentParser(prog="python -m nucleilib.study.reproduce", description=main.__doc__)
+    parser.add_argument("--model", choices=list(cmp.contenders()), default="ResUNet")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument(
+        "--committed-machine", default="", help="where the committed model was trained, when its record lacks it"
+    )
+    args = parser.parse_args(argv)
+    from .runner import project_root
+
+    row = retrain_drift(args.model, args.seed, profile=args.profile, committed_machine=args.committed_machine)
+    table = record_drift(row, project_root() / "artefacts" / args.profile)
+    print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
