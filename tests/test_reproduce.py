@@ -205,3 +205,12 @@ def test_record_drift_replaces_the_same_model_seed_and_machine(tmp_path: Path) -
         ["AMD EPYC (avx2)", 0.02],
     ]
     assert pd.read_csv(tmp_path / reproduce.DRIFT_FILE).equals(table)
+
+
+def test_a_timing_row_of_a_summary_is_left_out() -> None:
+    # 02_unet's unet-test-rescaled.csv: settings in columns, metrics in rows, one of them a time.
+    committed = pd.DataFrame({"": ["DSB", "s per image"], "own scale": [0.579, 0.223]})
+    again = committed.assign(**{"own scale": [0.579, 0.475]})
+    assert reproduce.compare_tables(again, committed) == (reproduce.IDENTICAL, "timings left out: s per image")
+    moved = committed.assign(**{"own scale": [0.6, 0.223]})
+    assert reproduce.compare_tables(moved, committed)[0] == reproduce.DIFFERS

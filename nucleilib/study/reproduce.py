@@ -86,7 +86,15 @@ def compare_tables(new: pd.DataFrame, old: pd.DataFrame) -> tuple[str, str]:
         return DIFFERS, f"columns differ (new: {added or 'none'}; gone: {removed or 'none'})"
     if new.shape != old.shape:
         return DIFFERS, f"{len(new)} rows, committed {len(old)}"
-    left_out = [f"timings left out: {', '.join(timing)}"] if timing else []
+    # A table indexed by its first column ("s per image" as a row of a summary) times by rows too.
+    first = old.columns[0] if len(old.columns) else None
+    timed_rows = []
+    if first is not None and not pd.api.types.is_numeric_dtype(old[first]):
+        rows = old[first].map(is_timing).to_numpy() | new[first].map(is_timing).to_numpy()
+        timed_rows = old.loc[rows, first].astype(str).tolist()
+        new, old = new[~rows].reset_index(drop=True), old[~rows].reset_index(drop=True)
+    left = timing + timed_rows
+    left_out = [f"timings left out: {', '.join(left)}"] if left else []
     problems, rounding = [], 0.0
     for column in (c for c in old.columns if c not in timing):
         a, b = new[column], old[column]
