@@ -323,7 +323,8 @@ def committed_model(
 
 def weight_difference(kept: Sequence[Any], again: Sequence[Any]) -> tuple[bool, float]:
     """Whether two weight lists are equal as stored (the retrained one rounded to the committed
-    one's dtype, float16 for the larger committed models) and their largest absolute difference.
+    one's dtype, float16 for the larger committed models), and their largest relative difference:
+    over the weight tensors, the largest ``|a - b|`` divided by the tensor's largest ``|a|``.
 
     Examples
     --------
@@ -331,16 +332,16 @@ def weight_difference(kept: Sequence[Any], again: Sequence[Any]) -> tuple[bool, 
     >>> kept = [np.array([0.5, 1.0], np.float16)]
     >>> weight_difference(kept, [np.array([0.50001, 1.0], np.float32)])  # the same after rounding to float16
     (True, 0.0)
-    >>> weight_difference(kept, [np.array([0.6, 1.0], np.float32)])[0]
-    False
+    >>> weight_difference(kept, [np.array([0.6, 1.0], np.float32)])
+    (False, 0.10009765625)
     """
     import numpy as np
 
-    gaps = [
-        np.abs(np.asarray(b).astype(np.asarray(a).dtype).astype(np.float64) - np.asarray(a, np.float64)).max()
-        for a, b in zip(kept, again)
-    ]
-    largest = float(max(gaps)) if gaps else 0.0
+    largest = 0.0
+    for a, b in zip(kept, again):
+        a = np.asarray(a)
+        gap = np.abs(np.asarray(b).astype(a.dtype).astype(np.float64) - a.astype(np.float64)).max()
+        largest = max(largest, float(gap / max(float(np.abs(a.astype(np.float64)).max()), 1e-12)))
     return largest == 0.0, largest
 
 
@@ -402,7 +403,7 @@ def retrain_drift(
         "committed on": committed_machine or record.get("machine", {}).get("cpu", ""),
         "retrained on": f"{machine.cpu_model()} ({', '.join(machine.cpu_features()) or 'no AVX'})",
         "weights identical": identical,
-        "largest weight difference": largest,
+        "largest relative weight difference": largest,
         "epochs committed": record["epochs_run"],
         "epochs retrained": info["epochs_run"],
     }
@@ -419,13 +420,15 @@ def record_drift(row: dict[str, Any], out: str | os.PathLike[str]) -> pd.DataFra
     """Add ``row`` to ``out/retrain-drift.csv``, replacing an earlier row of the same model, seed
     and retraining machine; returns the table."""
     path = Path(out) / DRIFT_FILE
-    table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(row))
-    same = (
-        (table["model"] == row["model"])
-        & (table["seed"] == row["seed"])
-        & (table["retrained on"] == row["retrained on"])
-    )
-    table = pd.concat([table[~same], pd.DataFrame([row])], ignore_index=True)
+    table = pd.DataFrame([row])
+    if path.is_file():
+        earlier = pd.read_csv(path)
+        same = (
+            (earlier["model"] == row["model"])
+            & (earlier["seed"] == row["seed"])
+            & (earlier["retrained on"] == row["retrained on"])
+        )
+        table = pd.concat([earlier[~same], table], ignore_index=True)
     partial = path.with_suffix(".partial")
     table.to_csv(partial, index=False)
     os.replace(partial, path)
@@ -445,11 +448,11 @@ def drift_text(drift: pd.DataFrame, per_seed: pd.DataFrame) -> str:
     Examples
     --------
     >>> drift = pd.DataFrame({"model": ["X"], "seed": [42], "committed on": ["A"], "retrained on": ["B"],
-    ...                       "weights identical": [False], "largest weight difference": [0.25],
+    ...                       "weights identical": [False], "largest relative weight difference": [0.25],
     ...                       "DSB committed": [0.45], "DSB retrained": [0.47], "DSB change": [0.02]})
     >>> per_seed = pd.DataFrame({"model": ["X", "X", "X"], "DSB score": [0.45, 0.50, 0.48]})
     >>> drift_text(drift, per_seed)  # doctest: +NORMALIZE_WHITESPACE
-    'X (seed 42), trained on A, trained again on B: weights not identical (largest difference 0.25),
+    'X (seed 42), trained on A, trained again on B: weights not identical (largest relative difference 0.25),
      DSB 0.450 -> 0.470 (+0.020), inside its range over seeds (0.450-0.500)'
     >>> drift_text(drift.iloc[:0], per_seed)
     'no retraining on another machine is recorded for this run'
@@ -462,7 +465,7 @@ def drift_text(drift: pd.DataFrame, per_seed: pd.DataFrame) -> str:
         weights = (
             "weights identical"
             if bool(row["weights identical"])
-            else f"weights not identical (largest difference {row['largest weight difference']:.2g})"
+            else f"weights not identical (largest relative difference {row['largest relative weight difference']:.2g})"
         )
         sentences.append(
             f"{row['model']} (seed {row['seed']}), trained on {row['committed on']}, trained again on "
