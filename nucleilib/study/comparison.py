@@ -288,10 +288,12 @@ def evaluate_one(
     model: Any, model_config: ModelConfig, test_samples: Sequence[Sample]
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Per-image metrics (``borders`` separation) and probability maps of a network on test samples,
-    at the images' own scale (as the paper's networks are run, even for a scale-aware config)."""
+    at the images' own scale and in colour, as the networks were trained and as the paper's are
+    run (even for the shipped model, whose defaults rescale and give stained images as their
+    haematoxylin channel)."""
     from ..segmenter import Segmenter, evaluate_model
 
-    segmenter = Segmenter.from_keras(model, model_config, diameter=None)
+    segmenter = Segmenter.from_keras(model, dataclasses.replace(model_config, colour_input="rgb"), diameter=None)
     return evaluate_model(segmenter, None, test_samples, methods=["borders"], keep_probabilities=True)
 
 
