@@ -204,25 +204,48 @@ def _done_row(path: Path, output: Path, nuclei: int, diameter: float, scale: flo
     }
 
 
-def _segment_large(run: PredictionRun, segmenter: Any, path: Path, name: str, block: int) -> None:
-    """Blockwise segmentation of one large image into ``<name>_labels.tif`` (uint32)."""
+def _segment_large(
+    run: PredictionRun,
+    segmenter: Any,
+    path: Path,
+    name: str,
+    block: int,
+    *,
+    block_format: str = "tif",
+    client: Any = None,
+    make_segmenter: Callable[[], Any] | None = None,
+) -> None:
+    """Blockwise segmentation of one large image into ``<name>_labels.tif`` (uint32) or
+    ``<name>_labels.zarr``; its blocks on ``client``'s workers when one is given."""
     from .big import open_image, open_labels, segment_blockwise
 
     image = open_image(path)
-    label_path = run.out / f"{name}_labels.tif"
-    partial = label_path.with_name(f".{label_path.name}.partial.tif")
+    label_path = run.out / f"{name}_labels.{block_format}"
+    partial = label_path.with_name(f".{label_path.name}.partial.{block_format}")
     try:
+        _remove(partial)
         try:
-            out = open_labels(str(partial), image.shape[:2])
+            out = open_labels(str(partial), image.shape[:2], chunk=block)
         except OSError as err:
             raise _unwritable(path, name, label_path, err) from err
-        result = segment_blockwise(segmenter, image, out, block=block, progress=True)
+        result = segment_blockwise(
+            segmenter, image, out, block=block, progress=True, client=client, make_segmenter=make_segmenter
+        )
         del out
+        _remove(label_path)
         os.replace(partial, label_path)
     finally:
-        partial.unlink(missing_ok=True)
+        _remove(partial)
     summary = _done_row(path, label_path, result.nuclei, result.diameter, result.scale)
     run.finish(name, summary, result.table.assign(image=str(path))[NUCLEI_COLUMNS])
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a folder (a zarr array) if it is there."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def segment_one(
@@ -234,6 +257,7 @@ def segment_one(
     label_format: str = "png",
     overlay: bool = False,
     block: int = 0,
+    block_format: str = "tif",
 ) -> dict[str, Any] | None:
     """Segment one image, write its outputs and record it as done in ``run``.
 
@@ -255,7 +279,7 @@ def segment_one(
     if isinstance(loaded, dict):
         return loaded
     if loaded is None:
-        return _segment_large_or_failure(run, segmenter, path, name, block)
+        return _segment_large_or_failure(run, segmenter, path, name, block, block_format=block_format)
     result = _segment_loaded(segmenter, path, loaded)
     if isinstance(result, dict):
         return result
@@ -283,11 +307,11 @@ def _load(path: Path, block: int) -> Any:
         return failure_row(path, str(err))
 
 
-def _segment_large_or_failure(run: PredictionRun, segmenter: Any, path: Path, name: str, block: int) -> Any:
+def _segment_large_or_failure(run: PredictionRun, segmenter: Any, path: Path, name: str, block: int, **how: Any) -> Any:
     from .errors import DatasetError
 
     try:
-        _segment_large(run, segmenter, path, name, block)
+        _segment_large(run, segmenter, path, name, block, **how)
     except (DatasetError, ValueError) as err:
         return failure_row(path, str(err))
     return None
@@ -343,6 +367,7 @@ def _pipelined(
     label_format: str,
     overlay: bool,
     block: int,
+    block_format: str = "tif",
 ) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """:func:`segment_one` of each image in one process, in three overlapping stages: a thread
     reads and decodes the next images while the network segments this one, and another writes
@@ -421,7 +446,7 @@ def _pipelined(
                 yield name, image
                 continue
             if image is None:
-                yield name, _segment_large_or_failure(run, segmenter, path, name, block)
+                yield name, _segment_large_or_failure(run, segmenter, path, name, block, block_format=block_format)
                 continue
             result = _segment_loaded(segmenter, path, image)
             if isinstance(result, dict):
@@ -452,22 +477,100 @@ def _pipelined(
         reader.join(timeout=5)
 
 
-# --------------------------------------------------------------------------- worker processes
-
-_WORKER: dict[str, Any] = {}
+# --------------------------------------------------------------------------- a Dask cluster
 
 
-def _start_worker(make_segmenter: Callable[[], Any]) -> None:
-    import signal
+def _segment_remotely(make_segmenter: Callable[[], Any], path: str, image: np.ndarray) -> Any:
+    """On a worker: the segmentation of one image, or its failure row."""
+    from .big import _worker_segmenter
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _WORKER["segmenter"] = make_segmenter()
+    segmenter, lock = _worker_segmenter(make_segmenter)
+    with lock:
+        return _segment_loaded(segmenter, Path(path), image)
 
 
-def _work(
-    run: PredictionRun, path: Path, name: str, label_format: str, overlay: bool, block: int
-) -> dict[str, Any] | None:
-    return segment_one(run, _WORKER["segmenter"], path, name, label_format=label_format, overlay=overlay, block=block)
+def _clustered(
+    run: PredictionRun,
+    client: Any,
+    local: Any,
+    make_segmenter: Callable[[], Any],
+    todo: Sequence[tuple[Path, str]],
+    *,
+    label_format: str,
+    overlay: bool,
+    block: int,
+    block_format: str,
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """:func:`segment_one` of each image with the network on ``client``'s workers: this process
+    reads the images and writes every output (with ``local``, this process's segmenter, which
+    also plans large images' blocks), so the workers need no access to the files; at most two
+    images per worker are in flight. A large image's blocks go to the workers too."""
+    from collections import deque
+
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    (recipe,) = client.scatter([make_segmenter], broadcast=True)
+    in_flight: deque[Any] = deque()
+
+    def finish(oldest: Any) -> tuple[str, dict[str, Any] | None]:
+        path, name, image, future = oldest
+        result = future.result()
+        if isinstance(result, dict):
+            return name, result
+        _write_outputs(run, local, path, name, image, result, label_format=label_format, overlay=overlay)
+        return name, None
+
+    try:
+        for path, name in todo:
+            image = _load(path, block)
+            if isinstance(image, dict):
+                yield name, image
+                continue
+            if image is None:
+                while in_flight:
+                    yield finish(in_flight.popleft())
+                yield (
+                    name,
+                    _segment_large_or_failure(
+                        run,
+                        local,
+                        path,
+                        name,
+                        block,
+                        block_format=block_format,
+                        client=client,
+                        make_segmenter=make_segmenter,
+                    ),
+                )
+                continue
+            in_flight.append(
+                (path, name, image, client.submit(_segment_remotely, recipe, str(path), image, pure=False))
+            )
+            if len(in_flight) >= 2 * workers:
+                yield finish(in_flight.popleft())
+        while in_flight:
+            yield finish(in_flight.popleft())
+    finally:
+        for *_, future in in_flight:
+            future.cancel()
+
+
+def local_cluster(workers: int) -> Any:
+    """A :class:`dask.distributed.Client` of ``workers`` processes on this machine, one task at a
+    time each, without a dashboard (closed with the client)."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster, set_as_default=False)
+
+
+def connect(address: str) -> Any:
+    """A :class:`dask.distributed.Client` of the scheduler at ``address`` (``tcp://host:8786``)."""
+    from dask.distributed import Client
+
+    try:
+        return Client(address, timeout=30, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise NucleiError(f"--scheduler {address}: no Dask scheduler answered there ({err})") from err
 
 
 def segment_many(
@@ -475,34 +578,35 @@ def segment_many(
     make_segmenter: Callable[[], Any],
     todo: Sequence[tuple[Path, str]],
     *,
+    segmenter: Any = None,
     workers: int = 1,
+    client: Any = None,
     label_format: str = "png",
     overlay: bool = False,
     block: int = 0,
+    block_format: str = "tif",
 ) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """:func:`segment_one` of each ``(path, name)`` of ``todo``, yielding ``(name, failure row or
-    None)`` as images finish.
+    None)`` as images finish, in the order of ``todo``.
 
-    With ``workers`` above one, that many processes (spawned, each building its own segmenter
-    with ``make_segmenter``, a picklable callable that also sets its threads)
-    segment images side by side; each image's outputs are what one process writes. Interrupted
-    (KeyboardInterrupt), the images already started are finished and recorded first.
+    With a Dask ``client`` (:func:`connect`), or ``workers`` above one (a :func:`local_cluster`
+    of that many processes), the network runs on the cluster's workers, each building its own
+    segmenter once with ``make_segmenter`` (a picklable callable that also sets its threads);
+    this process reads and writes, and every output is what one process writes. Interrupted
+    (KeyboardInterrupt), what was already segmented is written and recorded. ``segmenter``, if
+    given, is the one ``make_segmenter`` builds, already built in this process.
     """
-    if workers <= 1:
-        yield from _pipelined(run, make_segmenter(), todo, label_format=label_format, overlay=overlay, block=block)
+    how = {"label_format": label_format, "overlay": overlay, "block": block, "block_format": block_format}
+    local = make_segmenter() if segmenter is None else segmenter
+    if client is None and workers <= 1:
+        yield from _pipelined(run, local, todo, **how)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(make_segmenter,),
-    )
+    own = client is None
+    if own:
+        client = local_cluster(workers)
     try:
-        futures = {pool.submit(_work, run, path, name, label_format, overlay, block): name for path, name in todo}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        yield from _clustered(run, client, local, make_segmenter, todo, **how)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own:
+            client.close()
+            client.cluster.close()

@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .data import DATA_ENV, DEFAULT_DATASET, content_fingerprint, data_root
 from .errors import DatasetError, NucleiError
-from .io import IMAGE_SUFFIXES, LABEL_FORMATS, find_images, unique_stems
+from .io import IMAGE_SUFFIXES, LABEL_FORMATS, find_images, is_zarr, unique_stems
 
 #: Choices of ``--separation`` (:data:`nucleilib.inference.METHODS`, spelt out so that
 #: ``nuclei --help`` need not import scikit-image).
@@ -109,15 +109,30 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         default=4096,
         metavar="PIXELS",
         help="images of more than PIXELS x PIXELS pixels (a slide region, a mosaic) are segmented block by block "
-        "in blocks of that side, a multiple of 16, into a uint32 TIFF, with bounded memory; 0: never "
-        "(default: %(default)s)",
+        "in blocks of that side, a multiple of 16, into a uint32 label image (--block-format), with bounded "
+        "memory; 0: never (default: %(default)s)",
+    )
+    predict.add_argument(
+        "--block-format",
+        choices=("tif", "zarr"),
+        default="tif",
+        help="label image of an image segmented block by block: an uncompressed TIFF or a chunked, compressed "
+        "zarr array (a <name>_labels.zarr folder) (default: %(default)s)",
     )
     predict.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="processes segmenting images side by side, the machine's cores shared among them; the results are "
-        "the same as with one (default: %(default)s)",
+        help="processes segmenting images (and blocks of large images) side by side on this machine, a Dask "
+        "LocalCluster with the machine's cores shared among them; the results are the same as with one "
+        "(default: %(default)s)",
+    )
+    predict.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the network on the workers of the Dask scheduler at ADDRESS (tcp://host:8786), for many images "
+        "and for the blocks of large images; this process reads the images and writes every output, so the workers "
+        "need the model's Python environment but not your files",
     )
     predict.add_argument(
         "--threads",
@@ -178,7 +193,10 @@ def _collect_images(inputs: Sequence[str], recursive: bool) -> tuple[list[Path],
     problems: list[str] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if is_zarr(path):
+            folders.append(path.resolve().parent)
+            files.append(path)
+        elif path.is_dir():
             folders.append(path.resolve())
             found = find_images(path, recursive=recursive)
             if not found:
@@ -231,6 +249,7 @@ def run_predict(args: argparse.Namespace) -> int:
         "format": args.format,
         "overlay": args.overlay,
         "block": args.block,
+        "block_format": args.block_format,
     }
     if args.block < 0 or args.block % 16:
         _error(f"--block must be 0 or a positive multiple of 16, got {args.block}")
@@ -241,8 +260,16 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         _error(f"--threads must be at least 1, got {args.threads}")
         return 2
+    if args.scheduler and args.workers > 1:
+        _error("--workers starts a cluster on this machine and --scheduler uses another one: give one of them")
+        return 2
     recipe = _segmenter_recipe(args)
     segmenter = recipe()  # a model that cannot be loaded stops the run before anything is written
+    client = None
+    if args.scheduler:
+        from .batch import connect
+
+        client = connect(args.scheduler)  # an unreachable scheduler stops the run before anything is written
     run = PredictionRun.start(out, settings, targets=targets, overwrite=args.overwrite)
     todo = [(path, name) for path, name in zip(files, names) if not run.is_done(name)]
     if len(todo) < len(files):
@@ -250,12 +277,15 @@ def run_predict(args: argparse.Namespace) -> int:
     failures: dict[str, dict[str, Any]] = {}
     finished = segment_many(
         run,
-        (lambda: segmenter) if args.workers <= 1 else recipe,
+        recipe,
         todo,
+        segmenter=segmenter,
         workers=args.workers,
+        client=client,
         label_format=args.format,
         overlay=args.overlay,
         block=args.block,
+        block_format=args.block_format,
     )
     try:
         for name, failure in tqdm(finished, total=len(todo), desc="segmenting", unit="img"):
@@ -273,6 +303,9 @@ def run_predict(args: argparse.Namespace) -> int:
         done = _write_tables(run, names, failures)
         _error(f"interrupted: {done} of {len(files)} image(s) done; run the same command again to finish")
         return 130
+    finally:
+        if client is not None:
+            client.close()
     _write_tables(run, names, failures)
     failed = len(failures) + len(problems)
     print(f"{len(files) - len(failures)} image(s) segmented, {failed} problem(s); results in {out}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -95,6 +96,8 @@ def read_raw(path: str | os.PathLike[str]) -> np.ndarray:
         If the file is missing or cannot be decoded.
     """
     path = Path(path)
+    if is_zarr(path):
+        return np.asarray(open_zarr(path))
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     suffix = path.suffix.lower()
@@ -117,6 +120,68 @@ def read_raw(path: str | os.PathLike[str]) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DatasetError(f"{path}: cannot decode image ({reason})") from None
+
+
+def is_zarr(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a zarr array: a folder named ``*.zarr`` or holding zarr's metadata."""
+    path = Path(path)
+    return path.suffix.lower() == ".zarr" or (path.is_dir() and any((path / name).exists() for name in ZARR_MARKERS))
+
+
+#: Files that make a folder a zarr array (zarr v3, v2).
+ZARR_MARKERS = ("zarr.json", ".zarray")
+
+
+def yx_image(array: Any, where: str) -> Any:
+    """``array`` as (H, W) or (H, W, C): a leading axis of 1 to 4 planes (OME's C, or one
+    Z or T plane) is taken as channels, read lazily."""
+    if len(array.shape) == 2 or (len(array.shape) == 3 and array.shape[2] <= 4):
+        return array
+    if len(array.shape) == 3 and array.shape[0] <= 4:
+        return _ChannelsLast(array)
+    raise ValueError(
+        f"{where}: expected an image of shape (H, W), (H, W, C) or (C, H, W) with at most 4 channels, "
+        f"got {tuple(array.shape)}"
+    )
+
+
+class _ChannelsLast:
+    """A (C, H, W) array read as (H, W, C), one slice at a time."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.dtype = array.dtype
+        channels, height, width = array.shape
+        self.shape = (height, width, channels)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        rows, cols = (tuple(key) + (slice(None), slice(None)))[:2]
+        return np.moveaxis(np.asarray(self.array[:, rows, cols]), 0, -1)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self[:, :]
+        return values if dtype is None else values.astype(dtype)
+
+
+def open_zarr(path: str | os.PathLike[str]) -> Any:
+    """A zarr array image, as (H, W) or (H, W, C), read lazily (nothing decoded until sliced).
+
+    Raises
+    ------
+    DatasetError
+        If ``path`` is not a readable zarr array of such a shape.
+    """
+    import zarr
+
+    try:
+        array = zarr.open_array(str(path), mode="r")
+    except Exception as err:  # noqa: BLE001 - zarr raises several kinds; one message names the folder
+        raise DatasetError(f"{path}: not a readable zarr array ({type(err).__name__}: {err})") from None
+    try:
+        return yx_image(array, str(path))
+    except ValueError as err:
+        raise DatasetError(str(err)) from None
 
 
 def _to_uint8(array: np.ndarray, path: Path) -> np.ndarray:
@@ -211,10 +276,18 @@ def write_table(frame: object, path: str | os.PathLike[str]) -> Path:
 
 
 def find_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> list[Path]:
-    """Image files (by :data:`IMAGE_SUFFIXES`) in ``folder``, sorted; sub-folders when ``recursive``."""
-    folder = Path(folder)
-    pattern = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files (by :data:`IMAGE_SUFFIXES`) and zarr arrays (``*.zarr`` folders) in ``folder``,
+    sorted; sub-folders (not inside a zarr array) when ``recursive``."""
+    found, pending = [], [Path(folder)]
+    while pending:
+        for path in sorted(pending.pop().iterdir()):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(path)
+            elif path.is_dir() and path.suffix.lower() == ".zarr":
+                found.append(path)
+            elif path.is_dir() and recursive:
+                pending.append(path)
+    return sorted(found)
 
 
 def unique_stems(files: Sequence[Path]) -> list[str]:
