@@ -2,7 +2,7 @@
 
 Builds a SIZE x SIZE uncompressed RGB TIFF on disk by tiling one DSB image (so the input is
 read through a memmap, as a slide region would be), segments it block by block with the
-shipped model into a uint32 TIFF on disk, and prints the wall time, the nuclei found, the
+shipped model into a uint32 TIFF (or, with --format zarr, a chunked zarr array) on disk, and prints the wall time, the nuclei found, the
 process's peak resident memory and the peak of its anonymous part (resident memory less the
 reclaimable pages of the two mapped files; sampled every 0.2 s). A benchmark, not a test; it writes only under --work:
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import tempfile
 import time
@@ -61,7 +60,8 @@ def main() -> int:
     parser.add_argument("--block", type=int, default=2048, help="block side (default: %(default)s)")
     parser.add_argument("--backend", default="keras", help="inference backend (default: %(default)s)")
     parser.add_argument("--diameter", default="auto", help="auto, a number, or none (default: %(default)s)")
-    parser.add_argument("--work", default=None, help="folder for the two TIFFs (default: a temporary one)")
+    parser.add_argument("--format", choices=("tif", "zarr"), default="tif", help="labels file (default: %(default)s)")
+    parser.add_argument("--work", default=None, help="folder for the input and the labels (default: a temporary one)")
     args = parser.parse_args()
 
     import numpy as np
@@ -69,6 +69,7 @@ def main() -> int:
 
     from nucleilib.big import open_labels, segment_blockwise
     from nucleilib.data import data_root, load_dataset
+    from nucleilib.machine import cpu_model
     from nucleilib.segmenter import Segmenter
 
     work = Path(args.work or tempfile.mkdtemp(prefix="nuclei-big-"))
@@ -87,7 +88,7 @@ def main() -> int:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sampler = _PeakSampler()
     start = time.perf_counter()
-    out = open_labels(str(work / "labels.tif"), (args.size, args.size))
+    out = open_labels(str(work / f"labels.{args.format}"), (args.size, args.size), chunk=args.block)
     result = segment_blockwise(segmenter, tifffile.memmap(source, mode="r"), out, block=args.block, progress=True)
     seconds = time.perf_counter() - start
     anonymous = sampler.stop()
@@ -98,7 +99,7 @@ def main() -> int:
         f"({seconds / (args.size * args.size / 65536) * 1000:.0f} ms per 256x256 of image); "
         f"peak resident memory {peak:.0f} MiB (before segmenting: {before:.0f} MiB), of which anonymous "
         f"(not the mapped files' pages) at most {anonymous:.0f} MiB; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; files in {work}"
+        f"labels as {args.format}; {cpu_model()}, {os.cpu_count()} cores; files in {work}"
     )
     return 0
 

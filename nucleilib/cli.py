@@ -342,6 +342,34 @@ def build_segmenter(
     return segmenter.with_settings(threshold=threshold, separation=separation, colour_input=colour_input)
 
 
+def model_files(folder: str | os.PathLike[str]) -> dict[str, bytes]:
+    """The files of a model folder (weights, configuration, TensorFlow Lite models, card), to
+    send to workers that cannot read the folder."""
+    return {path.name: path.read_bytes() for path in sorted(Path(folder).iterdir()) if path.is_file()}
+
+
+def build_segmenter_from_files(files: dict[str, bytes], **options: Any) -> Any:
+    """:func:`build_segmenter` of a model sent as :func:`model_files`: written once per machine
+    into a folder named by its content's digest (in the temporary directory), then loaded."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    digest = hashlib.sha256()
+    for name, content in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    folder = Path(tempfile.gettempdir()) / f"nuclei-model-{digest.hexdigest()[:16]}"
+    if not folder.is_dir():
+        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        for name, content in files.items():
+            (partial / name).write_bytes(content)
+        try:
+            os.replace(partial, folder)
+        except OSError:  # another process on this machine wrote it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return build_segmenter(str(folder), **options)
+
+
 def set_tensorflow_threads(threads: int) -> None:
     """Run TensorFlow's operations on ``threads`` threads, one operation at a time (a no-op once
     TensorFlow has run an operation in this process)."""
@@ -363,11 +391,17 @@ def _threads_per_process(args: argparse.Namespace) -> int | None:
 
 
 def _segmenter_recipe(args: argparse.Namespace) -> Any:
+    """A picklable callable that builds the segmenter of ``args``; with ``--scheduler``, a model
+    folder travels inside it, so the cluster's workers need no access to it."""
     import functools
 
+    if getattr(args, "scheduler", None) and Path(args.model).is_dir():
+        build, model = build_segmenter_from_files, model_files(args.model)
+    else:
+        build, model = build_segmenter, args.model
     return functools.partial(
-        build_segmenter,
-        args.model,
+        build,
+        model,
         backend=args.backend,
         tile=args.tile,
         diameter=args.diameter,

@@ -13,6 +13,7 @@ from conftest import smooth_images, tiny_config
 
 from nucleilib import models
 from nucleilib.data import Sample
+from nucleilib.io import write_image
 from nucleilib.study import benchmarks
 from nucleilib.study.benchmarks import (
     BENCHMARK_BACKENDS,
@@ -142,3 +143,57 @@ def test_file_sizes_of_a_model_folder(tiny_unet, tflite_buffers, tmp_path: Path)
     assert sizes.loc[1, "bytes"] == len(tflite_buffers["int8"])
     np.testing.assert_allclose(sizes["MB"], sizes["bytes"] / 1e6)
     assert benchmarks.file_sizes(tmp_path / "absent").empty
+
+
+@pytest.mark.slow
+def test_end_to_end_table_times_the_whole_command_beside_the_network(tmp_path: Path) -> None:
+    from nucleilib.study.benchmarks import END_TO_END_COLUMNS, end_to_end_table
+
+    config = models.ModelConfig(base_filters=2, depth=2, outputs=("foreground", "border"), min_size=1)
+    models.save_model(models.build_unet(config), config, tmp_path / "model")
+    images = []
+    (tmp_path / "images").mkdir()
+    for index in range(3):
+        image = np.full((64, 64, 3), 20, np.uint8)
+        image[10 + index : 30 + index, 10:30] = 220
+        images.append(write_image(image, tmp_path / "images" / f"i{index}.png"))
+    runs = [("keras", 1, 0), ("keras", None, 1)]
+    table = end_to_end_table(images, tmp_path / "work", runs, small=1, model=str(tmp_path / "model"), repeats=2)
+    assert list(table.columns) == END_TO_END_COLUMNS and len(table) == 2
+    idle, busy = table.iloc[0], table.iloc[1]
+    assert idle["threads"] == 1 and busy["busy_cores"] == 1
+    assert np.isfinite(idle["network_ms"]) and idle["network_ms"] > 0 and np.isnan(busy["network_ms"])
+    assert (table["small_s"] > 0).all() and (table["first_label_s"] < table["large_s"]).all()
+    assert sorted(p.name for p in (tmp_path / "work" / "run0-all").glob("*_labels.png")) == [
+        "i0_labels.png",
+        "i1_labels.png",
+        "i2_labels.png",
+    ]
+
+
+def test_end_to_end_table_needs_a_short_run_shorter_than_the_long_one(tmp_path: Path) -> None:
+    from nucleilib.study.benchmarks import end_to_end_table
+
+    with pytest.raises(ValueError, match="small must be between 1 and 1"):
+        end_to_end_table([tmp_path / "a.png", tmp_path / "b.png"], tmp_path, [("keras", None, 0)], small=2)
+
+
+def test_end_to_end_facts_compare_the_fastest_command_with_the_fastest_network_alone() -> None:
+    import pandas as pd
+
+    from nucleilib.study.benchmarks import END_TO_END_COLUMNS, end_to_end_facts
+
+    rows = [
+        ("keras", 2, 0, 70.0, 60.0, 70 / 60, 4.3, 5.0, 10.0),
+        ("tflite-int8", 2, 0, 50.0, 40.0, 1.25, 2.7, 4.0, 8.0),
+        ("tflite-int8", 1, 1, 90.0, float("nan"), float("nan"), 3.0, 5.0, 12.0),
+        ("tflite-int8", 2, 1, 400.0, float("nan"), float("nan"), 6.0, 9.0, 40.0),
+    ]
+    facts = end_to_end_facts(pd.DataFrame(rows, columns=END_TO_END_COLUMNS), target_ms=30.0)
+    assert facts["e2e_best_backend"] == "tflite-int8" and facts["e2e_best_ms"] == 50.0
+    assert facts["e2e_fastest_network_ms"] == 40.0 and facts["e2e_best_ratio"] == pytest.approx(1.25)
+    assert facts["e2e_ratio_verdict"] == "misses" and facts["e2e_ms_verdict"] == "misses"
+    assert facts["e2e_first_s"] == 2.7 and facts["e2e_first_verdict"] == "meets"
+    assert facts["e2e_keras_ratio"] == pytest.approx(70 / 60)
+    assert (facts["e2e_busy_one_thread_ms"], facts["e2e_busy_all_threads_ms"]) == (90.0, 400.0)
+    assert facts["e2e_busy_threads_verdict"] == "fewer threads are faster"

@@ -919,3 +919,212 @@ def throughput_facts(rates: dict[str, float]) -> dict[str, float]:
         }
     )
     return facts
+
+
+# --------------------------------------------------------------------------- the whole command
+
+#: Columns of :func:`end_to_end_table`.
+END_TO_END_COLUMNS = [
+    "backend",
+    "threads",
+    "busy_cores",
+    "e2e_ms",
+    "network_ms",
+    "ratio",
+    "first_label_s",
+    "small_s",
+    "large_s",
+]
+
+
+def copy_square_images(samples: Sequence[Any], folder: str | os.PathLike[str]) -> list[Path]:
+    """Write each sample's image as ``<image_id>.png`` into ``folder`` (the command's inputs)."""
+    from ..io import write_image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_image(np.asarray(s.image)[..., :3], folder / f"{s.image_id}.png") for s in samples]
+
+
+def time_predict_command(
+    inputs: Sequence[Path], out: Path, backend: str, options: Sequence[str] = ()
+) -> tuple[float, float]:
+    """Wall time (s) of one ``nuclei predict`` in a new process, as a user runs it, and the time
+    from its start to its first label image on disk."""
+    import subprocess
+    import sys
+    import threading
+
+    nuclei = Path(sys.executable).with_name("nuclei")
+    command = [str(nuclei), "predict", *map(str, inputs), "-o", str(out), "--backend", backend, *options]
+    first: list[float] = []
+    start = time.perf_counter()
+
+    def watch() -> None:
+        while not first:
+            if out.is_dir() and any(out.glob("*_labels.*")):
+                first.append(time.perf_counter() - start)
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    total = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    first.append(float("nan"))  # stops the watcher if no label image appeared
+    watcher.join(timeout=1)
+    return total, first[0]
+
+
+def network_ms(model: str, backend: str, image: np.ndarray, repeats: int = 30) -> float:
+    """Median ms of one forward pass of ``backend`` on ``image`` preprocessed, in this process."""
+    import statistics
+
+    from ..backends import load_predict_fn
+    from ..preprocess import preprocess
+
+    predict, config = load_predict_fn(model, backend)
+    batch = preprocess(np.asarray(image)[..., :3], invert_bright=config.invert_bright)[None].astype(np.float32)
+    predict(batch)  # build, allocate, trace
+    times = []
+    for _ in range(positive_int(repeats, "repeats")):
+        start = time.perf_counter()
+        predict(batch)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(statistics.median(times))
+
+
+def _burn(stop: Any) -> None:
+    while not stop.is_set():
+        sum(i * i for i in range(10_000))
+
+
+class busy_cores:
+    """Keep ``n`` cores busy (one spinning process each) inside a ``with`` block: the machine
+    another job shares with the command."""
+
+    def __init__(self, n: int) -> None:
+        self.n = non_negative_int(n, "busy cores")
+        self._procs: list[Any] = []
+
+    def __enter__(self) -> busy_cores:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._procs = [context.Process(target=_burn, args=(self._stop,), daemon=True) for _ in range(self.n)]
+        for proc in self._procs:
+            proc.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        for proc in self._procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+
+
+def end_to_end_table(
+    inputs: Sequence[Path],
+    work: str | os.PathLike[str],
+    runs: Sequence[tuple[str, int | None, int]],
+    *,
+    small: int,
+    model: str = "unet-dsb2018",
+    options: Sequence[str] = ("--diameter", "none"),
+    repeats: int = 30,
+) -> Any:
+    """The whole ``nuclei predict`` against the network alone, one row per ``(backend, threads,
+    busy_cores)`` of ``runs`` (``threads`` None: the command's default).
+
+    Each row runs the command on the first ``small`` of ``inputs`` and on all of them; the
+    marginal time per image, ``(t_all - t_small) / (len(inputs) - small)``, leaves out the
+    start-up both pay. ``network_ms`` is one forward pass of the same backend on the first
+    image in this process (idle rows only; NaN under load), ``ratio`` their quotient.
+    """
+    import pandas as pd
+
+    work = Path(work)
+    inputs = list(inputs)
+    if not 0 < small < len(inputs):
+        raise ValueError(f"small must be between 1 and {len(inputs) - 1}, got {small}")
+    from ..io import read_image
+
+    first_image = read_image(inputs[0])
+    alone: dict[str, float] = {}
+    rows = []
+    for index, (backend, threads, busy) in enumerate(runs):
+        extra = [*options, "--model", model, *(["--threads", str(threads)] if threads else [])]
+        with busy_cores(busy):
+            small_s, first_s = time_predict_command(inputs[:small], work / f"run{index}-small", backend, extra)
+            large_s, _ = time_predict_command(inputs, work / f"run{index}-all", backend, extra)
+        marginal = (large_s - small_s) / (len(inputs) - small) * 1000
+        if not busy and backend not in alone:
+            alone[backend] = network_ms(model, backend, first_image, repeats)
+        network = alone.get(backend, float("nan")) if not busy else float("nan")
+        rows.append(
+            {
+                "backend": backend,
+                "threads": threads or os.cpu_count(),
+                "busy_cores": busy,
+                "e2e_ms": marginal,
+                "network_ms": network,
+                "ratio": marginal / network,
+                "first_label_s": first_s,
+                "small_s": small_s,
+                "large_s": large_s,
+            }
+        )
+    return pd.DataFrame(rows, columns=END_TO_END_COLUMNS)
+
+
+def square_image_paths(
+    manifest: str | os.PathLike[str], root: str | os.PathLike[str], count: int, size: int = 256
+) -> list[Path]:
+    """The image files of the first ``count`` ``size`` x ``size`` images of the manifest."""
+    import pandas as pd
+
+    table = pd.read_csv(manifest)
+    chosen = table[(table["height"] == size) & (table["width"] == size)]["image_id"].head(positive_int(count, "count"))
+    if len(chosen) < count:
+        raise ValueError(f"{manifest}: only {len(chosen)} images of {size}x{size}, {count} asked for")
+    return [Path(root) / image_id / "images" / f"{image_id}.png" for image_id in chosen]
+
+
+def end_to_end_facts(table: Any, target_ms: float, max_ratio: float = 1.15, max_first_s: float = 3.0) -> dict[str, Any]:
+    """Figures of :func:`end_to_end_table` for the text: per idle backend its marginal ms per
+    image, network ms, ratio and time to first label image; the fastest command against the
+    fastest network path alone, and each target met or not."""
+    facts: dict[str, Any] = {}
+    idle = table[table["busy_cores"] == 0].drop_duplicates("backend")
+    for row in idle.itertuples():
+        key = row.backend.replace("-", "_")
+        facts[f"e2e_{key}_ms"] = float(row.e2e_ms)
+        facts[f"e2e_{key}_network_ms"] = float(row.network_ms)
+        facts[f"e2e_{key}_ratio"] = float(row.ratio)
+        facts[f"e2e_{key}_first_s"] = float(row.first_label_s)
+    best = idle.loc[idle["e2e_ms"].idxmin()]
+    fastest_network = float(idle["network_ms"].min())
+    facts["e2e_best_backend"] = str(best["backend"])
+    facts["e2e_best_ms"] = float(best["e2e_ms"])
+    facts["e2e_fastest_network_ms"] = fastest_network
+    facts["e2e_best_ratio"] = float(best["e2e_ms"]) / fastest_network
+    facts["e2e_first_s"] = float(idle["first_label_s"].min())
+    verdict = {True: "meets", False: "misses"}
+    facts["e2e_ratio_verdict"] = verdict[facts["e2e_best_ratio"] <= max_ratio]
+    facts["e2e_ms_verdict"] = verdict[facts["e2e_best_ms"] <= target_ms]
+    facts["e2e_first_verdict"] = verdict[facts["e2e_first_s"] <= max_first_s]
+    busy = table[table["busy_cores"] > 0].sort_values("threads")
+    if len(busy):
+        facts["e2e_busy_backend"] = str(busy["backend"].iloc[0])
+        facts["e2e_busy_one_thread_ms"] = float(busy["e2e_ms"].iloc[0])
+        facts["e2e_busy_all_threads_ms"] = float(busy["e2e_ms"].iloc[-1])
+        facts["e2e_busy_threads_verdict"] = (
+            "fewer threads are faster"
+            if busy["e2e_ms"].iloc[0] < busy["e2e_ms"].iloc[-1]
+            else "all threads are still faster"
+        )
+    return facts

@@ -155,6 +155,10 @@ _PER_NOTEBOOK: dict[str, dict[str, dict[str, Any]]] = {
             "train_steps": 2,
             "train_warmup": 1,
             "ship_quantised": False,
+            "e2e_images": 6,
+            "e2e_small": 2,
+            "e2e_backends": ["keras"],
+            "e2e_busy_backend": "keras",
         },
         "cpu": {
             "sizes": [256, 512, 1024],
