@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +33,49 @@ TFLITE_KINDS: tuple[str, ...] = ("float32", "float16", "int8")
 BACKENDS: tuple[str, ...] = ("keras", "xla", "tflite-float16", "tflite-int8")
 
 
-def default_backend(name_or_path: str | os.PathLike[str] = "unet-dsb2018") -> str:
-    """The engine ``nuclei predict`` uses unless told: the int8 TensorFlow Lite model when the
-    model folder has one, else Keras.
+#: CPU flags (``/proc/cpuinfo``) of int8 dot-product instructions. XNNPACK's int8 kernels beat its
+#: float ones only with them: on a 2-core Intel Xeon with AVX-512 VNNI and AMX the int8 U-Net took
+#: 38 ms per 256x256 image against 47 ms in float16; on a 2-core AMD EPYC with AVX2 alone, 41 ms
+#: against 37 ms (``benchmarks/predict.py``, the speed chapter).
+INT8_DOT_PRODUCT_FLAGS: tuple[str, ...] = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
 
-    The speed chapter writes ``model-int8.tflite`` beside the shipped weights only when its test
-    IoU is within its shipping rule's allowance of the float model's, and it is the fastest engine
-    on a CPU (``benchmarks/predict.py``).
+
+def default_backend(
+    name_or_path: str | os.PathLike[str] = "unet-dsb2018", cpu_flags: Iterable[str] | None = None
+) -> str:
+    """The engine ``nuclei predict`` uses unless told: the faster of the shipped TensorFlow Lite
+    models on this CPU, else Keras.
+
+    The speed chapter writes ``model-int8.tflite`` and ``model-float16.tflite`` beside the shipped
+    weights only when their test IoU is within its shipping rule's allowance of the float
+    model's. Where the CPU has int8 dot-product instructions (:data:`INT8_DOT_PRODUCT_FLAGS`)
+    the int8 model is the faster, elsewhere the float16 one (which is also the closer to the
+    float model). The choice depends on the CPU alone, never on a timing, so the same machine
+    always makes the same choice (a resumed run keeps its settings).
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A shipped model's name or a model folder.
+    cpu_flags : iterable of str, optional
+        The CPU's flags; default this machine's (:func:`nucleilib.machine.cpu_flags`).
 
     Examples
     --------
-    >>> default_backend("unet-dsb2018")
+    >>> default_backend("unet-dsb2018", cpu_flags=["avx2", "avx512_vnni"])
     'tflite-int8'
+    >>> default_backend("unet-dsb2018", cpu_flags=["avx2"])
+    'tflite-float16'
     """
-    from .models import model_folder
+    from .machine import cpu_flags as machine_flags
 
-    return "tflite-int8" if (model_folder(name_or_path) / tflite_filename("int8")).is_file() else "keras"
+    folder = model_folder(name_or_path)
+    flags = set(machine_flags() if cpu_flags is None else cpu_flags)
+    preference = ("int8", "float16") if flags.intersection(INT8_DOT_PRODUCT_FLAGS) else ("float16", "int8")
+    for kind in preference:
+        if (folder / tflite_filename(kind)).is_file():
+            return f"tflite-{kind}"
+    return "keras"
 
 
 def tflite_filename(kind: str) -> str:

@@ -146,9 +146,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         choices=("auto", *BACKEND_CHOICES),
         default="auto",
         help="inference engine: keras, XLA-compiled keras, or a TensorFlow Lite model shipped "
-        "beside the weights (model-float16.tflite, model-int8.tflite); auto: tflite-int8 where the model "
-        "has it (shipped only when its accuracy passes the speed chapter's rule; the fastest on a CPU), "
-        "else keras (default: %(default)s)",
+        "beside the weights (model-float16.tflite, model-int8.tflite, shipped only when their accuracy "
+        "passes the speed chapter's rule); auto: the faster of those on this CPU (int8 where it has int8 "
+        "dot-product instructions such as AVX-512 VNNI, else float16), else keras (default: %(default)s)",
     )
 
     evaluate = commands.add_parser(

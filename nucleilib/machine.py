@@ -36,9 +36,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> list[str]:
+    """Every flag ``/proc/cpuinfo`` lists for the CPU (``flags``, or ``Features`` on Arm); empty
+    where it is not readable."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith(("flags", "Features")):
+            return line.split(":", 1)[1].split()
+    return []
+
+
 def cpu_features() -> list[str]:
     """Which of :data:`CPU_FEATURES` the CPU has (empty where ``/proc/cpuinfo`` is not readable)."""
-    flags = next((line.split(":", 1)[1].split() for line in _cpuinfo().splitlines() if line.startswith("flags")), [])
+    flags = cpu_flags()
     return [feature for feature in CPU_FEATURES if feature in flags]
 
 

@@ -185,8 +185,11 @@ class Segmenter:
         name_or_path : str or path-like
             ``"unet-dsb2018"`` (see :func:`nucleilib.models.available_models`) or a
             folder with ``config.json`` and ``weights.npz``.
-        backend : {"keras", "xla", "tflite-float16", "tflite-int8"}
-            Inference engine (see :func:`nucleilib.backends.load_predict_fn`).
+        backend : {"keras", "xla", "tflite-float16", "tflite-int8", "auto"}
+            Inference engine (see :func:`nucleilib.backends.load_predict_fn`); ``"auto"`` takes
+            the faster shipped TensorFlow Lite model on this CPU, as ``nuclei predict`` does
+            (:func:`nucleilib.backends.default_backend`). The default, ``"keras"``, gives the
+            float model's exact probabilities.
         num_threads : int, optional
             TensorFlow Lite threads.
         tile, diameter, tta
@@ -197,8 +200,10 @@ class Segmenter:
         ModelNotFoundError
             For an unknown model, or a backend whose file the folder lacks.
         """
-        from .backends import load_predict_fn
+        from .backends import default_backend, load_predict_fn
 
+        if backend == "auto":
+            backend = default_backend(name_or_path)
         predict_fn, config = load_predict_fn(name_or_path, backend, num_threads=num_threads)
         return cls(
             predict_fn, config, name=Path(name_or_path).name, backend=backend, tile=tile, diameter=diameter, tta=tta

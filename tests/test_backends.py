@@ -126,6 +126,13 @@ def test_every_backend_segments_through_the_segmenter(model_dir: Path) -> None:
         assert np.abs(segmenter.probabilities(image) - keras).max() < 1e-2, backend
 
 
+def test_auto_takes_the_tflite_model_the_folder_has(model_dir: Path) -> None:
+    # The folder ships float16 only: auto takes it whatever the CPU.
+    segmenter = Segmenter.from_pretrained(model_dir, backend="auto", num_threads=1)
+    assert segmenter.backend == "tflite-float16"
+    assert backends.default_backend(model_dir, cpu_flags=["avx512_vnni"]) == "tflite-float16"
+
+
 def test_a_missing_backend_file_is_named_in_the_error(model_dir: Path) -> None:
     with pytest.raises(BackendUnavailableError) as caught:
         backends.load_predict_fn(model_dir, "tflite-int8")

@@ -648,14 +648,24 @@ def test_a_block_that_is_not_a_multiple_of_16_is_a_one_line_error(
     assert capsys.readouterr().err.strip() == "nuclei: error: --block must be 0 or a positive multiple of 16, got 100"
 
 
-def test_the_default_backend_is_int8_where_the_model_has_it_else_keras(
+def test_the_default_backend_is_the_faster_tflite_model_on_this_cpu_else_keras(
     inputs: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
     import json
+    import shutil
 
     from nucleilib import backends, batch
+    from nucleilib.models import model_folder
 
-    assert backends.default_backend("unet-dsb2018") == "tflite-int8"
+    assert backends.default_backend("unet-dsb2018", cpu_flags=["avx2", "avx512f", "avx512_vnni"]) == "tflite-int8"
+    assert backends.default_backend("unet-dsb2018", cpu_flags=["avx2", "avx_vnni"]) == "tflite-int8"
+    assert backends.default_backend("unet-dsb2018", cpu_flags=["avx2", "fma"]) == "tflite-float16"
+    assert backends.default_backend("unet-dsb2018") in ("tflite-int8", "tflite-float16")
+    # Only the file that is there can be chosen.
+    only_int8 = tmp_path / "only-int8"
+    shutil.copytree(model_folder("unet-dsb2018"), only_int8)
+    (only_int8 / backends.tflite_filename("float16")).unlink()
+    assert backends.default_backend(only_int8, cpu_flags=["avx2"]) == "tflite-int8"
     assert backends.default_backend(tiny_model) == "keras"  # no TensorFlow Lite file beside its weights
     out = tmp_path / "out"
     assert predict(str(inputs), "-o", str(out), "--model", str(tiny_model)) == 0
