@@ -160,8 +160,15 @@ def is_bright_background(image: np.ndarray) -> bool:
     >>> is_bright_background(dark), is_bright_background(255 - dark)
     (False, True)
     """
-    x = percentile_normalise(_as_hwc(image))
-    return bool(np.median(x.mean(axis=-1)) > 0.5)
+    x = _as_hwc(image)
+    return _bright_between(x, *_percentile_range(x))
+
+
+def _bright_between(x: np.ndarray, lo: float, hi: float) -> bool:
+    """:func:`is_bright_background` of the float32 (H, W, C) ``x`` whose percentile range is
+    ``lo``, ``hi`` (so a caller that needs the range too computes it once)."""
+    normalised = _normalise_between(x.copy(), lo, hi)
+    return bool(np.median(normalised.mean(axis=-1)) > 0.5)
 
 
 def classify_modality(image: np.ndarray) -> str:
@@ -334,10 +341,10 @@ def preprocess(
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
     if colour_input not in COLOUR_INPUTS:
         raise ValueError(f"colour_input must be one of {', '.join(COLOUR_INPUTS)}, got {colour_input!r}")
-    x, bright, _, _ = _before_normalising(
+    x, bright, _, _, x_range = _before_normalising(
         image, sigma=sigma, invert_bright=invert_bright, grey=grey, colour_input=colour_input, levels=levels
     )
-    x = _normalise_between(x, *(_percentile_range(x) if levels is None else (levels.low, levels.high)))
+    x = _normalise_between(x, *(x_range if levels is None else (levels.low, levels.high)))
     if bright:
         x = np.subtract(1.0, x, dtype=np.float32)
     if not grey and x.shape[-1] == 1:
@@ -347,12 +354,20 @@ def preprocess(
 
 def _before_normalising(
     image: np.ndarray, *, sigma: float, invert_bright: bool, grey: bool, colour_input: str, levels: Levels | None
-) -> tuple[np.ndarray, bool, bool, bool]:
+) -> tuple[np.ndarray, bool, bool, bool, tuple[float, float] | None]:
     """Steps 0-2 of :func:`preprocess` (on a float32 copy); returns the array, whether step 4
-    inverts it, and the two decisions taken (bright background, stained), from ``levels``
-    when given."""
+    inverts it, the two decisions taken (bright background, stained), from ``levels`` when
+    given, and the array's percentile range (None with ``levels``)."""
     x = _as_hwc(image)
-    bright_background = is_bright_background(x) if levels is None else levels.bright_background
+    # The bright-background test normalises the input by its percentile range; when steps 0-2
+    # leave the input as it is, that is the range step 3 needs, so it is computed once.
+    x_range = None if levels is None else (levels.low, levels.high)
+    if levels is None:
+        x_range = _percentile_range(x)
+        bright_background = _bright_between(x, *x_range)
+    else:
+        bright_background = levels.bright_background
+    unchanged = x
     bright = invert_bright and bright_background
     # Stains absorb light: only a colour image with a bright background is a stained one (a
     # colour fluorescence image, dark around its nuclei, keeps its channels).
@@ -366,7 +381,9 @@ def _before_normalising(
         x = x.mean(axis=-1, keepdims=True, dtype=np.float32)
     if sigma > 0:
         x = ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0.0), mode="reflect")
-    return x, bright, bright_background, stained
+    if levels is None and x is not unchanged:
+        x_range = _percentile_range(x)
+    return x, bright, bright_background, stained, x_range
 
 
 def image_levels(
@@ -390,10 +407,11 @@ def image_levels(
     >>> bool(np.array_equal(block, whole[32:, 32:])), float(preprocess(image[32:, 32:]).max())
     (True, 0.0)
     """
-    x, _, bright_background, stained = _before_normalising(
+    _, _, bright_background, stained, x_range = _before_normalising(
         image, sigma=sigma, invert_bright=invert_bright, grey=grey, colour_input=colour_input, levels=None
     )
-    return Levels(*_percentile_range(x), bright_background, bool(stained))
+    assert x_range is not None  # taken from the image itself
+    return Levels(*x_range, bright_background, bool(stained))
 
 
 # --------------------------------------------------------------------------- targets
