@@ -1,11 +1,11 @@
 """The whole `nuclei predict` command against the network alone, per backend, in one run.
 
-For each backend it runs the command as a user does (a new process, its defaults or the given
-options) on the first SMALL and then the first LARGE 256x256 DSB images, and prints, on the same
-images and machine:
+For each backend it runs the command once as a user does (a new process, its defaults or the
+given options) on the first LARGE 256x256 DSB images, and prints, on the same images and machine:
 
-* end to end: the marginal time per image, (t_LARGE - t_SMALL) / (LARGE - SMALL), which leaves
-  out the start-up both runs pay;
+* end to end: the marginal time per image, the steady rate at which label images are written
+  after the first SMALL, (t_LARGE - t_SMALL) / (LARGE - SMALL) with t_k the time the k-th label
+  image was written (from the files' modification times), so start-up is left out;
 * time to first result: from the command's start to its first label image on disk;
 * the network alone: the same backend's forward pass on one 256x256 image, in this process
   (median of --repeats), and the ratio end to end / network;
@@ -55,8 +55,10 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
-    parser.add_argument("--small", type=int, default=16, help="images in the short run (default: %(default)s)")
-    parser.add_argument("--large", type=int, default=80, help="images in the long run (default: %(default)s)")
+    parser.add_argument(
+        "--small", type=int, default=16, help="images left out at the start, as warm-up (default: %(default)s)"
+    )
+    parser.add_argument("--large", type=int, default=80, help="images in each run (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=30, help="timed forward passes (default: %(default)s)")
     parser.add_argument(
         "--threads", type=int, nargs="+", help="also run with each --threads N (default: the command's)"
