@@ -107,3 +107,44 @@ def test_the_shipped_model_blockwise_agrees_with_the_whole_image(real_data_root:
         assert dsb_score(whole.labels, blocks) >= floor
         assert (iou_matrix(whole.labels, blocks).max(axis=1) >= 0.5).all()
         assert abs(int(blocks.max()) - int(whole.labels.max())) <= 0.02 * whole.labels.max()
+
+
+class ReadLog:
+    """An image that records the pixels each read takes and refuses to be read whole."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image, self.shape, self.dtype, self.reads = image, image.shape, image.dtype, []
+
+    def __getitem__(self, index):
+        pixels = self.image[index]
+        self.reads.append(pixels.shape[0] * pixels.shape[1])
+        return pixels
+
+    def __array__(self, dtype=None):
+        raise AssertionError("the whole image was read at once")
+
+
+def test_memory_stays_bounded_by_one_block_whatever_the_image_size(monkeypatch) -> None:
+    import tracemalloc
+
+    import nucleilib.big as big
+
+    monkeypatch.setattr(big, "LEVEL_SAMPLE_PIXELS", 128 * 128)  # the levels from a sparse sample
+    tile, _ = discs_image((256, 256))
+    window = (128 + 2 * 32) ** 2
+    peaks = {}
+    for repeat in (2, 4):  # 512 x 512, then 1024 x 1024: four times the pixels
+        image = ReadLog(np.tile(tile, (repeat, repeat)))
+        seen = []
+        segmenter = Segmenter(lambda x, seen=seen: seen.append(x.shape[1] * x.shape[2]) or x[..., :1], BRIGHT)
+        out = np.zeros(image.shape, np.uint32)
+        tracemalloc.start()
+        result = segment_blockwise(segmenter, image, out, block=128, margin=32)
+        peaks[repeat] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert result.blocks == repeat * repeat * 4 and result.nuclei > 0
+        # Never more than one block with its margin read, or given to the network, at a time.
+        assert max(image.reads) <= window and max(seen) <= window
+    # Four times the image, not four times the memory: the peak is one block's work.
+    assert peaks[4] < 1.5 * peaks[2], peaks
+    assert peaks[4] < (1024 * 1024 * 3 * 4) / 4, peaks  # a quarter of the whole float32 input
