@@ -55,7 +55,7 @@ ship_quantised: bool = True
 e2e_images: int = 80
 e2e_small: int = 16
 e2e_backends: list[str] = ["keras", "tflite-int8", "tflite-float16"]
-e2e_busy_backend: str = "tflite-int8"
+e2e_busy_backend: str = "auto"  # auto: the backend `nuclei predict --backend auto` takes on this CPU
 e2e_busy_cores: int = 1
 
 # %%
@@ -76,7 +76,7 @@ import seaborn as sns
 import tensorflow as tf  # noqa: F401  (imported before the set-up call, which then quiets its logger)
 from myst_nb import glue
 
-from nucleilib import backends, data, export, models, training
+from nucleilib import backends, data, export, machine, models, training
 from nucleilib.study import benchmarks, chapter
 
 run = chapter.setup(profile, artefacts)
@@ -230,15 +230,19 @@ thread_table.round(1)
 # %% [markdown]
 # ## What quantisation costs in accuracy
 #
-# The test images are segmented with each engine at full resolution (padded to a multiple of 16,
-# tiled above 512 pixels), separated with the model's own method and thresholds, and scored
-# against the annotations. Besides the scores, the table gives how far each engine's foreground
+# The test images are segmented with each engine under the shipped model's own settings (each
+# image rescaled so that its nuclei, measured by a first pass, are {glue:text}`shipped_diameter`
+# pixels across; a stained image given as its {glue:text}`shipped_colour_input` input; padded to
+# a multiple of 16, tiled above 512 pixels), separated with the model's own method and
+# thresholds, and scored against the annotations. Besides the scores, the table gives how far each engine's foreground
 # and border probabilities move from the Keras ones, and the share of pixels that end up on the
 # other side of the foreground threshold; {numref}`fig-speed-quantised` compares the images one by
 # one. (TensorFlow Lite float32 only repeats Keras to 1e-6 and is left out; XLA compiles anew for
 # every image size, which the prediction time includes.)
 
 # %%
+glue("shipped_diameter", f"{config.diameter:g}" if config.diameter else "(not rescaled)", display=False)
+glue("shipped_colour_input", config.colour_input, display=False)
 accuracy_fns = {name: fns[name] for name in ("keras", "xla", "tflite-float16", "tflite-int8")}
 scores = benchmarks.evaluate_backends(accuracy_fns, config, test_samples, reference="keras")
 scores.to_csv(out / "speed-accuracy.csv", index=False)
@@ -311,14 +315,20 @@ benchmarks.file_sizes(shipped_dir)
 # ## The whole command
 #
 # A user does not call the network: they run `nuclei predict` on a folder. The command is timed as
-# a user runs it, a new process each time, on the first {glue:text}`e2e_small_n` and then the first
-# {glue:text}`e2e_images_n` 256x256 images of the data set, at the images' own scale
-# (`--diameter none`: one network pass per image, as above). The marginal time per image,
-# (t_{glue:text}`e2e_images_n` - t_{glue:text}`e2e_small_n`) / ({glue:text}`e2e_images_n` -
-# {glue:text}`e2e_small_n`), leaves out the start-up both runs pay; the time to the first label
-# image on disk includes it. Beside it, the same backend's forward pass on one 256x256 image in
-# this process. The last rows run the default backend again while {glue:text}`e2e_busy_n` core(s)
+# a user runs it, in a new process, on the first {glue:text}`e2e_images_n` 256x256 images of the
+# data set, at the images' own scale (`--diameter none`: one network pass per image, as above).
+# The marginal time per image is the steady rate at which it writes label images once the first
+# {glue:text}`e2e_small_n` are written, (t_{glue:text}`e2e_images_n` - t_{glue:text}`e2e_small_n`) /
+# ({glue:text}`e2e_images_n` - {glue:text}`e2e_small_n`), with t_k the time the k-th label image
+# was written (its file's modification time): the start-up is left out, and since one run gives
+# both times, its run-to-run variation is not either. The time to the first label image on disk
+# includes it. Beside it, the same backend's forward pass on one 256x256 image in this process. The last rows run the default backend again while {glue:text}`e2e_busy_n` core(s)
 # are kept busy by another program, with one thread and with one per core (`--threads`).
+#
+# The default, `--backend auto`, takes the int8 model on a CPU with int8 dot-product instructions
+# (AVX-512 VNNI, AVX-VNNI or AMX), where XNNPACK's int8 kernels are the faster, and the float16
+# model elsewhere. This CPU ({glue:text}`cpu_model_here`) has {glue:text}`int8_dot_here`, so
+# `auto` takes {glue:text}`auto_backend_here`.
 
 # %%
 import tempfile
@@ -326,9 +336,15 @@ import tempfile
 glue("e2e_images_n", e2e_images, display=False)
 glue("e2e_small_n", e2e_small, display=False)
 glue("e2e_busy_n", e2e_busy_cores, display=False)
-e2e_inputs = benchmarks.square_image_paths(out / "manifest.csv", root, e2e_images)
+e2e_inputs = benchmarks.square_image_paths(out / "manifest.csv", data.data_root(), e2e_images)
+auto_backend = backends.default_backend(shipped_dir)
+int8_dot = sorted(set(machine.cpu_flags()) & set(backends.INT8_DOT_PRODUCT_FLAGS))
+glue("cpu_model_here", machine.cpu_model(), display=False)
+glue("int8_dot_here", ", ".join(int8_dot) if int8_dot else "none of them", display=False)
+glue("auto_backend_here", auto_backend, display=False)
+busy_backend = auto_backend if e2e_busy_backend == "auto" else e2e_busy_backend
 e2e_runs = [(backend, None, 0) for backend in e2e_backends]
-e2e_runs += [(e2e_busy_backend, threads, e2e_busy_cores) for threads in (1, cores)]
+e2e_runs += [(busy_backend, threads, e2e_busy_cores) for threads in (1, cores)]
 with tempfile.TemporaryDirectory(prefix="nuclei-e2e-") as e2e_work:
     end_to_end = benchmarks.end_to_end_table(e2e_inputs, e2e_work, e2e_runs, small=e2e_small, model=str(shipped_dir))
 end_to_end.to_csv(out / "speed-end-to-end.csv", index=False)
@@ -346,7 +362,7 @@ print(f"this chapter ran in {minutes:.1f} min")
 #
 # On {glue:text}`cores` CPU cores, one {glue:text}`small_size`x{glue:text}`small_size` image takes
 # {glue:text}`keras_predict_ms:.1f` ms with Keras `predict`, {glue:text}`keras_ms:.1f` ms with a
-# `tf.function` call (the default engine of `nuclei predict`), {glue:text}`xla_ms:.1f` ms with XLA,
+# `tf.function` call (the default engine of `Segmenter.from_pretrained`), {glue:text}`xla_ms:.1f` ms with XLA,
 # and {glue:text}`tflite_float32_ms:.1f`, {glue:text}`tflite_float16_ms:.1f` and
 # {glue:text}`tflite_int8_ms:.1f` ms with TensorFlow Lite in float32, float16 and int8
 # ({glue:text}`tflite_threads` interpreter threads). The fastest single-image engine is
