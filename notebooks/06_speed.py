@@ -391,9 +391,8 @@ print(f"this chapter ran in {minutes:.1f} min")
 # {glue:text}`ship_verdict`.
 #
 # Training runs at {glue:text}`rate_plain:.1f` crops/s with a plain input pipeline and
-# {glue:text}`rate_tuned:.1f` with the tuned one ({glue:text}`tuned_vs_plain:.2f` times); bfloat16
-# mixed precision reaches {glue:text}`rate_bfloat16:.1f` crops/s ({glue:text}`bf16_vs_tuned:.2f` times
-# the tuned throughput) and XLA {glue:text}`rate_xla:.1f` ({glue:text}`xla_vs_tuned:.2f` times). The
+# {glue:text}`rate_tuned:.1f` with the tuned one ({glue:text}`tuned_vs_plain:.2f` times);
+# {glue:text}`bf16_sentence`; and XLA {glue:text}`rate_xla:.1f` ({glue:text}`xla_vs_tuned:.2f` times). The
 # whole chapter ran in {glue:text}`chapter_minutes:.1f` minutes.
 #
 # The whole `nuclei predict` command is fastest with {glue:text}`e2e_best_backend`:

@@ -365,7 +365,11 @@ def test_throughput_table_and_facts() -> None:
         "tuned_vs_plain": 2.0,
         "bf16_vs_tuned": 0.75,
         "xla_vs_tuned": 1.5,
+        "bf16_sentence": "bfloat16 mixed precision reaches 3.0 crops/s (0.75 times the tuned throughput)",
     }
+    # A CPU that cannot train in bfloat16 gets a sentence saying so, not "nan crops/s".
+    facts = benchmarks.throughput_facts({**rates, "bfloat16": float("nan")})
+    assert "could not run" in facts["bf16_sentence"] and "nan" not in facts["bf16_sentence"]
 
 
 def test_a_bfloat16_variant_this_machine_cannot_run_is_nan_and_others_still_raise(monkeypatch, capsys) -> None:
