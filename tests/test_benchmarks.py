@@ -164,7 +164,8 @@ def test_end_to_end_table_times_the_whole_command_beside_the_network(tmp_path: P
     assert idle["threads"] == 1 and busy["busy_cores"] == 1
     assert np.isfinite(idle["network_ms"]) and idle["network_ms"] > 0 and np.isnan(busy["network_ms"])
     assert (table["first_label_s"] > 0).all() and (table["first_label_s"] < table["total_s"]).all()
-    assert (table["e2e_ms"] > 0).all() and (table["e2e_ms"] < 1000 * table["total_s"]).all()
+    # Label files of tiny images can share a file-system timestamp (its clock ticks every few ms).
+    assert (table["e2e_ms"] >= 0).all() and (table["e2e_ms"] < 1000 * table["total_s"]).all()
     assert sorted(p.name for p in (tmp_path / "work" / "run0").glob("*_labels.png")) == [
         "i0_labels.png",
         "i1_labels.png",
