@@ -194,8 +194,14 @@ def test_end_to_end_facts_compare_the_fastest_command_with_the_fastest_network_a
     facts = end_to_end_facts(pd.DataFrame(rows, columns=END_TO_END_COLUMNS), target_ms=30.0)
     assert facts["e2e_best_backend"] == "tflite-int8" and facts["e2e_best_ms"] == 50.0
     assert facts["e2e_fastest_network_ms"] == 40.0 and facts["e2e_best_ratio"] == pytest.approx(1.25)
+    assert facts["e2e_default_backend"] == "tflite-int8"  # none named: the fastest command
     assert facts["e2e_ratio_verdict"] == "misses" and facts["e2e_ms_verdict"] == "misses"
     assert facts["e2e_first_s"] == 2.7 and facts["e2e_first_verdict"] == "meets"
+    # The targets are judged on the backend the command takes by default, here keras.
+    named = end_to_end_facts(pd.DataFrame(rows, columns=END_TO_END_COLUMNS), target_ms=30.0, default_backend="keras")
+    assert named["e2e_default_backend"] == "keras" and named["e2e_default_ms"] == 70.0
+    assert named["e2e_default_ratio"] == pytest.approx(70 / 40) and named["e2e_first_s"] == 4.3
+    assert named["e2e_first_verdict"] == "misses" and named["e2e_best_backend"] == "tflite-int8"
     assert facts["e2e_keras_ratio"] == pytest.approx(70 / 60)
     assert (facts["e2e_busy_one_thread_ms"], facts["e2e_busy_all_threads_ms"]) == (90.0, 400.0)
     assert facts["e2e_busy_threads_verdict"] == "fewer threads are faster"

@@ -1101,10 +1101,17 @@ def square_image_paths(
     return [Path(root) / image_id / "images" / f"{image_id}.png" for image_id in chosen]
 
 
-def end_to_end_facts(table: Any, target_ms: float, max_ratio: float = 1.15, max_first_s: float = 3.0) -> dict[str, Any]:
+def end_to_end_facts(
+    table: Any,
+    target_ms: float,
+    max_ratio: float = 1.15,
+    max_first_s: float = 3.0,
+    default_backend: str | None = None,
+) -> dict[str, Any]:
     """Figures of :func:`end_to_end_table` for the text: per idle backend its marginal ms per
-    image, network ms, ratio and time to first label image; the fastest command against the
-    fastest network path alone, and each target met or not."""
+    image, network ms, ratio and time to first label image; the fastest command; the command
+    with ``default_backend`` (the fastest when None or not in the table) against the fastest
+    network path alone, and each target met or not by it."""
     facts: dict[str, Any] = {}
     idle = table[table["busy_cores"] == 0].drop_duplicates("backend")
     for row in idle.itertuples():
@@ -1119,10 +1126,15 @@ def end_to_end_facts(table: Any, target_ms: float, max_ratio: float = 1.15, max_
     facts["e2e_best_ms"] = float(best["e2e_ms"])
     facts["e2e_fastest_network_ms"] = fastest_network
     facts["e2e_best_ratio"] = float(best["e2e_ms"]) / fastest_network
-    facts["e2e_first_s"] = float(idle["first_label_s"].min())
+    chosen = idle[idle["backend"] == default_backend]
+    default = chosen.iloc[0] if len(chosen) else best
+    facts["e2e_default_backend"] = str(default["backend"])
+    facts["e2e_default_ms"] = float(default["e2e_ms"])
+    facts["e2e_default_ratio"] = float(default["e2e_ms"]) / fastest_network
+    facts["e2e_first_s"] = float(default["first_label_s"])
     verdict = {True: "meets", False: "misses"}
-    facts["e2e_ratio_verdict"] = verdict[facts["e2e_best_ratio"] <= max_ratio]
-    facts["e2e_ms_verdict"] = verdict[facts["e2e_best_ms"] <= target_ms]
+    facts["e2e_ratio_verdict"] = verdict[facts["e2e_default_ratio"] <= max_ratio]
+    facts["e2e_ms_verdict"] = verdict[facts["e2e_default_ms"] <= target_ms]
     facts["e2e_first_verdict"] = verdict[facts["e2e_first_s"] <= max_first_s]
     busy = table[table["busy_cores"] > 0].sort_values("threads")
     if len(busy):
