@@ -1,9 +1,9 @@
 """Images larger than memory: segmented block by block, nuclei stitched across block borders.
 
-:func:`segment_blockwise` reads an image (any array that can be sliced, such as a
-:func:`numpy.memmap` or :func:`tifffile.memmap` of an uncompressed TIFF) one block at a
-time, with a margin of context around it, and writes the labels into an output array of
-the same height and width (a memmap for an image larger than memory: :func:`open_labels`).
+:func:`segment_blockwise` reads an image (any array that can be sliced, such as a TIFF or
+zarr array opened by :func:`open_image`, or a :func:`numpy.memmap`) one block at a time, with
+a margin of context around it, and writes the labels into an output array of the same height
+and width (on disk for an image larger than memory: :func:`open_labels`).
 What makes blocks agree with the whole image:
 
 * preprocessing decisions (grey levels, bright background, stain) are taken once from an even
@@ -85,7 +85,8 @@ def open_labels(path: str, shape: tuple[int, int], dtype: Any = np.uint32, *, ch
 
     A path ending in ``.zarr`` is a zarr array (a folder of compressed ``chunk`` x ``chunk``
     tiles: small on disk, and only the tiles written are ever in memory); any other is an
-    uncompressed TIFF memmap, readable by any TIFF reader (``tifffile.memmap`` reopens it)."""
+    uncompressed TIFF, readable by any TIFF reader, written window by window
+    (:class:`TiffWindows`)."""
     if str(path).endswith(".zarr"):
         import zarr
 
@@ -94,7 +95,61 @@ def open_labels(path: str, shape: tuple[int, int], dtype: Any = np.uint32, *, ch
         )
     import tifffile
 
-    return tifffile.memmap(path, shape=tuple(shape), dtype=dtype, photometric="minisblack")
+    tifffile.memmap(path, shape=tuple(shape), dtype=dtype, photometric="minisblack")  # the file, all zeros
+    return TiffWindows(path, writable=True)
+
+
+class TiffWindows:
+    """An uncompressed TIFF read, or written, one window at a time.
+
+    Each read or write maps the file for that window alone and unmaps it after: the pages a
+    block touched leave the process with it, so its resident memory holds about one block,
+    where one memory map of the whole file kept open would count every page read so far (the
+    kernel can take those back, but they show as the process's memory, 1.5 GB more for a
+    20,000 x 20,000 image). Slicing gives an in-memory copy.
+
+    Examples
+    --------
+    >>> import tempfile, os, tifffile
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels.tif")
+    >>> labels = open_labels(path, (64, 96))
+    >>> labels[8:16, 8:16] = 7
+    >>> labels.shape, int(labels[:, :].sum()), int(tifffile.imread(path)[10, 10])
+    ((64, 96), 448, 7)
+    """
+
+    def __init__(self, path: str | Any, *, writable: bool = False) -> None:
+        import tifffile
+
+        self.path, self.writable = str(path), writable
+        mapped = tifffile.memmap(self.path, mode="r")
+        self.shape, self.dtype = tuple(mapped.shape), mapped.dtype
+        del mapped
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        import tifffile
+
+        mapped = tifffile.memmap(self.path, mode="r")
+        try:
+            return np.array(mapped[key])
+        finally:
+            del mapped
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        import tifffile
+
+        if not self.writable:
+            raise ValueError(f"{self.path}: opened for reading only")
+        mapped = tifffile.memmap(self.path, mode="r+")
+        try:
+            mapped[key] = value
+            mapped.flush()
+        finally:
+            del mapped
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self[...]
+        return values if dtype is None else values.astype(dtype)
 
 
 def image_shape(path: str | Any) -> tuple[int, int]:
@@ -113,8 +168,8 @@ def image_shape(path: str | Any) -> tuple[int, int]:
 
 
 def open_image(path: str | Any) -> Any:
-    """A large image to read block by block, nothing read until sliced: a memmap of an
-    uncompressed TIFF, tifffile's zarr view of a tiled or compressed (OME-)TIFF (the first
+    """A large image to read block by block, nothing read until sliced: an uncompressed TIFF
+    read window by window (:class:`TiffWindows`), tifffile's zarr view of a tiled or compressed (OME-)TIFF (the first
     series at full resolution; only the tiles a block needs are decoded), or a zarr array
     (a ``.zarr`` folder). PNG and JPEG are decoded whole."""
     from pathlib import Path
@@ -128,9 +183,10 @@ def open_image(path: str | Any) -> Any:
         import tifffile
 
         try:
-            return yx_image(tifffile.memmap(path, mode="r"), str(path))
-        except ValueError:  # compressed or tiled: no memmap
-            pass
+            return yx_image(TiffWindows(path), str(path))
+        except ValueError as err:  # compressed or tiled: no memmap
+            if "expected an image" in str(err):
+                raise
         try:
             import zarr
 

@@ -148,3 +148,24 @@ def test_memory_stays_bounded_by_one_block_whatever_the_image_size(monkeypatch) 
     # Four times the image, not four times the memory: the peak is one block's work.
     assert peaks[4] < 1.5 * peaks[2], peaks
     assert peaks[4] < (1024 * 1024 * 3 * 4) / 4, peaks  # a quarter of the whole float32 input
+
+
+def test_a_tiff_is_read_and_written_window_by_window_and_left_unmapped(tmp_path: Path) -> None:
+    import tifffile
+
+    from nucleilib.big import TiffWindows, open_image
+
+    maps = Path("/proc/self/maps")
+    if not maps.is_file():
+        pytest.skip("needs /proc/self/maps (Linux)")
+    image, count = discs_image()
+    tifffile.imwrite(tmp_path / "mosaic.tif", image)  # uncompressed
+    source = open_image(tmp_path / "mosaic.tif")
+    out = open_labels(str(tmp_path / "labels.tif"), image.shape)
+    assert isinstance(source, TiffWindows) and isinstance(out, TiffWindows)
+    result = segment_blockwise(Segmenter(lambda x: x[..., :1], BRIGHT), source, out, block=96)
+    # A memory map of either file kept open would hold every page touched so far in this process.
+    assert str(tmp_path) not in maps.read_text()
+    assert result.nuclei == count and int(tifffile.imread(tmp_path / "labels.tif").max()) == count
+    with pytest.raises(ValueError, match="reading only"):
+        source[0:1, 0:1] = 0
