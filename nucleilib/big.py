@@ -238,9 +238,10 @@ class BlockPlan:
         )
 
     def segmenter(self, segmenter: Any) -> Any:
-        """``segmenter`` with this plan's levels and diameter."""
+        """``segmenter`` with this plan's levels and diameter, giving the network one tile at a
+        time (what bounds the memory of a large block: see :class:`~nucleilib.segmenter.Segmenter`)."""
         return segmenter.with_levels(self.levels).with_settings(
-            diameter=None if math.isnan(self.diameter) else self.diameter
+            diameter=None if math.isnan(self.diameter) else self.diameter, tile_batch=1
         )
 
 

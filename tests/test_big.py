@@ -169,3 +169,15 @@ def test_a_tiff_is_read_and_written_window_by_window_and_left_unmapped(tmp_path:
     assert result.nuclei == count and int(tifffile.imread(tmp_path / "labels.tif").max()) == count
     with pytest.raises(ValueError, match="reading only"):
         source[0:1, 0:1] = 0
+
+
+def test_blocks_give_the_network_one_tile_at_a_time() -> None:
+    image, count = discs_image()
+    batches = []
+    segmenter = Segmenter(lambda x: batches.append(len(x)) or x[..., :1], BRIGHT, tile=96)
+    assert segmenter.tile_batch == 4 and segmenter.with_settings().tile_batch == 4
+    result = segment_blockwise(segmenter, image, block=192, margin=32)
+    assert result.nuclei == count and len(batches) > result.blocks and set(batches) == {1}
+    batches.clear()
+    segmenter.segment(image)  # a whole image: four tiles a call
+    assert max(batches) == 4
