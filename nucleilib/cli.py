@@ -109,8 +109,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         default=4096,
         metavar="PIXELS",
         help="images of more than PIXELS x PIXELS pixels (a slide region, a mosaic) are segmented block by block "
-        "in blocks of that side, a multiple of 16, into a uint32 label image (--block-format), with bounded "
-        "memory; 0: never (default: %(default)s)",
+        "in blocks of that side, a multiple of 16, into a uint32 label image (--block-format), with memory "
+        "bounded by the block (the shipped model: about 2.7 GB at 4096, 2 GB at 2048); 0: never "
+        "(default: %(default)s)",
     )
     predict.add_argument(
         "--block-format",
