@@ -183,10 +183,11 @@ def open_image(path: str | Any) -> Any:
         import tifffile
 
         try:
-            return yx_image(TiffWindows(path), str(path))
-        except ValueError as err:  # compressed or tiled: no memmap
-            if "expected an image" in str(err):
-                raise
+            windows = TiffWindows(path)
+        except ValueError:  # compressed or tiled: no memmap
+            windows = None
+        if windows is not None:
+            return yx_image(windows, str(path))
         try:
             import zarr
 

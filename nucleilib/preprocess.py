@@ -344,7 +344,7 @@ def preprocess(
     x, bright, _, _, x_range = _before_normalising(
         image, sigma=sigma, invert_bright=invert_bright, grey=grey, colour_input=colour_input, levels=levels
     )
-    x = _normalise_between(x, *(x_range if levels is None else (levels.low, levels.high)))
+    x = _normalise_between(x, *x_range)
     if bright:
         x = np.subtract(1.0, x, dtype=np.float32)
     if not grey and x.shape[-1] == 1:
@@ -354,18 +354,19 @@ def preprocess(
 
 def _before_normalising(
     image: np.ndarray, *, sigma: float, invert_bright: bool, grey: bool, colour_input: str, levels: Levels | None
-) -> tuple[np.ndarray, bool, bool, bool, tuple[float, float] | None]:
+) -> tuple[np.ndarray, bool, bool, bool, tuple[float, float]]:
     """Steps 0-2 of :func:`preprocess` (on a float32 copy); returns the array, whether step 4
-    inverts it, the two decisions taken (bright background, stained), from ``levels`` when
-    given, and the array's percentile range (None with ``levels``)."""
+    inverts it, the two decisions taken (bright background, stained), and the grey levels step 3
+    maps to 0 and 1 (the array's percentile range); decisions and levels from ``levels`` when
+    given."""
     x = _as_hwc(image)
     # The bright-background test normalises the input by its percentile range; when steps 0-2
     # leave the input as it is, that is the range step 3 needs, so it is computed once.
-    x_range = None if levels is None else (levels.low, levels.high)
     if levels is None:
         x_range = _percentile_range(x)
         bright_background = _bright_between(x, *x_range)
     else:
+        x_range = (levels.low, levels.high)
         bright_background = levels.bright_background
     unchanged = x
     bright = invert_bright and bright_background
@@ -410,7 +411,6 @@ def image_levels(
     _, _, bright_background, stained, x_range = _before_normalising(
         image, sigma=sigma, invert_bright=invert_bright, grey=grey, colour_input=colour_input, levels=None
     )
-    assert x_range is not None  # taken from the image itself
     return Levels(*x_range, bright_background, bool(stained))
 
 
