@@ -452,6 +452,14 @@ LRP_SCRIPT = textwrap.dedent(
     report["cascade_steps"] = cascade["randomised down to"].tolist()
     report["cascade_last"] = float(cascade["similarity |R|"].iloc[-1])
     report["cascade_in_range"] = bool(cascade["similarity |R|"].between(-1, 1).all())
+
+    # Built the faster way (constants kept as tensors) and as Keras does by default: the same maps.
+    from keras.src.engine import base_layer_utils
+    for rule in ("lrp.alpha_1_beta_0", "lrp.sequential_preset_a"):
+        fast = explain.lrp_maps(explain.fresh_lrp_model(config, weights), x, rule)
+        default = explain.lrp_maps(explain.fresh_lrp_model(config, weights), x, rule, keep_constants_as_tensors=False)
+        report[f"same_maps_{rule}"] = bool(np.array_equal(fast, default)) and bool(np.abs(fast).max() > 0)
+    report["flag_restored"] = base_layer_utils._UNSAFE_GRAPH_OP_LAYER_CREATION is False
     print("REPORT " + json.dumps(report))
     """
 )
@@ -475,6 +483,8 @@ def test_lrp_maps_in_graph_mode_are_finite_and_have_the_input_shape() -> None:
     assert report["sanity_rows"] == [["a", "lrp.epsilon"], ["b", "lrp.epsilon"]] and report["sanity_in_range"]
     assert report["cascade_steps"] == ["logits", "all (check above)"] and report["cascade_last"] == 0.25
     assert report["cascade_in_range"]
+    assert report["same_maps_lrp.alpha_1_beta_0"] and report["same_maps_lrp.sequential_preset_a"]
+    assert report["flag_restored"]
 
 
 def test_explanation_windows_are_centred_on_the_nuclei_and_aligned() -> None:
