@@ -214,3 +214,48 @@ def test_a_timing_row_of_a_summary_is_left_out() -> None:
     assert reproduce.compare_tables(again, committed) == (reproduce.IDENTICAL, "timings left out: s per image")
     moved = committed.assign(**{"own scale": [0.6, 0.223]})
     assert reproduce.compare_tables(moved, committed)[0] == reproduce.DIFFERS
+
+
+def test_the_tolerance_names_a_retraining_outside_its_seed_range() -> None:
+    per_seed = pd.DataFrame({"model": ["X"] * 3 + ["Y"] * 3, "DSB score": [0.45, 0.50, 0.48, 0.30, 0.31, 0.32]})
+    drift = pd.DataFrame(
+        {
+            "model": ["X", "Y"],
+            "weights identical": [False, False],
+            "DSB retrained": [0.47, 0.36],
+            "DSB change": [0.02, -0.05],
+            "IoU change": [0.01, -0.03],
+        }
+    )
+    tolerance = reproduce.drift_tolerance(drift, per_seed)
+    assert tolerance["largest DSB change"] == 0.05 and tolerance["largest IoU change"] == 0.03
+    assert not tolerance["all inside seed range"]
+    assert "not every retrained score" in reproduce.tolerance_text(tolerance)
+    assert reproduce.drift_tolerance(drift.iloc[:1], per_seed)["all inside seed range"]
+    nothing = reproduce.drift_tolerance(drift.iloc[:0], per_seed)
+    assert nothing["retrainings"] == 0 and "no tolerance" in reproduce.tolerance_text(nothing)
+
+
+@pytest.mark.parametrize("time_limit", [False, True])
+def test_a_retraining_runs_the_whole_budget_unless_asked_to_keep_the_time_limit(
+    time_limit: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nucleilib.study import comparison as cmp
+
+    budgets = []
+
+    class Stop(Exception):
+        pass
+
+    def train_one(*args, budget, **kwargs):
+        budgets.append(budget)
+        raise Stop
+
+    monkeypatch.setattr(cmp, "train_one", train_one)
+    monkeypatch.setattr("nucleilib.study.manifest.load_samples", lambda ids: {})
+    with pytest.raises(Stop):
+        reproduce.retrain_drift("U-Net", 42, time_limit=time_limit, log=None)
+    committed_budget, _, _ = reproduce.committed_model("U-Net", 42)
+    assert committed_budget.max_minutes and budgets[0].max_minutes == (
+        committed_budget.max_minutes if time_limit else None
+    )

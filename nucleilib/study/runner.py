@@ -226,6 +226,21 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
+def set_study_environment() -> None:
+    """Set the environment every training and scoring of the study runs in (the chapters'
+    kernels inherit it); call it before TensorFlow is imported, which reads it once.
+
+    A value already set by the user is kept.
+    """
+    # TensorFlow's C++ start-up chatter would fill the book.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512; without them
+    # (an AVX2-only AMD EPYC, say) DeepLabV3+'s dilated convolutions cannot be trained at all
+    # ("CPU implementations do not yet support dilation rates larger than 1"), and the other
+    # networks would be trained by other kernels than the chapters use. On for every machine.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
 def run_study(
     profile: str,
     *,
@@ -281,12 +296,7 @@ def run_study(
         out_dir = artefact_dir / "executed"
         log(f"one-off parameters {overrides}: writing into {artefact_dir} (the published run stays as it is)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    # The kernels inherit this: TensorFlow's C++ start-up chatter would fill the book.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512; without them
-    # (an AVX2-only AMD EPYC, say) DeepLabV3+'s dilated convolutions cannot be trained at all
-    # ("CPU implementations do not yet support dilation rates larger than 1"). On for every machine.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    set_study_environment()
     state_path = artefact_dir / STATE_FILE
     state = _read_state(state_path)
     machine: dict[str, Any] | None = None  # looked up once, at the first notebook that runs
