@@ -529,7 +529,7 @@ def test_discussion_numbers(run_folder: Path) -> None:
     texts = claims.discussion_texts(run_folder, measured, _audit(run_folder))
     assert texts["unet_t1_reproduced"] == texts["unet_t1_total"] == 4
     assert texts["network_seeds"] == 3 and texts["network_separation"] == (
-        "U-Net scores above ResUNet and DeepLabV3+ with every seed; ResUNet scores above DeepLabV3+ with every seed"
+        "U-Net scores above ResUNet and DeepLabV3+ in every training; ResUNet scores above DeepLabV3+ in every training"
     )
     assert texts["split_vs_seed"] == "wider than" and texts["fastest_backend"] == "TFLite int8"
     assert texts["classical_gap_unet"] == pytest.approx(0.2) and texts["timing_size"] == 256

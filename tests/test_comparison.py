@@ -720,7 +720,7 @@ def test_score_seeds_reuses_the_main_seed_and_evaluates_the_others() -> None:
 
     separation = cmp.seed_separation(per_seed)
     assert separation[["better", "worse", "apart"]].values.tolist() == [["U-Net", "X", True]]
-    assert cmp.separation_text(separation) == "U-Net scores above X with every seed"
+    assert cmp.separation_text(separation) == "U-Net scores above X in every training"
     per_seed.loc[3, "DSB score"] = 0.45  # X's second seed above U-Net's lowest
     assert cmp.seed_separation(per_seed)["apart"].tolist() == [False]
 

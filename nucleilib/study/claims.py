@@ -1092,7 +1092,8 @@ def discussion_facts(out: str | os.PathLike[str], measured: Mapping[str, Any]) -
 
 
 def discussion_texts(out: str | os.PathLike[str], measured: Mapping[str, Any], table: pd.DataFrame) -> dict[str, Any]:
-    """The other values the discussion quotes: which networks their seeds separate, Table 1's
+    """The other values the discussion quotes: which networks their trainings (seeds and
+    retrainings on other machines) separate, Table 1's
     U-Net verdicts, the classical gaps, the fastest backend, chapter 6's shipping decisions and
     the shipped model's training time."""
     m = measured
@@ -1103,11 +1104,12 @@ def discussion_texts(out: str | os.PathLike[str], measured: Mapping[str, Any], t
         for key, model in (("unet", "unet"), ("deeplab", "deeplabv3plus"), ("resunet", "resunet"))
     }
     from .comparison import seed_separation, separation_text
+    from .reproduce import read_drift, with_retrainings
 
     per_seed = read_csv(out, "comparison-seeds.csv", columns=["model", "seed", "DSB score"])
     return {
         "network_seeds": int(per_seed.groupby("model").size().min()),
-        "network_separation": separation_text(seed_separation(per_seed)),
+        "network_separation": separation_text(seed_separation(with_retrainings(per_seed, read_drift(out)))),
         "unet_t1_reproduced": int((unet["verdict"] == audit.REPRODUCED).sum()),
         "unet_t1_total": len(unet),
         "split_vs_seed": "wider than" if m["split_range"] > m["seed_range"] else "no wider than",

@@ -736,10 +736,12 @@ def table1_over_seeds(
 
 
 def seed_separation(per_seed: pd.DataFrame, column: str = "DSB score") -> pd.DataFrame:
-    """Every pair of models ordered by mean ``column``, and whether their seed ranges are apart.
+    """Every pair of models ordered by mean ``column``, and whether their ranges over trainings are apart.
 
-    A difference between two networks counts only when every seed of the better one scores
-    above every seed of the other (their ranges over seeds do not overlap).
+    A difference between two networks counts only when every training of the better one (each
+    seed, and each retraining on another machine where ``per_seed`` has them, see
+    :func:`nucleilib.study.reproduce.with_retrainings`) scores above every training of the other:
+    their ranges do not overlap.
 
     Examples
     --------
@@ -758,8 +760,8 @@ def seed_separation(per_seed: pd.DataFrame, column: str = "DSB score") -> pd.Dat
                     "better": better,
                     "worse": worse,
                     f"mean {column} difference": stats.loc[better, "mean"] - stats.loc[worse, "mean"],
-                    "better's lowest seed": stats.loc[better, "min"],
-                    "worse's highest seed": stats.loc[worse, "max"],
+                    "better's lowest": stats.loc[better, "min"],
+                    "worse's highest": stats.loc[worse, "max"],
                     "apart": bool(stats.loc[better, "min"] > stats.loc[worse, "max"]),
                 }
             )
@@ -767,21 +769,21 @@ def seed_separation(per_seed: pd.DataFrame, column: str = "DSB score") -> pd.Dat
 
 
 def separation_text(separation: pd.DataFrame) -> str:
-    """One sentence on which networks the seeds separate (see :func:`seed_separation`).
+    """One sentence on which networks their trainings separate (see :func:`seed_separation`).
 
     Examples
     --------
     >>> separation = pd.DataFrame({"better": ["A", "A", "C"], "worse": ["C", "B", "B"], "apart": [True, True, False]})
     >>> separation_text(separation)
-    'A scores above C and B with every seed; C and B overlap over seeds'
+    'A scores above C and B in every training; C and B overlap over trainings'
     """
     parts = []
     for better, rows in separation.groupby("better", sort=False):
         apart = rows[rows["apart"]]["worse"].tolist()
         if apart:
-            parts.append(f"{better} scores above {' and '.join(apart)} with every seed")
+            parts.append(f"{better} scores above {' and '.join(apart)} in every training")
     overlapping = separation[~separation["apart"]]
-    parts += [f"{row.better} and {row.worse} overlap over seeds" for row in overlapping.itertuples()]
+    parts += [f"{row.better} and {row.worse} overlap over trainings" for row in overlapping.itertuples()]
     return "; ".join(parts) if parts else "no pair of networks to compare"
 
 

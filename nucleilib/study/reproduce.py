@@ -281,6 +281,24 @@ def verify_study(
 
 #: How far retraining moved each comparison network (``python -m nucleilib.study.reproduce``).
 DRIFT_FILE = "retrain-drift.csv"
+#: Its columns (one row per retraining, written by :func:`retrain_drift` and :func:`record_drift`).
+DRIFT_COLUMNS = (
+    "model",
+    "seed",
+    "committed on",
+    "retrained on",
+    "weights identical",
+    "largest relative weight difference",
+    "epochs committed",
+    "epochs retrained",
+    "committed stopped by time",
+    "IoU committed",
+    "DSB committed",
+    "IoU retrained",
+    "DSB retrained",
+    "DSB change",
+    "IoU change",
+)
 
 
 def committed_model(
@@ -436,6 +454,9 @@ def record_drift(row: dict[str, Any], out: str | os.PathLike[str]) -> pd.DataFra
             & (earlier["retrained on"] == row["retrained on"])
         )
         table = pd.concat([earlier[~same], table], ignore_index=True)
+    table = table[
+        [c for c in DRIFT_COLUMNS if c in table.columns] + [c for c in table.columns if c not in DRIFT_COLUMNS]
+    ]
     partial = path.with_suffix(".partial")
     table.to_csv(partial, index=False)
     os.replace(partial, path)
@@ -445,7 +466,7 @@ def record_drift(row: dict[str, Any], out: str | os.PathLike[str]) -> pd.DataFra
 def read_drift(out: str | os.PathLike[str]) -> pd.DataFrame:
     """``out/retrain-drift.csv``, or an empty table where no retraining was recorded."""
     path = Path(out) / DRIFT_FILE
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["model", "seed", "DSB retrained"])
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(DRIFT_COLUMNS))
 
 
 def drift_text(drift: pd.DataFrame, per_seed: pd.DataFrame) -> str:
@@ -480,6 +501,31 @@ def drift_text(drift: pd.DataFrame, per_seed: pd.DataFrame) -> str:
             f"({row['DSB change']:+.3f}), {inside} its range over seeds ({low:.3f}-{high:.3f})"
         )
     return "; ".join(sentences) if sentences else "no retraining on another machine is recorded for this run"
+
+
+def with_retrainings(per_seed: pd.DataFrame, drift: pd.DataFrame) -> pd.DataFrame:
+    """``per_seed`` (one row per model and seed) with one more row per recorded retraining: its
+    ``DSB score`` and ``IoU`` as retrained, its seed named ``"<seed>, again on <machine>"``, so that
+    a comparison over trainings counts the retrainings on other machines as trainings too.
+
+    Examples
+    --------
+    >>> per_seed = pd.DataFrame({"model": ["X", "X"], "seed": [42, 1], "DSB score": [0.45, 0.50], "IoU": [0.8, 0.9]})
+    >>> drift = pd.DataFrame({"model": ["X"], "seed": [42], "retrained on": ["B"], "DSB retrained": [0.52],
+    ...                       "IoU retrained": [0.85]})
+    >>> with_retrainings(per_seed, drift).values.tolist()
+    [['X', 42, 0.45, 0.8], ['X', 1, 0.5, 0.9], ['X', '42, again on B', 0.52, 0.85]]
+    """
+    again = pd.DataFrame(
+        {
+            "model": drift["model"],
+            "seed": [f"{seed}, again on {where}" for seed, where in zip(drift["seed"], drift["retrained on"])],
+            "DSB score": drift["DSB retrained"],
+            "IoU": drift["IoU retrained"],
+        }
+    )
+    rows = [per_seed.astype({"seed": object}), again[[c for c in again.columns if c in per_seed.columns]]]
+    return pd.concat([frame for frame in rows if not frame.empty], ignore_index=True)
 
 
 def drift_tolerance(drift: pd.DataFrame, per_seed: pd.DataFrame) -> dict[str, Any]:
