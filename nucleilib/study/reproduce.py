@@ -47,6 +47,8 @@ TIMING_FILES = (
     "speed-throughput.csv",
     "speed-sizes.csv",
     "speed-shipping.json",
+    # End-to-end times and their ratio to the network's time.
+    "speed-end-to-end.csv",
 )
 
 #: Sub-folders that are not results: the model cache (inputs of a verification), executed notebooks.
