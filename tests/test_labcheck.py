@@ -57,3 +57,30 @@ def test_a_missing_chapter_is_one_line_and_status_2(tmp_path: Path, capsys) -> N
     assert labcheck.main([str(tmp_path / "nope.py")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope.py: no such chapter" in err
+
+
+DIALOG = """
+<div class="jp-Dialog"><div>Select Kernel</div>
+  <select><option>No Kernel</option><option {selected}>{kernel}</option></select>
+  <button class="jp-Dialog-button jp-mod-accept" onclick="this.parentElement.remove()">Select</button>
+</div>
+"""
+
+
+@pytest.mark.parametrize(("kernel", "accepted"), [("Python 3 (ipykernel)", True), ("R", False)])
+def test_the_kernel_dialog_is_accepted_only_for_the_chapters_kernel(kernel: str, accepted: bool) -> None:
+    pytest.importorskip("playwright", reason="Playwright is not installed (pip install -e .[test])")
+    chromium = sitecheck.find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found (Debian/Ubuntu: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.set_content(DIALOG.format(selected="selected", kernel=kernel))
+        labcheck._accept_kernel_dialog(page)
+        assert (page.locator(".jp-Dialog").count() == 0) is accepted
+        page.set_content("<p>no dialog</p>")
+        labcheck._accept_kernel_dialog(page)  # nothing to do
+        browser.close()

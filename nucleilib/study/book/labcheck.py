@@ -33,6 +33,8 @@ from .sitecheck import find_chromium
 
 #: Cells run before saving: the title (markdown), the parameters and the set-up call.
 DEFAULT_CELLS = 3
+#: The kernel the chapters' headers name (``kernelspec.display_name``), as Lab lists it.
+KERNEL_DISPLAY_NAME = "Python 3"
 
 
 class LabCheckError(NucleiError, RuntimeError):
@@ -98,6 +100,23 @@ def _wait_for_lab(process: subprocess.Popen[bytes], url: str, log: Path, timeout
     raise LabCheckError(f"JupyterLab did not answer within {timeout_s:.0f} s ({log})")
 
 
+def _accept_kernel_dialog(page) -> None:
+    """Accept JupyterLab's "Select Kernel" dialog when it shows the chapter's own kernel.
+
+    Lab asks which kernel to start when it opens a notebook before it has the list of kernels
+    (on a busy machine); the dialog preselects the kernel the chapter's header names, and
+    accepting it is what a user does. Any other dialog, or another kernel, is left for the
+    check to fail on.
+    """
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if dialog.count() == 0 or not dialog.first.is_visible():
+        return
+    chosen = dialog.first.locator("select").evaluate("s => s.options[s.selectedIndex].text")
+    if chosen.startswith(KERNEL_DISPLAY_NAME):
+        dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+        dialog.first.wait_for(state="detached")
+
+
 def _open_run_save(page, base: str, name: str, cells: int, timeout_s: float) -> int:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -119,9 +138,10 @@ def _open_run_save(page, base: str, name: str, cells: int, timeout_s: float) -> 
         prompt = cell.locator(".jp-InputPrompt")
         # A kernel still connecting drops a run request without a word: ask again until it is taken.
         for _attempt in range(int(timeout_s // 10) + 1):
-            cell.locator(".jp-InputArea-editor").click()
-            page.keyboard.press("Control+Enter")
             try:
+                _accept_kernel_dialog(page)
+                cell.locator(".jp-InputArea-editor").click(timeout=10_000)  # a dialog may cover it: ask again
+                page.keyboard.press("Control+Enter")
                 page.wait_for_function(
                     "p => /\\[(\\d+|\\*)\\]/.test(p.textContent)", arg=prompt.element_handle(), timeout=10_000
                 )

@@ -65,6 +65,7 @@ from .gradcam import (
 from .lrp import (
     LRP_RULES,
     RuleMaps,
+    constant_inputs_kept_as_tensors,
     fresh_lrp_model,
     lrp_cascade,
     lrp_maps,
@@ -126,6 +127,7 @@ __all__ = [
     "score_model",
     # LRP (graph mode)
     "RuleMaps",
+    "constant_inputs_kept_as_tensors",
     "fresh_lrp_model",
     "lrp_cascade",
     "lrp_maps",
