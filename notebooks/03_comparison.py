@@ -247,7 +247,7 @@ plt.show()
 
 # %%
 table2 = cmp.split_seed_table(runs, splits, samples, base, per_image[per_image["model"] == "U-Net"],
-                              seed=seed, extra_seeds=extra_seeds)
+                              seed=seed, extra_seeds=extra_seeds, seed_metrics=seed_per_image)
 table2.to_csv(out / "comparison-table2.csv", index=False)
 spread = cmp.spread_table(table2, seed=seed)
 for key, value in cmp.spread_glue(spread, table2, seed=seed).items():

@@ -392,6 +392,54 @@ def test_split_seed_table_reuses_the_reference_metrics_and_evaluates_the_rest() 
     }
 
 
+def test_split_seed_table_takes_extra_seeds_from_the_seed_table_without_evaluating_them() -> None:
+    splits = {
+        "original": {"train": ["a"], "val": ["b"], "test": ["c", "d"]},
+        "80-10-10": {"train": ["a", "b"], "val": ["c"], "test": ["d"]},
+    }
+    samples = {i: _sample(i, np.zeros((2, 2))) for i in "abcd"}
+    runs = {
+        ("U-Net", "original", 42): (SimpleNamespace(model="m42"), {"epochs_run": 5}),
+        ("U-Net", "80-10-10", 42): (SimpleNamespace(model="m80"), {"epochs_run": 6}),
+        ("U-Net", "original", 1): (SimpleNamespace(model="m1"), {"epochs_run": 7}),
+        ("U-Net", "original", 2): (SimpleNamespace(model="m2"), {"epochs_run": 8}),
+    }
+    evaluated = []
+
+    def fake_evaluate(model, config, test_samples):
+        evaluated.append(model)
+        return pd.DataFrame({"iou": [0.5] * len(test_samples), "dsb_score": [0.25] * len(test_samples)}), {}
+
+    reference = pd.DataFrame({"iou": [0.25, 0.25], "dsb_score": [0.125, 0.125]})
+    # seed 1 of the U-Net was scored for the seed table (another model's seed 2 does not count)
+    seed_metrics = pd.DataFrame(
+        {
+            "model": ["U-Net", "U-Net", "ResUNet", "ResUNet"],
+            "seed": [1, 1, 2, 2],
+            "iou": [0.75, 0.25, 0.0, 0.0],
+            "dsb_score": [0.5, 0.5, 0.0, 0.0],
+        }
+    )
+    table = cmp.split_seed_table(
+        runs,
+        splits,
+        samples,
+        BASE,
+        reference,
+        seed=42,
+        extra_seeds=[1, 2],
+        seed_metrics=seed_metrics,
+        evaluate=fake_evaluate,
+    )
+    assert evaluated == ["m80", "m2"]
+    assert table[["seed", "IoU", "DSB score"]].values.tolist() == [
+        [42, 0.25, 0.125],
+        [42, 0.5, 0.25],
+        [1, 0.5, 0.5],
+        [2, 0.5, 0.25],
+    ]
+
+
 # --------------------------------------------------------------------------- the U-Net chapter
 
 

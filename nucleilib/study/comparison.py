@@ -961,6 +961,7 @@ def split_seed_table(
     seed: int,
     extra_seeds: Iterable[int],
     reference: str = REFERENCE,
+    seed_metrics: pd.DataFrame | None = None,
     evaluate: Callable[[Any, ModelConfig, Sequence[Sample]], tuple[pd.DataFrame, Any]] = evaluate_one,
 ) -> pd.DataFrame:
     """Table 2: the reference network on every split with ``seed``, then on the first split with each extra seed.
@@ -981,16 +982,26 @@ def split_seed_table(
     seed : int
         The main training seed, also the bootstrap seed.
     extra_seeds : iterable of int
+    seed_metrics : DataFrame, optional
+        Per-image metrics on the first split's test images with ``model`` and ``seed``
+        columns, as :func:`score_seeds` returns them: the reference's extra seeds found there
+        are not evaluated again.
     evaluate : callable
         ``(model, config, test_samples) -> (metrics, ...)``; :func:`evaluate_one`.
     """
     first = next(iter(splits))
     entries = [(split, seed) for split in splits] + [(first, extra) for extra in extra_seeds]
+    known = {}
+    if seed_metrics is not None:
+        own = seed_metrics[seed_metrics["model"] == reference]
+        known = {int(s): rows.reset_index(drop=True) for s, rows in own.groupby("seed", sort=False)}
     rows = []
     for split, train_seed in entries:
         result, info = runs[(reference, split, train_seed)]
         if split == first and train_seed == seed:
             metrics = reference_metrics
+        elif split == first and train_seed in known:
+            metrics = known[train_seed]
         else:
             metrics = evaluate(result.model, model_config, [samples[i] for i in splits[split]["test"]])[0]
         paper = PAPER_TABLE2.get(split) if train_seed == seed else None
