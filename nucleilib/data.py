@@ -303,21 +303,50 @@ def _cached_sample_job(job: tuple[Path, Path | None]) -> Sample:
         return _cached_sample(*job)
 
 
-def time_loading(root: str | os.PathLike[str] | None = None, **kwargs: object) -> dict[str, float]:
-    """Time a cold load (cache emptied first) and a cached load of the whole set.
+def time_loading(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    sample_size: int | None = None,
+    seed: int = 0,
+    **kwargs: object,
+) -> dict[str, float]:
+    """Time a cold load (cache entries removed first) and a cached load.
 
-    Returns a dict with ``cold_s``, ``cached_s`` and ``n_images``.
+    Parameters
+    ----------
+    root : path-like, optional
+        DSB-layout folder; defaults to :func:`data_root`.
+    sample_size : int, optional
+        Time a random sample of this many images (drawn with ``seed``) instead of the whole
+        set: the cold load decodes every PNG again, half a minute for the whole set on two
+        cores, and only the sample's cache entries are removed.
+    seed : int
+        Seed of the sample.
+    **kwargs
+        Passed to :func:`load_dataset`.
+
+    Returns
+    -------
+    dict
+        ``cold_s``, ``cached_s``, ``n_images`` (how many were timed) and ``n_total``
+        (images in the set).
     """
     root_path = Path(root) if root is not None else data_root()
     store = _store_for(root_path)
-    shutil.rmtree(store, ignore_errors=True)
+    all_names = [folder.name for folder in sample_folders(root_path)]
+    names = all_names
+    if sample_size is not None and sample_size < len(all_names):
+        rng = np.random.default_rng(seed)
+        names = sorted(rng.choice(all_names, size=sample_size, replace=False).tolist())
+    for name in names:
+        (store / f"{name}.npz").unlink(missing_ok=True)
     start = time.perf_counter()
-    samples = load_dataset(root_path, **kwargs)  # type: ignore[arg-type]
+    samples = load_dataset(root_path, ids=names, **kwargs)  # type: ignore[arg-type]
     cold = time.perf_counter() - start
     start = time.perf_counter()
-    load_dataset(root_path, **kwargs)  # type: ignore[arg-type]
+    load_dataset(root_path, ids=names, **kwargs)  # type: ignore[arg-type]
     cached = time.perf_counter() - start
-    return {"cold_s": cold, "cached_s": cached, "n_images": float(len(samples))}
+    return {"cold_s": cold, "cached_s": cached, "n_images": float(len(samples)), "n_total": float(len(all_names))}
 
 
 # --------------------------------------------------------------------------- fetching

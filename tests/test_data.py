@@ -626,3 +626,31 @@ def test_real_samples_load(real_data_root):
 @pytest.mark.slow
 def test_real_content_fingerprint_matches_registry(real_data_root):
     assert content_fingerprint(real_data_root) == DATASETS["dsb2018-stage1-train"]["content_sha256"]
+
+
+def test_time_loading_of_a_sample_decodes_only_the_sample_again(dsb, cache_path, monkeypatch):
+    from nucleilib import data
+
+    root = dsb.dataset(6)
+    load_dataset(root, workers=1)
+    before = {p.name: p.stat().st_mtime_ns for p in decoded_files(cache_path)}
+    decoded = []
+    real_read = data.read_sample
+    monkeypatch.setattr(data, "read_sample", lambda folder: decoded.append(folder.name) or real_read(folder))
+
+    timing = data.time_loading(root, sample_size=2, seed=3, workers=1)
+
+    assert timing["n_images"] == 2 and timing["n_total"] == 6
+    assert timing["cold_s"] > 0 and timing["cached_s"] > 0
+    assert len(decoded) == 2 and len(set(decoded)) == 2  # decoded once (cold), then read from the cache
+    after = {p.name: p.stat().st_mtime_ns for p in decoded_files(cache_path)}
+    assert after.keys() == before.keys()
+    assert sorted(n for n in before if after[n] != before[n]) == sorted(f"{d}.npz" for d in decoded)
+
+
+def test_time_loading_of_the_whole_set(dsb, cache_path):
+    from nucleilib import data
+
+    timing = data.time_loading(dsb.dataset(3), workers=1)
+    assert timing["n_images"] == timing["n_total"] == 3
+    assert len(decoded_files(cache_path)) == 3
