@@ -3,6 +3,7 @@ and the split-sample loader of nucleilib.study.manifest, on small hand-made inpu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -664,6 +665,42 @@ def test_ship_model_writes_the_reference_diameter_and_keeps_the_training_config(
     assert load_model_folder(folder)[1].diameter is None
     assert load_model_folder(folder)[1].colour_input == "grey"
     assert config.diameter is None  # the training configuration is left as it was
+
+
+def test_ship_model_leaves_the_same_model_alone_but_replaces_a_changed_one(tiny_unet, tmp_path: Path) -> None:
+    model, config = tiny_unet
+    folder = tmp_path / "unet-dsb2018"
+    samples = [_disc_sample("a", 8)]
+    card = {
+        "name": "x",
+        "commit": "abc",
+        "date": "2026-12-01 10:00",
+        "inference": {"test_metrics_by_setting": {"own scale": {"DSB": 0.5, "s per image": 0.2}}},
+    }
+    unet.ship_model(model, config, "borders", card, folder, samples)
+    stored = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps({**stored, "grouped_estimate": {"dsb": 0.3}}))  # another chapter's
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    rerun = {**card, "commit": "def", "date": "2026-12-07 11:00"}
+    rerun["inference"] = {"test_metrics_by_setting": {"own scale": {"DSB": 0.5, "s per image": 0.3}}}
+    message = unet.ship_model(model, config, "borders", rerun, folder, samples)
+    assert "left as it is" in message
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+
+    changed = {**rerun, "inference": {"test_metrics_by_setting": {"own scale": {"DSB": 0.6}}}}
+    assert "shipped to" in unet.ship_model(model, config, "borders", changed, folder, samples)
+    assert json.loads((folder / "card.json").read_text())["commit"] == "def"
+
+    import tensorflow as tf
+
+    shipped_config = dataclasses.replace(config, separation="borders", diameter=None, colour_input="rgb")
+    assert unet.already_shipped(model, shipped_config, changed, folder)
+    retrained = tf.keras.models.clone_model(model)
+    retrained.set_weights([w + 0.5 for w in model.get_weights()])
+    assert not unet.already_shipped(retrained, shipped_config, changed, folder)
+    other_method = dataclasses.replace(shipped_config, separation="components")
+    assert not unet.already_shipped(model, other_method, changed, folder)
 
 
 # --------------------------------------------------------------------------- loading a split's samples

@@ -16,6 +16,7 @@ paper's Gaussian pre-filter (:func:`gaussian_ablation`) and ships the model
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -448,6 +449,54 @@ def rescaling_effect(
     return pd.DataFrame({"own scale": means(plain.reset_index()), **columns})
 
 
+# What a card says of the run that shipped the model rather than of the model itself.
+CARD_RUN_FACTS = ("commit", "date")
+CARD_TIMING = "s per image"
+
+
+def card_without_run_facts(card: Mapping[str, Any]) -> dict[str, Any]:
+    """A model card without the commit, date and timings of the run that wrote it.
+
+    Examples
+    --------
+    >>> card = {"name": "x", "commit": "abc", "date": "2026-12-07 10:00",
+    ...         "inference": {"test_metrics_by_setting": {"own scale": {"DSB": 0.5, "s per image": 0.21}}}}
+    >>> card_without_run_facts(card)
+    {'name': 'x', 'inference': {'test_metrics_by_setting': {'own scale': {'DSB': 0.5}}}}
+    """
+    plain = json.loads(json.dumps(card, default=str))
+    for key in CARD_RUN_FACTS:
+        plain.pop(key, None)
+    settings = (plain.get("inference") or {}).get("test_metrics_by_setting") or {}
+    for values in settings.values():
+        values.pop(CARD_TIMING, None)
+    return plain
+
+
+def already_shipped(model: Any, config: ModelConfig, card: Mapping[str, Any], folder: Path) -> bool:
+    """Whether ``folder`` holds this model already: the same float16 weights and configuration,
+    and a card that differs at most in the commit, date and timings of the run that wrote it
+    (or in entries other chapters add, such as the grouped estimate)."""
+    weights_path, config_path, card_path = folder / "weights.npz", folder / "config.json", folder / "card.json"
+    if not (weights_path.is_file() and config_path.is_file() and card_path.is_file()):
+        return False
+    if config_path.read_text() != config.to_json() + "\n":
+        return False
+    try:
+        stored_card = json.loads(card_path.read_text())
+        with np.load(weights_path) as stored:
+            stored_weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+    except (OSError, ValueError, KeyError):
+        return False
+    weights = [w.astype(np.float16) for w in model.get_weights()]
+    if len(stored_weights) != len(weights) or not all(
+        a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(stored_weights, weights)
+    ):
+        return False
+    new, old = card_without_run_facts(card), card_without_run_facts(stored_card)
+    return all(key in old and old[key] == value for key, value in new.items())
+
+
 def ship_model(
     model: Any,
     model_config: ModelConfig,
@@ -488,7 +537,9 @@ def ship_model(
     Returns
     -------
     str
-        Where it went, its size and the two DSB scores.
+        Where it went, its size and the two DSB scores; or, when ``folder`` holds this
+        model already (:func:`already_shipped`), that it was left as it is, so that
+        re-executing the chapter without retraining changes no file.
     """
     from ..models import load_model_folder, save_model
     from ..segmenter import evaluate_model
@@ -499,12 +550,17 @@ def ship_model(
         diameter=None if diameter is None else float(diameter),
         colour_input=colour_input,
     )
+    shown = folder.relative_to(root) if root is not None else folder
+    if already_shipped(model, final_config, card, folder):
+        return (
+            f"{shown} already holds this model (the same float16 weights and configuration; its card differs at "
+            "most in the commit, date and timings of the run that shipped it): left as it is"
+        )
     before, _ = evaluate_model(model, final_config, check_samples, methods=[separation])
     save_model(model, final_config, folder, card=dict(card), float16=True)
     size = sum(p.stat().st_size for p in folder.iterdir())
     reloaded, _ = load_model_folder(folder)
     check, _ = evaluate_model(reloaded, final_config, check_samples, methods=[separation])
-    shown = folder.relative_to(root) if root is not None else folder
     return (
         f"shipped to {shown} ({size / 1e6:.1f} MB); float16 reload, DSB on {len(check_samples)} test images: "
         f"{check['dsb_score'].mean():.3f} vs {before['dsb_score'].mean():.3f} in float32"
