@@ -54,8 +54,9 @@ check:
 # Listens on this machine only; as root (a container), Jupyter needs --allow-root.
 LAB_FLAGS ?= --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# The kernels get the study's environment (oneDNN on), as `nuclei study` gives it.
 lab: $(BIN)/.lab-installed
-	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
+	$(BIN)/python -m nucleilib.study.lab $(LAB_FLAGS) notebooks/
 
 lab-install: $(BIN)/.lab-installed
 

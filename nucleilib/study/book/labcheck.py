@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import NucleiError
+from ..runner import set_study_environment
 from .sitecheck import find_chromium
 
 #: Cells run before saving: the title (markdown), the parameters and the set-up call.
@@ -76,6 +77,7 @@ def _start_lab(folder: Path, port: int, token: str, log: Path) -> subprocess.Pop
     ]
     if hasattr(os, "getuid") and os.getuid() == 0:
         command.append("--allow-root")
+    set_study_environment()  # the kernels compute as the book's run did (oneDNN on)
     # Lab's own settings and workspaces stay in the scratch folder, not the user's home.
     env = {
         **os.environ,
