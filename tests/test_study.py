@@ -137,6 +137,9 @@ def test_record_run_merges_into_the_log(tmp_path: Path) -> None:
     assert log["01_eda"]["git_commit"] == "unknown (not a git checkout)"
     path.write_text("{damaged")
     assert sorted(runner.record_run(path, "01_eda", 1.0, machine=machine)) == ["01_eda"]
+    log["07_audit"] = log["02_unet"]  # the audit's entry from before it became chapter 08
+    path.write_text(json.dumps(log))
+    assert sorted(runner.record_run(path, "02_unet", 1.0, machine=machine)) == ["01_eda", "02_unet"]
 
 
 def test_machine_info_names_cpu_cores_and_gpu() -> None:

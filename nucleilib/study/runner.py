@@ -483,7 +483,8 @@ def record_run(
 
     The log maps each notebook to its last successful run; entries of notebooks
     not named here are kept, so a study that skips or runs only some notebooks
-    still leaves a complete log.
+    still leaves a complete log, but not those of notebooks the study no longer has
+    (a chapter renamed or renumbered).
 
     Parameters
     ----------
@@ -506,7 +507,7 @@ def record_run(
         The whole log as written.
     """
     path = Path(path)
-    log = _read_state(path)
+    log = {name: entry for name, entry in _read_state(path).items() if name in NOTEBOOKS or name == notebook}
     when = (finished or datetime.now(UTC)).astimezone(UTC)
     log[notebook] = {
         "seconds": round(float(seconds), 1),
