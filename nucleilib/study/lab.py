@@ -10,29 +10,41 @@ inherit it.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import NucleiError
 from .runner import set_study_environment
+
+
+class LabNotInstalledError(NucleiError, RuntimeError):
+    """This environment has no JupyterLab (the ``[lab]`` extra)."""
 
 
 def lab_command(argv: Sequence[str]) -> list[str]:
     """The ``jupyter lab`` command line of this environment for ``argv``.
 
-    Examples
-    --------
-    >>> lab_command(["--no-browser", "notebooks/"])[1:]
-    ['lab', '--no-browser', 'notebooks/']
+    Raises
+    ------
+    LabNotInstalledError
+        When the environment has no ``jupyter-lab`` beside its Python.
     """
-    return [str(Path(sys.executable).with_name("jupyter")), "lab", *argv]
+    jupyter = Path(sys.executable).with_name("jupyter")
+    if not jupyter.is_file() or shutil.which("jupyter-lab", path=str(jupyter.parent)) is None:
+        raise LabNotInstalledError(
+            f"no JupyterLab in {jupyter.parent}: install the lab extra (`make lab` or pip install -e '.[lab]')"
+        )
+    return [str(jupyter), "lab", *argv]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     set_study_environment()
-    command = lab_command(sys.argv[1:] if argv is None else argv)
-    if not Path(command[0]).is_file():
-        sys.exit(f"no JupyterLab in {Path(command[0]).parent}: install the lab extra (make lab-install)")
+    try:
+        command = lab_command(sys.argv[1:] if argv is None else argv)
+    except LabNotInstalledError as err:
+        sys.exit(str(err))
     os.execv(command[0], command)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import NucleiError
+from ..lab import LabNotInstalledError, lab_command
 from ..runner import set_study_environment
 from .sitecheck import find_chromium
 
@@ -60,14 +61,7 @@ def _free_port() -> int:
 
 
 def _start_lab(folder: Path, port: int, token: str, log: Path) -> subprocess.Popen[bytes]:
-    jupyter = Path(sys.executable).with_name("jupyter")
-    if not jupyter.is_file() or shutil.which("jupyter-lab", path=str(jupyter.parent)) is None:
-        raise LabCheckError(
-            f"no JupyterLab in {jupyter.parent}: install the lab extra (`make lab` or pip install -e '.[lab]')"
-        )
-    command = [
-        str(jupyter),
-        "lab",
+    flags = [
         "--no-browser",
         "--ip=127.0.0.1",
         f"--port={port}",
@@ -75,6 +69,10 @@ def _start_lab(folder: Path, port: int, token: str, log: Path) -> subprocess.Pop
         f"--ServerApp.root_dir={folder}",
         "--LabApp.news_url=",  # the news pop-up asks to reach the internet
     ]
+    try:
+        command = lab_command(flags)
+    except LabNotInstalledError as err:
+        raise LabCheckError(str(err)) from None
     if hasattr(os, "getuid") and os.getuid() == 0:
         command.append("--allow-root")
     set_study_environment()  # the kernels compute as the book's run did (oneDNN on)
