@@ -341,7 +341,9 @@ def test_summary_row_and_table2_row() -> None:
     assert without["paper train/val/test"] == "" and np.isnan(without["paper IoU"])
 
 
-def test_split_seed_table_reuses_the_reference_metrics_and_evaluates_the_rest() -> None:
+def _split_seed_inputs(extra_seeds: dict[int, int]) -> tuple[dict, dict, dict]:
+    """Two splits, four samples and the U-Net's runs: seed 42 on each split (5 and 6 epochs),
+    then ``{seed: epochs}`` on the original split, model ``m<seed>``."""
     splits = {
         "original": {"train": ["a"], "val": ["b"], "test": ["c", "d"]},
         "80-10-10": {"train": ["a", "b"], "val": ["c"], "test": ["d"]},
@@ -350,8 +352,14 @@ def test_split_seed_table_reuses_the_reference_metrics_and_evaluates_the_rest() 
     runs = {
         ("U-Net", "original", 42): (SimpleNamespace(model="m42"), {"epochs_run": 5}),
         ("U-Net", "80-10-10", 42): (SimpleNamespace(model="m80"), {"epochs_run": 6}),
-        ("U-Net", "original", 1): (SimpleNamespace(model="m1"), {"epochs_run": 7}),
     }
+    for seed, epochs in extra_seeds.items():
+        runs[("U-Net", "original", seed)] = (SimpleNamespace(model=f"m{seed}"), {"epochs_run": epochs})
+    return splits, samples, runs
+
+
+def test_split_seed_table_reuses_the_reference_metrics_and_evaluates_the_rest() -> None:
+    splits, samples, runs = _split_seed_inputs({1: 7})
     scores = {"m80": 0.5, "m1": 0.75}
     evaluated = []
 
@@ -394,17 +402,7 @@ def test_split_seed_table_reuses_the_reference_metrics_and_evaluates_the_rest() 
 
 
 def test_split_seed_table_takes_extra_seeds_from_the_seed_table_without_evaluating_them() -> None:
-    splits = {
-        "original": {"train": ["a"], "val": ["b"], "test": ["c", "d"]},
-        "80-10-10": {"train": ["a", "b"], "val": ["c"], "test": ["d"]},
-    }
-    samples = {i: _sample(i, np.zeros((2, 2))) for i in "abcd"}
-    runs = {
-        ("U-Net", "original", 42): (SimpleNamespace(model="m42"), {"epochs_run": 5}),
-        ("U-Net", "80-10-10", 42): (SimpleNamespace(model="m80"), {"epochs_run": 6}),
-        ("U-Net", "original", 1): (SimpleNamespace(model="m1"), {"epochs_run": 7}),
-        ("U-Net", "original", 2): (SimpleNamespace(model="m2"), {"epochs_run": 8}),
-    }
+    splits, samples, runs = _split_seed_inputs({1: 7, 2: 8})
     evaluated = []
 
     def fake_evaluate(model, config, test_samples):
