@@ -12,6 +12,7 @@ help:
 	@echo "make lint                          ruff check and ruff format --check of nucleilib, tests and benchmarks"
 	@echo "make study [PROFILE=...]           execute the notebooks only"
 	@echo "make book RETRAIN=1                train every model again from scratch and report how far each table moves"
+	@echo "make book RESCORE=1                segment the test images again instead of reading the cached scores"
 	@echo "make data                          download and verify the data (or use \$$NUCLEI_DATA_DIR)"
 	@echo "make check [PROFILE=...]           open every page of the built book in headless Chromium"
 	@echo "make lab                           JupyterLab on notebooks/ (chapters open as notebooks)"
@@ -42,8 +43,9 @@ data: venv
 
 # RETRAIN=1: train every model again from scratch (into artefacts/lab/retrain-PROFILE) and report
 # how far each table moved from the committed run; the published run and book are not touched.
+# RESCORE=1: segment the test images again instead of reading the networks' cached scores.
 study: data
-	$(BIN)/nuclei study --profile $(PROFILE) $(if $(RETRAIN),--retrain)
+	$(BIN)/nuclei study --profile $(PROFILE) $(if $(RETRAIN),--retrain) $(if $(RESCORE),--rescore)
 
 book: study
 	$(if $(RETRAIN),@echo "retrained run: artefacts/lab/retrain-$(PROFILE)/ (executed notebooks in executed/, verify-report.csv)",$(BIN)/nuclei book --profile $(PROFILE))

@@ -154,7 +154,7 @@ def test_train_contenders_calls_train_with_the_original_configs_and_names(tmp_pa
 
 
 def test_gaussian_ablation_trains_both_sigmas_and_scores_them(monkeypatch) -> None:
-    import nucleilib.segmenter as segmenter_module
+    import nucleilib.study.scores as scores_module
 
     trained = []
 
@@ -162,12 +162,12 @@ def test_gaussian_ablation_trains_both_sigmas_and_scores_them(monkeypatch) -> No
         trained.append((config, name))
         return SimpleNamespace(model=config.model.sigma, history=pd.DataFrame({"epoch": [1, 2, 3]}))
 
-    def fake_evaluate(model, config, samples, *, methods):
-        assert methods == ["borders"] and config.sigma == model
+    def fake_evaluate(model, config, samples, *, methods, count_pixels):
+        assert methods == ["borders"] and config.sigma == model and not count_pixels
         return pd.DataFrame({"iou": [0.5 + model / 10, 0.5], "dsb_score": [0.25, 0.75]}), {}
 
     monkeypatch.setattr(training, "train", fake_train)
-    monkeypatch.setattr(segmenter_module, "evaluate_model", fake_evaluate)
+    monkeypatch.setattr(scores_module, "evaluate_scores", fake_evaluate)
     main = training.TrainConfig(model=BASE, seed=42, **BUDGET)
     table = unet.gaussian_ablation(main, [], [], [], "cache", "borders", steps=7, minutes=0.5)
     assert [name for _, name in trained] == ["ablation-sigma0.0", "ablation-sigma1.5"]
@@ -764,8 +764,10 @@ def test_score_seeds_reuses_the_main_seed_and_evaluates_the_others() -> None:
     def fake_evaluate(model, config, samples):
         evaluated.append(model)
         value = {"U-Net s1": 0.4, "X s1": 0.2}[model]
-        probs = {s.image_id: np.full((2, 2, 1), 0.9) for s in samples}  # everything foreground
-        return pd.DataFrame({"image_id": ["a", "b"], "dsb_score": [value, value], "ap50": [1.0, 0.0]}), probs
+        # everything predicted foreground: per image 2 true and 2 false positive pixels
+        counts = {"fg_tp": [2, 2], "fg_fp": [2, 2], "fg_fn": [0, 0], "fg_tn": [0, 0]}
+        frame = pd.DataFrame({"image_id": ["a", "b"], "dsb_score": [value, value], "ap50": [1.0, 0.0], **counts})
+        return frame, {}
 
     runs = {(name, "original", 1): (SimpleNamespace(model=f"{name} s1"), {}) for name in ("U-Net", "X")}
     micro = PixelMetrics.from_counts(tp=4, fp=0, fn=0, tn=4)
@@ -790,8 +792,9 @@ def test_score_seeds_reuses_the_main_seed_and_evaluates_the_others() -> None:
         ["X", 42, 0.3],
         ["X", 1, 0.2],
     ]
-    assert per_seed.loc[1, "IoU"] == 0.5 and per_seed.loc[0, "IoU"] == 1.0  # pooled from seed 1's probabilities
+    assert per_seed.loc[1, "IoU"] == 0.5 and per_seed.loc[0, "IoU"] == 1.0  # pooled from seed 1's pixel counts
     assert len(per_image) == 8 and sorted(per_image["seed"].unique()) == [1, 42]
+    assert not {"fg_tp", "fg_fp", "fg_fn", "fg_tn"} & set(per_image.columns)  # counts stay out of the tables
 
     table1 = cmp.assemble_table1(main_rows + [dict(main_rows[0], model="Classical")])
     table = cmp.table1_over_seeds(table1, per_seed, per_image, seed=0)

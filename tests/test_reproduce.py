@@ -87,12 +87,17 @@ def test_verify_study_reexecutes_into_scratch_and_compares(tmp_path: Path, monke
     committed = tmp_path / "artefacts" / "cpu"
     _write(committed, "table1.csv", TABLE)
     _write(committed, "table2.csv", TABLE)
+    _write(committed / "models" / "unet-original-0123", "history.csv", TABLE)
+    _write(committed / "scores", "unet-0123.csv", TABLE)
     stale = _write(tmp_path / "artefacts/lab/verify-cpu", "leftover.csv", TABLE)
     calls = []
 
     def fake_run_study(profile, *, only, force, root, log, progress_bar, parameters):
         calls.append((profile, only, force, parameters))
         folder = Path(root) / parameters["artefacts"]
+        # the trained models are there, the cached scores are not: every network segments again
+        assert (folder / "models" / "unet-original-0123" / "history.csv").is_file()
+        assert not (folder / "scores").exists()
         _write(folder, "table1.csv", TABLE)
         _write(folder, "table2.csv", TABLE.assign(**{"DSB score": [0.5, 0.4]}))
         return []

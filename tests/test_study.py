@@ -376,6 +376,19 @@ def test_the_study_commands_dispatch_to_the_runner(monkeypatch, capsys, tmp_path
     assert "study (smoke): 0 notebook(s) run" in out and str(tmp_path / "html" / "index.html") in out
 
 
+def test_rescore_reaches_the_chapters_kernels_through_the_environment(monkeypatch) -> None:
+    import os
+
+    from nucleilib.study import scores
+
+    seen = []
+    monkeypatch.setenv(scores.RESCORE_ENV, "0")  # restored (to unset, as a rule) after the test
+    monkeypatch.setattr(runner, "run_study", lambda profile, **kwargs: seen.append(scores.rescore_requested()) or [])
+    assert cli.main(["study", "--only", "02_unet"]) == 0
+    assert cli.main(["study", "--only", "02_unet", "--rescore"]) == 0
+    assert seen == [False, True] and os.environ[scores.RESCORE_ENV] == "1"
+
+
 def test_a_study_error_is_one_line_from_the_command(monkeypatch, capsys) -> None:
     def failing(profile, **kwargs):
         raise runner.StudyError("notebook 01_eda failed: deliberate")

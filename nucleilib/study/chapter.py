@@ -48,6 +48,14 @@ class ChapterRun:
         return self.out / "models"
 
     @property
+    def scores(self) -> Any:
+        """Cache of the networks' per-image scores (:class:`nucleilib.study.scores.ScoreCache`):
+        re-executing a chapter reads them instead of segmenting the test images again."""
+        from .scores import SCORES_FOLDER, ScoreCache
+
+        return ScoreCache(self.out / SCORES_FOLDER)
+
+    @property
     def scratch(self) -> bool:
         """Whether this run works in a scratch copy (``artefacts/lab``) rather than the profile's folder."""
         return is_scratch(self.out, self.root)

@@ -36,6 +36,12 @@ def register(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
         "(into artefacts/lab/retrain-PROFILE), and the report says how far each table moved",
     )
     study.add_argument(
+        "--rescore",
+        action="store_true",
+        help="segment the test images again where a chapter has the networks' scores cached "
+        "(artefacts/PROFILE/scores), and rewrite them (--verify always does)",
+    )
+    study.add_argument(
         "-p",
         "--parameter",
         nargs=2,
@@ -57,6 +63,12 @@ def run_study_command(args: argparse.Namespace) -> int:
     from .runner import parse_parameter_value, run_study
 
     start = time.perf_counter()
+    if getattr(args, "rescore", False):
+        import os
+
+        from .scores import RESCORE_ENV
+
+        os.environ[RESCORE_ENV] = "1"  # the chapters' kernels inherit it
     if args.verify or args.retrain:
         return verify_study_command(args)
     overrides = {name: parse_parameter_value(value) for name, value in args.parameter or []}

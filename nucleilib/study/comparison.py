@@ -20,6 +20,7 @@ The table builders take plain metric frames (one row per test image, the columns
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +32,7 @@ import pandas as pd
 from .. import evaluation
 from ..data import Sample
 from ..models import ModelConfig
+from .scores import ScoreCache, evaluate_scores, micro_from_counts, without_counts
 
 #: The network every other is compared with (the chapter's name for it).
 REFERENCE = "U-Net"
@@ -285,16 +287,22 @@ def model_sizes(contenders: Mapping[str, ModelConfig], size: int = 256) -> pd.Da
 
 
 def evaluate_one(
-    model: Any, model_config: ModelConfig, test_samples: Sequence[Sample]
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Per-image metrics (``borders`` separation) and probability maps of a network on test samples,
+    model: Any, model_config: ModelConfig, test_samples: Sequence[Sample], *, cache: ScoreCache | None = None
+) -> tuple[pd.DataFrame, Mapping[str, np.ndarray]]:
+    """Per-image metrics (``borders`` separation, with the foreground pixel counts of
+    :mod:`nucleilib.study.scores`) and probability maps of a network on test samples,
     at the images' own scale and in colour, as the networks were trained and as the paper's are
     run (even for the shipped model, whose defaults rescale and give stained images as their
-    haematoxylin channel)."""
-    from ..segmenter import Segmenter, evaluate_model
+    haematoxylin channel). With a ``cache``, a scoring made before is read, not computed again."""
+    config = dataclasses.replace(model_config, colour_input="rgb")
+    if cache is not None:
+        return cache.evaluate(model, config, test_samples, methods=["borders"], diameter=None)
+    return evaluate_scores(model, config, test_samples, methods=["borders"], diameter=None)
 
-    segmenter = Segmenter.from_keras(model, dataclasses.replace(model_config, colour_input="rgb"), diameter=None)
-    return evaluate_model(segmenter, None, test_samples, methods=["borders"], keep_probabilities=True)
+
+def cached_evaluation(cache: ScoreCache) -> Callable[..., tuple[pd.DataFrame, Mapping[str, np.ndarray]]]:
+    """:func:`evaluate_one` reading and writing the scorings of ``cache`` (a chapter's ``run.scores``)."""
+    return functools.partial(evaluate_one, cache=cache)
 
 
 def micro_pixels(
@@ -415,8 +423,11 @@ def score_network(
     gflops: float,
     seed: int,
     timing_repeats: int,
-) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
+    evaluate: Callable[..., tuple[pd.DataFrame, Mapping[str, np.ndarray]]] = evaluate_one,
+) -> tuple[dict[str, Any], pd.DataFrame, Mapping[str, np.ndarray]]:
     """Evaluate one network on the test samples and time it: its Table 1 row.
+
+    ``evaluate`` is :func:`evaluate_one` or a :func:`cached_evaluation`.
 
     Returns
     -------
@@ -427,17 +438,17 @@ def score_network(
     probabilities : dict
         ``{image_id: probability maps}``.
     """
-    metrics, probs = evaluate_one(model, model_config, test_samples)
+    metrics, probs = evaluate(model, model_config, test_samples)
     row = table_row(
         name,
         metrics,
-        micro_pixels(probs, test_samples),
+        micro_from_counts(metrics),
         params,
         gflops,
         ms_per_256(model, repeats=timing_repeats),
         seed=seed,
     )
-    return row, metrics.assign(model=name), probs
+    return row, without_counts(metrics).assign(model=name), probs
 
 
 def score_contenders(
@@ -449,7 +460,8 @@ def score_contenders(
     seed: int,
     timing_repeats: int,
     split: str = "original",
-) -> tuple[list[dict[str, Any]], list[pd.DataFrame], dict[str, dict[str, np.ndarray]]]:
+    evaluate: Callable[..., tuple[pd.DataFrame, Mapping[str, np.ndarray]]] = evaluate_one,
+) -> tuple[list[dict[str, Any]], list[pd.DataFrame], dict[str, Mapping[str, np.ndarray]]]:
     """:func:`score_network` for every contender trained on ``split`` with ``seed``.
 
     Parameters
@@ -462,6 +474,8 @@ def score_contenders(
         :func:`model_sizes` of the contenders.
     test_samples : sequence of Sample
     seed, timing_repeats : int
+    evaluate : callable
+        :func:`evaluate_one` or a :func:`cached_evaluation`.
 
     Returns
     -------
@@ -483,6 +497,7 @@ def score_contenders(
             gflops=float(sizes.loc[name, "GFLOPs per 256x256"]),
             seed=seed,
             timing_repeats=timing_repeats,
+            evaluate=evaluate,
         )
         rows.append(row)
         per_image.append(metrics)
@@ -675,10 +690,10 @@ def score_seeds(
         seed_rows.append({"model": name, "seed": first, **{m: rows[name][m] for m in SEED_METRICS}})
         frames.append(images[name].assign(seed=first))
         for train_seed in others:
-            metrics, probs = evaluate(runs[(name, split, train_seed)][0].model, cfg, test_samples)
-            row = table_row(name, metrics, micro_pixels(probs, test_samples), 0, np.nan, np.nan, seed=first)
+            metrics, _ = evaluate(runs[(name, split, train_seed)][0].model, cfg, test_samples)
+            row = table_row(name, metrics, micro_from_counts(metrics), 0, np.nan, np.nan, seed=first)
             seed_rows.append({"model": name, "seed": train_seed, **{m: row[m] for m in SEED_METRICS}})
-            frames.append(metrics.assign(model=name, seed=train_seed))
+            frames.append(without_counts(metrics).assign(model=name, seed=train_seed))
     return pd.DataFrame(seed_rows), pd.concat(frames, ignore_index=True)
 
 

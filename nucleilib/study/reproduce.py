@@ -238,8 +238,9 @@ def verify_study(
     """Re-execute chapters from the committed artefacts and models and compare what they write.
 
     The chapters run (all, or ``only``) into ``artefacts/lab/verify-<profile>``, emptied first and
-    then given a copy of ``artefacts/<profile>`` with its trained models, so nothing is trained
-    and the published run is never written to. Every CSV and JSON file the run wrote is compared
+    then given a copy of ``artefacts/<profile>`` with its trained models but without the cached
+    scores (:mod:`nucleilib.study.scores`), so nothing is trained, every network segments its
+    test images again, and the published run is never written to. Every CSV and JSON file the run wrote is compared
     with the committed one (:func:`compare_folders`); the table is also saved as
     ``verify-report.csv`` in that folder.
 
@@ -259,13 +260,16 @@ def verify_study(
     """
     from .profiles import SCRATCH
     from .runner import project_root, run_study, seed_scratch
+    from .scores import SCORES_FOLDER
 
     project = project_root(root)
     folder = project / SCRATCH / (RETRAIN_FOLDER if retrain else VERIFY_FOLDER).format(profile=profile)
     if folder.exists():
         shutil.rmtree(folder)
-    if retrain:
-        seed_scratch(folder, project / "artefacts" / profile, leave_out=["models"])
+    # Without the cached scores, the chapters segment the test images again with the committed
+    # networks, so the check covers the networks' predictions, not only the tables made from them.
+    leave_out = ["models", SCORES_FOLDER] if retrain else [SCORES_FOLDER]
+    seed_scratch(folder, project / "artefacts" / profile, leave_out=leave_out)
     start = time.time()
     run_study(
         profile,

@@ -16,6 +16,7 @@ paper's Gaussian pre-filter (:func:`gaussian_ablation`) and ships the model
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -274,6 +275,7 @@ def gaussian_ablation(
     steps: int,
     minutes: float,
     sigmas: Sequence[float] = (0.0, 1.5),
+    scores: Any = None,
 ) -> pd.DataFrame:
     """Short trainings with and without the Gaussian pre-filter, scored on the test images.
 
@@ -289,26 +291,31 @@ def gaussian_ablation(
     steps, minutes : int, float
         Steps per epoch and time limit of each short training.
     sigmas : sequence of float
+    scores : ScoreCache, optional
+        Where the test scores are cached (:mod:`nucleilib.study.scores`); None scores anew.
 
     Returns
     -------
     DataFrame
         Indexed by ``sigma``: ``epochs``, ``test IoU``, ``test DSB score``.
     """
-    from ..segmenter import evaluate_model
     from ..training import train
+    from .scores import evaluate_scores
 
     rows = []
     for sigma in sigmas:
         short = ablation_config(config, sigma, steps=steps, minutes=minutes)
         trained = train(short, train_samples, val_samples, cache_root, name=f"ablation-sigma{sigma}")
-        scores, _ = evaluate_model(trained.model, short.model, test_samples, methods=[method])
+        evaluate = (
+            evaluate_scores if scores is None else functools.partial(scores.evaluate, label=f"ablation-sigma{sigma}")
+        )
+        metrics, _ = evaluate(trained.model, short.model, test_samples, methods=[method], count_pixels=False)
         rows.append(
             {
                 "sigma": sigma,
                 "epochs": len(trained.history),
-                "test IoU": scores["iou"].mean(),
-                "test DSB score": scores["dsb_score"].mean(),
+                "test IoU": metrics["iou"].mean(),
+                "test DSB score": metrics["dsb_score"].mean(),
             }
         )
     return pd.DataFrame(rows).set_index("sigma")
@@ -398,6 +405,7 @@ def rescaling_effect(
     own_scale: pd.DataFrame,
     *,
     colour_input: str = "rgb",
+    scores: Any = None,
 ) -> pd.DataFrame:
     """The network on test images at their own scale and rescaled so nuclei are ``diameter`` px
     across, and with stained images given as ``colour_input`` too (when it is not ``"rgb"``).
@@ -417,6 +425,8 @@ def rescaling_effect(
         with ``separation`` as ``method``.
     colour_input : str
         A :data:`nucleilib.preprocess.COLOUR_INPUTS` setting scored as a third column.
+    scores : ScoreCache, optional
+        Where the scores are cached (:mod:`nucleilib.study.scores`); None scores anew.
 
     Returns
     -------
@@ -425,7 +435,7 @@ def rescaling_effect(
         images alone; one column per setting.
     """
     from ..preprocess import classify_modality
-    from ..segmenter import Segmenter, evaluate_model
+    from .scores import evaluate_scores
 
     stained = {s.image_id for s in samples if classify_modality(s.image) == "stained tissue"}
     names = {"dsb_score": "DSB", "ap50": "AP@0.5", "iou": "IoU", "predict_s": "s per image"}
@@ -441,9 +451,8 @@ def rescaling_effect(
     columns = {}
     for label, setting in settings.items():
         config = dataclasses.replace(model_config, diameter=float(diameter), colour_input=setting)
-        rows, _ = evaluate_model(
-            Segmenter.from_keras(model, config, diameter="auto"), None, samples, methods=[separation]
-        )
+        evaluate = evaluate_scores if scores is None else scores.evaluate
+        rows, _ = evaluate(model, config, samples, methods=[separation], count_pixels=False, diameter="auto")
         columns[label] = means(rows)
     plain = own_scale[own_scale["method"] == separation].set_index("image_id").loc[[s.image_id for s in samples]]
     return pd.DataFrame({"own scale": means(plain.reset_index()), **columns})
