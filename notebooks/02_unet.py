@@ -48,7 +48,7 @@ import tensorflow as tf
 from myst_nb import glue
 
 from nucleilib import models, segmenter, training
-from nucleilib.study import chapter, comparison as cmp, manifest as mf, unet
+from nucleilib.study import chapter, comparison as cmp, manifest as mf, scores, unet
 
 run = chapter.setup(profile, artefacts)
 root, out, model_cache = run.root, run.out, run.models
@@ -148,10 +148,16 @@ history.assign(lr=history["lr"].map("{:.1e}".format)).round(4).tail(5)
 # Three ways of turning probabilities into nuclei are compared: connected components of the
 # thresholded foreground; a watershed on the distance transform; and a watershed seeded by the
 # foreground minus the predicted touching borders.
+#
+# Like the trained models, the scores are cached (`artefacts/<profile>/scores/`, named by a
+# digest of the weights, settings and images): re-executing the chapter reads them instead of
+# segmenting the test images again; `nuclei study --rescore` segments again, and
+# `nuclei study --verify` always does and compares the result with the committed scores.
 
 # %%
-metrics, test_probs = segmenter.evaluate_model(model, model_config, test_samples, keep_probabilities=True)
-metrics = metrics.merge(manifest[["modality"]], left_on="image_id", right_index=True)
+metrics, test_probs = run.scores.evaluate(model, model_config, test_samples, methods=segmenter.SEPARATION_METHODS)
+micro = scores.micro_from_counts(metrics)
+metrics = scores.without_counts(metrics).merge(manifest[["modality"]], left_on="image_id", right_index=True)
 metrics.to_csv(out / "unet-test-metrics.csv", index=False)
 by_method = unet.method_table(metrics)
 winner = unet.best_method(by_method)
@@ -160,7 +166,6 @@ by_method.round(3).sort_values("dsb_score", ascending=False)
 
 # %%
 chosen = metrics[metrics["method"] == winner]
-micro = cmp.micro_pixels(test_probs, test_samples, model_config.threshold)
 summary = unet.summary_table(chosen, micro, seed=seed)
 summary.to_csv(out / "unet-test-summary.csv")
 for key, value in unet.summary_glue(summary, chosen).items():
@@ -188,7 +193,7 @@ unet.paper_comparison(summary).round(3)
 
 # %%
 rescaled = unet.rescaling_effect(model, model_config, test_samples, winner, ship_diameter, metrics,
-                                 colour_input=ship_colour_input)
+                                 colour_input=ship_colour_input, scores=run.scores)
 rescaled.to_csv(out / "unet-test-rescaled.csv")
 shipped_setting = rescaled.columns[-1]
 glue("ship_diameter", ship_diameter, display=False)
@@ -261,7 +266,7 @@ plt.show()
 
 # %%
 ablation = unet.gaussian_ablation(config, train_samples, val_samples, test_samples, model_cache, winner,
-                                  steps=ablation_steps, minutes=ablation_minutes)
+                                  steps=ablation_steps, minutes=ablation_minutes, scores=run.scores)
 glue("ablation_iou_0", float(ablation.loc[0.0, "test IoU"]), display=False)
 glue("ablation_iou_15", float(ablation.loc[1.5, "test IoU"]), display=False)
 ablation.round(3)

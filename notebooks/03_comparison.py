@@ -106,7 +106,8 @@ sizes.style.format({"parameters": "{:,}", "GFLOPs per 256x256": "{:.2f}"})
 # The budget is counted in steps rather than minutes so that every network sees the same
 # number of training crops whatever the machine; the wall time is reported. This is shorter
 # than the U-Net chapter's main training, whose model is shown as a reference row. Trained
-# models are cached: rebuilding the book reloads them.
+# models are cached, and so are their scores on the test images: rebuilding the book reloads
+# both (`nuclei study --rescore` segments the test images again, `--verify` always does).
 
 # %%
 glue("budget_steps", epochs * steps_per_epoch, display=False)
@@ -135,10 +136,11 @@ train_log.round(2)
 
 # %%
 test_samples = [samples[i] for i in splits["original"]["test"]]
+evaluate = cmp.cached_evaluation(run.scores)  # scorings made before are read, not computed again
 rows, per_image, probabilities = cmp.score_contenders(runs, contenders, sizes, test_samples, seed=seed,
-                                                     timing_repeats=timing_repeats)
+                                                     timing_repeats=timing_repeats, evaluate=evaluate)
 per_seed, seed_per_image = cmp.score_seeds(runs, contenders, test_samples, seeds=[seed, *extra_seeds],
-                                           main_rows=rows, main_per_image=per_image)
+                                           main_rows=rows, main_per_image=per_image, evaluate=evaluate)
 per_seed.to_csv(out / "comparison-seeds.csv", index=False)
 glue("n_train_seeds", 1 + len(extra_seeds), display=False)
 
@@ -147,7 +149,7 @@ shipped, shipped_config = models.load_model(run.shipped())  # chapter 2's model 
 reference_name = f"U-Net, chapter 2 ({models.model_card(run.shipped())['training_minutes']:.0f} min)"
 reference = cmp.score_network(reference_name, shipped, shipped_config, test_samples, params=shipped.count_params(),
                               gflops=models.count_flops(shipped_config, 256) / 1e9, seed=seed,
-                              timing_repeats=timing_repeats)
+                              timing_repeats=timing_repeats, evaluate=evaluate)
 classical = cmp.score_classical(test_samples, seed=seed, timing_repeats=timing_repeats)
 classical_labels = classical[2]
 
@@ -247,7 +249,7 @@ plt.show()
 
 # %%
 table2 = cmp.split_seed_table(runs, splits, samples, base, per_image[per_image["model"] == "U-Net"],
-                              seed=seed, extra_seeds=extra_seeds, seed_metrics=seed_per_image)
+                              seed=seed, extra_seeds=extra_seeds, seed_metrics=seed_per_image, evaluate=evaluate)
 table2.to_csv(out / "comparison-table2.csv", index=False)
 spread = cmp.spread_table(table2, seed=seed)
 for key, value in cmp.spread_glue(spread, table2, seed=seed).items():
