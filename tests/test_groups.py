@@ -185,7 +185,7 @@ def test_grouped_evaluation_scores_through_a_segmenter_with_the_options(tmp_path
         assert model.config.colour_input == "hematoxylin"
 
 
-def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_path):
+def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_path, monkeypatch):
     groups, folds, samples = two_groups_in_two_folds()
     calls = []
 
@@ -209,6 +209,11 @@ def test_fold_scores_are_cached_beside_the_model_and_rescored_on_request(tmp_pat
     run(methods=["components"])  # other settings: scored, and cached apart
     assert len(calls) == 4 and len(list(tmp_path.glob("*/scores-*.csv"))) == 4
     assert not run(rescore=True)["dsb_score"].equals(first["dsb_score"]) and len(calls) == 6
+    monkeypatch.setenv("NUCLEI_RESCORE", "1")  # what nuclei study --rescore sets for the kernels
+    run()
+    assert len(calls) == 8
+    run(rescore=False)  # an explicit choice wins over the environment
+    assert len(calls) == 8
 
 
 def test_only_some_folds_are_trained_and_scored(tmp_path):

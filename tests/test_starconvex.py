@@ -54,10 +54,20 @@ def test_stardist_is_trained_per_fold_scored_on_held_out_groups_and_cached(two_g
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
+    real_score = sc.score
     monkeypatch.setattr("stardist.models.StarDist2D.train", no_training)
     monkeypatch.setattr(sc, "score", no_training)
     again = sc.stardist_grouped_evaluation(samples, groups, folds, _budget(), tmp_path, n_val=2)
     pd.testing.assert_frame_equal(again, rows)
+
+    scored = []
+    monkeypatch.setattr(
+        sc, "score", lambda model, test, settings: scored.append(len(test)) or real_score(model, test, settings)
+    )
+    monkeypatch.setenv("NUCLEI_RESCORE", "1")  # nuclei study --rescore: scored again, not trained again
+    rescored = sc.stardist_grouped_evaluation(samples, groups, folds, _budget(), tmp_path, n_val=2)
+    assert scored == [len(fold["test"]) for fold in folds]
+    pd.testing.assert_frame_equal(rescored.drop(columns="predict_s"), rows.drop(columns="predict_s"))
 
 
 def test_a_damaged_cache_is_named_and_an_unfinished_one_retrained(two_groups, tmp_path):

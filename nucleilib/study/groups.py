@@ -188,7 +188,7 @@ def grouped_evaluation(
     n_val: int = 9,
     methods: Sequence[str] | None = None,
     segmenter_options: dict | None = None,
-    rescore: bool = False,
+    rescore: bool | None = None,
     only: Sequence[int] | None = None,
     train: object = None,
     evaluate: object = None,
@@ -220,8 +220,9 @@ def grouped_evaluation(
     only : sequence of int, optional
         Train and score these folds only (for a costly inference option); the rows then
         cover only their images.
-    rescore : bool
-        Score again even where the scores are cached. A fold's per-image scores are kept in
+    rescore : bool or None
+        Score again even where the scores are cached (None: when ``NUCLEI_RESCORE`` asks to,
+        :func:`nucleilib.study.scores.rescore_requested`). A fold's per-image scores are kept in
         its model folder as ``scores-<key>.csv``, the key a digest of :data:`SCORES_VERSION`,
         the test ids, the methods and the options, so a re-run of the book neither retrains
         nor rescores (its ``predict_s`` column is the time of the run that scored it).
@@ -241,6 +242,10 @@ def grouped_evaluation(
     if evaluate is None:
         from ..segmenter import evaluate_model as evaluate
     check_folds(folds, groups)
+    if rescore is None:
+        from .scores import rescore_requested
+
+        rescore = rescore_requested()
     frames = []
     for k, fold in enumerate(folds):
         if only is not None and k not in only:

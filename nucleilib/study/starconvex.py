@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from . import groups as grp
+from .scores import rescore_requested
 
 #: StarDist's settings that are not the budget (its defaults, written out so the digest holds them).
 STARDIST_DEFAULTS: dict[str, Any] = {"n_rays": 32, "grid": [2, 2]}
@@ -217,7 +218,8 @@ def stardist_grouped_evaluation(
 ) -> pd.DataFrame:
     """StarDist trained per fold on the other groups; one row per held-out image, with the
     columns of :func:`nucleilib.study.groups.grouped_evaluation` (``method`` is ``"stardist"``)
-    and the fold's training seconds (``train_s``)."""
+    and the fold's training seconds (``train_s``). A fold's scores are cached beside its model
+    and scored again when ``NUCLEI_RESCORE`` asks to (:func:`nucleilib.study.scores.rescore_requested`)."""
     grp.check_folds(folds, groups)
     settings = stardist_settings(budget)
     frames = []
@@ -230,7 +232,7 @@ def stardist_grouped_evaluation(
         model, folder, record = train_fold(settings, fit, [samples[i] for i in val_ids], cache_root, f"{name}-fold{k}")
         key = hashlib.sha256(json.dumps([SCORES_VERSION, sorted(fold["test"])]).encode()).hexdigest()[:12]
         cached = folder / f"scores-{key}.csv"
-        if cached.is_file():
+        if cached.is_file() and not rescore_requested():
             metrics = read_scores(cached, fold["test"])
         else:
             metrics = score(model, [samples[i] for i in fold["test"]], settings)
