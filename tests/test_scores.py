@@ -141,3 +141,15 @@ def test_the_comparison_evaluation_goes_through_the_cache(
     second, _ = evaluate(tiny_unet, tiny_config(), samples)
     pd.testing.assert_frame_equal(first, second, check_exact=True)
     assert first["method"].unique().tolist() == ["borders"]
+
+
+def test_without_pixel_counts_the_maps_are_predicted_when_asked(tiny_unet) -> None:
+    samples = _samples()
+    counted, kept = scores.evaluate_scores(tiny_unet, tiny_config(), samples, methods=["borders"])
+    plain, lazy = scores.evaluate_scores(tiny_unet, tiny_config(), samples, methods=["borders"], count_pixels=False)
+    pd.testing.assert_frame_equal(
+        scores.without_counts(counted).drop(columns="predict_s"), plain.drop(columns="predict_s"), check_exact=True
+    )
+    assert np.array_equal(lazy["img1"], kept["img1"])
+    with pytest.raises(KeyError):
+        lazy["not-an-image"]

@@ -225,6 +225,7 @@ class ScoreCache:
 
             path.parent.mkdir(parents=True, exist_ok=True)
             write_table(metrics, path)
+            # Read back, so that a fresh scoring and a cached one give the same frame, dtypes included.
             result = _read_scores(path), probabilities
         else:
             maker = _segmenter_maker(model, config, segmenter_options)
@@ -235,7 +236,6 @@ class ScoreCache:
             facts = {"network": label, "weights_sha256": weights, "images": len(ids), "methods": list(methods)}
             facts |= {"settings": settings, "config": _plain(config), "scores_version": SCORES_VERSION}
             description.write_text(json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n")
-        # Read back even when just scored, so a fresh scoring and a cached one give the same frame.
         return result
 
 
@@ -265,14 +265,15 @@ def evaluate_scores(
     plus, with ``count_pixels``, each image's foreground pixel counts at ``config.threshold``
     (:data:`COUNT_COLUMNS`; they need the probabilities at the images' own scale).
 
-    Returns the metrics and every image's probability maps (as a :class:`LazyProbabilities`
-    that already holds them).
+    Returns the metrics and the images' probability maps as a :class:`LazyProbabilities`: with
+    ``count_pixels`` it holds the maps already (they were needed for the counts), without it
+    predicts a map again when asked for one (memory stays that of one image).
     """
     from ..segmenter import Segmenter, evaluate_model
 
     samples = list(samples)
     segmenter = Segmenter.from_keras(model, config, **segmenter_options)
-    metrics, probabilities = evaluate_model(segmenter, None, samples, methods=methods, keep_probabilities=True)
+    metrics, probabilities = evaluate_model(segmenter, None, samples, methods=methods, keep_probabilities=count_pixels)
     known = LazyProbabilities(lambda: segmenter, samples, known=probabilities)
     if not count_pixels:
         return metrics, known
