@@ -45,7 +45,7 @@ from IPython.display import display
 from myst_nb import glue
 
 from nucleilib import models, training
-from nucleilib.study import chapter, comparison as cmp, manifest as mf, reproduce
+from nucleilib.study import chapter, comparison as cmp, manifest as mf, reproduce, spread
 
 run = chapter.setup(profile, artefacts)
 root, out, model_cache = run.root, run.out, run.models
@@ -139,8 +139,8 @@ test_samples = [samples[i] for i in splits["original"]["test"]]
 evaluate = cmp.cached_evaluation(run.scores)  # scorings made before are read, not computed again
 rows, per_image, probabilities = cmp.score_contenders(runs, contenders, sizes, test_samples, seed=seed,
                                                      timing_repeats=timing_repeats, evaluate=evaluate)
-per_seed, seed_per_image = cmp.score_seeds(runs, contenders, test_samples, seeds=[seed, *extra_seeds],
-                                           main_rows=rows, main_per_image=per_image, evaluate=evaluate)
+per_seed, seed_per_image = spread.score_seeds(runs, contenders, test_samples, seeds=[seed, *extra_seeds],
+                                              main_rows=rows, main_per_image=per_image, evaluate=evaluate)
 per_seed.to_csv(out / "comparison-seeds.csv", index=False)
 glue("n_train_seeds", 1 + len(extra_seeds), display=False)
 
@@ -154,8 +154,8 @@ classical = cmp.score_classical(test_samples, seed=seed, timing_repeats=timing_r
 classical_labels = classical[2]
 
 # %%
-table1 = cmp.table1_over_seeds(cmp.assemble_table1(rows + [reference[0], classical[0]]), per_seed, seed_per_image,
-                               seed=seed)
+table1 = cmp.assemble_table1(rows + [reference[0], classical[0]])
+table1 = spread.table1_over_seeds(table1, per_seed, seed_per_image, seed=seed)
 table1.to_csv(out / "comparison-table1.csv")
 per_image = cmp.per_image_table(per_image + [reference[1], classical[1]], manifest)
 per_image.to_csv(out / "comparison-per-image.csv", index=False)
@@ -174,8 +174,8 @@ table1.style.format(precision=3, na_rep="-").format({"parameters": "{:,}", "ms/2
 # %%
 drift = reproduce.read_drift(out)
 trainings = reproduce.with_retrainings(per_seed, drift)
-separation = cmp.seed_separation(trainings)
-glue("t1_separation", cmp.separation_text(separation), display=False)
+separation = spread.seed_separation(trainings)
+glue("t1_separation", spread.separation_text(separation), display=False)
 display(trainings.pivot(index="model", columns="seed", values="DSB score").round(3))
 separation.round(3)
 
@@ -214,7 +214,7 @@ pd.Series(tolerance).to_frame("retrainings from scratch")
 # of each model against the U-Net trained with the same budget:
 
 # %%
-averaged = cmp.averaged_over_seeds(per_image, seed_per_image)
+averaged = spread.averaged_over_seeds(per_image, seed_per_image)
 cmp.paired_differences(averaged, seed=seed).round(3)
 
 # %% [markdown]
@@ -248,14 +248,14 @@ plt.show()
 # test images. Each split has its own test images (54 or 66 in the full run).
 
 # %%
-table2 = cmp.split_seed_table(runs, splits, samples, base, per_image[per_image["model"] == "U-Net"],
-                              seed=seed, extra_seeds=extra_seeds, seed_metrics=seed_per_image, evaluate=evaluate)
+table2 = spread.split_seed_table(runs, splits, samples, base, per_image[per_image["model"] == "U-Net"],
+                                 seed=seed, extra_seeds=extra_seeds, seed_metrics=seed_per_image, evaluate=evaluate)
 table2.to_csv(out / "comparison-table2.csv", index=False)
-spread = cmp.spread_table(table2, seed=seed)
-for key, value in cmp.spread_glue(spread, table2, seed=seed).items():
+spread_summary = spread.spread_table(table2, seed=seed)
+for key, value in spread.spread_glue(spread_summary, table2, seed=seed).items():
     glue(key, value, display=False)
 display(table2.set_index(["split", "seed"]).round(3))
-spread.round(3)
+spread_summary.round(3)
 
 # %% [markdown]
 # ## Findings

@@ -25,7 +25,7 @@ from nucleilib.models import ModelConfig
 from nucleilib.segmenter import Segmenter
 from nucleilib.study import comparison as cmp
 from nucleilib.study import manifest as mf
-from nucleilib.study import unet
+from nucleilib.study import spread, unet
 
 BASE = ModelConfig(residual=True, batch_norm=True, outputs=("foreground", "border"))
 BUDGET = {"crop": 64, "batch_size": 4, "epochs": 2, "steps_per_epoch": 3, "patience": 2, "max_minutes": 2.0}
@@ -320,10 +320,10 @@ def test_score_classical_row_labels_and_timing(dsb) -> None:
 
 def test_summary_row_and_table2_row() -> None:
     metrics = pd.DataFrame({"iou": [0.5, 0.75], "dsb_score": [0.25, 0.25]})
-    row = cmp.summary_row(metrics, seed=0)
+    row = spread.summary_row(metrics, seed=0)
     assert row["IoU"] == 0.625 and row["DSB score 95% CI"] == "0.250-0.250"
     ids = {"train": list("abc"), "val": ["d"], "test": ["e", "f"]}
-    with_paper = cmp.table2_row("original", 42, ids, metrics, 7, bootstrap_seed=0, paper=(670, 10, 60, 0.88))
+    with_paper = spread.table2_row("original", 42, ids, metrics, 7, bootstrap_seed=0, paper=(670, 10, 60, 0.88))
     assert list(with_paper) == [
         "split",
         "seed",
@@ -337,7 +337,7 @@ def test_summary_row_and_table2_row() -> None:
         "paper IoU",
     ]
     assert with_paper["train/val/test"] == "3/1/2" and with_paper["paper train/val/test"] == "670/10/60"
-    without = cmp.table2_row("original", 1, ids, metrics, 7, bootstrap_seed=0)
+    without = spread.table2_row("original", 1, ids, metrics, 7, bootstrap_seed=0)
     assert without["paper train/val/test"] == "" and np.isnan(without["paper IoU"])
 
 
@@ -370,7 +370,7 @@ def test_split_seed_table_reuses_the_reference_metrics_and_evaluates_the_rest() 
         ), {}
 
     reference = pd.DataFrame({"iou": [0.25, 0.25], "dsb_score": [0.125, 0.125]})
-    table = cmp.split_seed_table(
+    table = spread.split_seed_table(
         runs, splits, samples, BASE, reference, seed=42, extra_seeds=[1], evaluate=fake_evaluate
     )
     assert evaluated == [("m80", ["d"]), ("m1", ["c", "d"])]
@@ -382,16 +382,16 @@ def test_split_seed_table_reuses_the_reference_metrics_and_evaluates_the_rest() 
     assert table["paper IoU"].tolist()[:2] == [0.88, 0.85] and np.isnan(table["paper IoU"].iloc[2])
     assert table["train/val/test"].tolist() == ["1/1/2", "2/1/1", "1/1/2"]
 
-    spread = cmp.spread_table(table, seed=42)
-    assert spread.columns.tolist() == [
+    summary = spread.spread_table(table, seed=42)
+    assert summary.columns.tolist() == [
         "range over seeds (original split)",
         "SD over seeds",
         "range over splits (seed 42)",
         "paper's range over splits",
     ]
-    assert spread.loc["IoU"].tolist()[:3] == [0.5, pytest.approx(np.sqrt(0.125)), 0.25]
-    assert spread.loc["DSB score", "range over splits (seed 42)"] == 0.125
-    glued = cmp.spread_glue(spread, table, seed=42)
+    assert summary.loc["IoU"].tolist()[:3] == [0.5, pytest.approx(np.sqrt(0.125)), 0.25]
+    assert summary.loc["DSB score", "range over splits (seed 42)"] == 0.125
+    glued = spread.spread_glue(summary, table, seed=42)
     assert glued == {
         "seed_iou_range": 0.5,
         "split_iou_range": 0.25,
@@ -419,7 +419,7 @@ def test_split_seed_table_takes_extra_seeds_from_the_seed_table_without_evaluati
             "dsb_score": [0.5, 0.5, 0.0, 0.0],
         }
     )
-    table = cmp.split_seed_table(
+    table = spread.split_seed_table(
         runs,
         splits,
         samples,
@@ -776,7 +776,7 @@ def test_score_seeds_reuses_the_main_seed_and_evaluates_the_others() -> None:
         for name, v in (("U-Net", 0.5), ("X", 0.3))
     ]
     main_per_image = [_per_image({"U-Net": [0.5, 0.5]}, ids="ab"), _per_image({"X": [0.3, 0.3]}, ids="ab")]
-    per_seed, per_image = cmp.score_seeds(
+    per_seed, per_image = spread.score_seeds(
         runs,
         {"U-Net": BASE, "X": BASE},
         test,
@@ -797,21 +797,21 @@ def test_score_seeds_reuses_the_main_seed_and_evaluates_the_others() -> None:
     assert not {"fg_tp", "fg_fp", "fg_fn", "fg_tn"} & set(per_image.columns)  # counts stay out of the tables
 
     table1 = cmp.assemble_table1(main_rows + [dict(main_rows[0], model="Classical")])
-    table = cmp.table1_over_seeds(table1, per_seed, per_image, seed=0)
+    table = spread.table1_over_seeds(table1, per_seed, per_image, seed=0)
     assert table.loc["U-Net", "DSB score"] == pytest.approx(0.45) and table.loc["X", "seeds"] == 2
     assert table.loc["U-Net", "DSB SD over seeds"] == pytest.approx(np.std([0.5, 0.4], ddof=1))
     assert table.loc["X", "DSB 95% CI"] == "0.250-0.250"  # per image, averaged over the two seeds
     assert table.loc["Classical", "DSB score"] == 0.5 and np.isnan(table.loc["Classical", "seeds"])
     assert table.loc["U-Net", "ms/256²"] == 5.0  # timing of the main seed's network
 
-    separation = cmp.seed_separation(per_seed)
+    separation = spread.seed_separation(per_seed)
     assert separation[["better", "worse", "apart"]].values.tolist() == [["U-Net", "X", True]]
-    assert cmp.separation_text(separation) == "U-Net scores above X in every training"
+    assert spread.separation_text(separation) == "U-Net scores above X in every training"
     per_seed.loc[3, "DSB score"] = 0.45  # X's second seed above U-Net's lowest
-    assert cmp.seed_separation(per_seed)["apart"].tolist() == [False]
+    assert spread.seed_separation(per_seed)["apart"].tolist() == [False]
 
     main = pd.concat(main_per_image + [_per_image({"Classical": [0.1, 0.2]}, ids="ab")]).assign(modality="f")
-    averaged = cmp.averaged_over_seeds(main, per_image)
+    averaged = spread.averaged_over_seeds(main, per_image)
     means = averaged.groupby("model")["dsb_score"].mean().round(6).to_dict()
     assert means == {"Classical": 0.15, "U-Net": 0.45, "X": 0.25} and (averaged["modality"] == "f").all()
     assert len(averaged) == 6  # one row per model and image

@@ -267,17 +267,17 @@ def test_a_retraining_runs_the_whole_budget_unless_asked_to_keep_the_time_limit(
 
 
 def test_retrainings_count_as_trainings_when_networks_are_ordered(tmp_path: Path) -> None:
-    from nucleilib.study import comparison as cmp
+    from nucleilib.study import spread
 
     per_seed = pd.DataFrame(
         {"model": ["A"] * 2 + ["B"] * 2, "seed": [42, 1] * 2, "DSB score": [0.52, 0.53, 0.49, 0.50], "IoU": [0.8] * 4}
     )
     nothing = reproduce.read_drift(tmp_path)  # no retraining recorded: the seeds alone
     assert reproduce.with_retrainings(per_seed, nothing).equals(per_seed.astype({"seed": object}))
-    assert cmp.seed_separation(reproduce.with_retrainings(per_seed, nothing))["apart"].tolist() == [True]
+    assert spread.seed_separation(reproduce.with_retrainings(per_seed, nothing))["apart"].tolist() == [True]
     row = {"model": "A", "seed": 42, "retrained on": "AMD EPYC (avx2)", "DSB retrained": 0.495, "IoU retrained": 0.8}
     reproduce.record_drift(row, tmp_path)
     trainings = reproduce.with_retrainings(per_seed, reproduce.read_drift(tmp_path))
     assert trainings["seed"].tolist()[-1] == "42, again on AMD EPYC (avx2)"
     # A's retraining scores below B's best seed: the two no longer count as ordered.
-    assert cmp.seed_separation(trainings)["apart"].tolist() == [False]
+    assert spread.seed_separation(trainings)["apart"].tolist() == [False]

@@ -1103,8 +1103,8 @@ def discussion_texts(out: str | os.PathLike[str], measured: Mapping[str, Any], t
         f"classical_gap_{key}": float(m[f"t1_{model}_dsb"] - m["t1_classical_dsb"])
         for key, model in (("unet", "unet"), ("deeplab", "deeplabv3plus"), ("resunet", "resunet"))
     }
-    from .comparison import seed_separation, separation_text
     from .reproduce import read_drift, with_retrainings
+    from .spread import seed_separation, separation_text
 
     per_seed = read_csv(out, "comparison-seeds.csv", columns=["model", "seed", "DSB score"])
     return {
