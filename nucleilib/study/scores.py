@@ -5,8 +5,9 @@ Scoring a network means segmenting every test image with it, which is most of wh
 the U-Net and comparison chapters costs once their models are trained. The scores only change
 when the network's weights, its configuration, the segmenter's settings, the images or the
 scoring code change, so they are cached like the trained models: one CSV per scoring under
-``<artefacts>/scores/``, named by a digest of all of those (:func:`scores_key`). A chapter
-re-executed from the committed run reads them; ``nuclei study --rescore`` (or
+``<artefacts>/scores/``, named by a digest of all of those (:func:`scores_key`; the images by
+their pixels and annotations, not only their ids; the scoring code by :data:`SCORES_VERSION`).
+A chapter re-executed from the committed run reads them; ``nuclei study --rescore`` (or
 ``NUCLEI_RESCORE=1``) segments again and rewrites them, and ``nuclei study --verify`` always
 does, then compares what it wrote with the committed files.
 
@@ -66,18 +67,38 @@ def weights_digest(model: Any) -> str:
     return digest.hexdigest()
 
 
-def scores_key(
-    weights: str, config: Any, image_ids: Sequence[str], methods: Sequence[str], settings: Mapping[str, Any]
-) -> str:
-    """The 16-hex-digit digest naming one scoring: weights digest, model configuration, image ids,
-    separation methods, segmenter settings and :data:`SCORES_VERSION`.
+def samples_digest(samples: Sequence[Any]) -> str:
+    """SHA-256 of annotated images: each sample's id, image and labels (dtype, shape and bytes),
+    in id order, so that the same ids with other pixels or annotations never match.
 
     Examples
     --------
-    >>> a = scores_key("w", {"diameter": None}, ["b", "a"], ["borders"], {"diameter": None})
-    >>> a == scores_key("w", {"diameter": None}, ["a", "b"], ["borders"], {"diameter": None}), len(a)
+    >>> from nucleilib.data import Sample
+    >>> a = Sample("a", np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.int32))
+    >>> b = Sample("a", np.zeros((2, 2, 3), np.uint8), np.ones((2, 2), np.int32))
+    >>> samples_digest([a]) == samples_digest([a]), samples_digest([a]) == samples_digest([b])
+    (True, False)
+    """
+    digest = hashlib.sha256()
+    for sample in sorted(samples, key=lambda s: s.image_id):
+        digest.update(sample.image_id.encode())
+        for array in (sample.image, sample.labels):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def scores_key(weights: str, config: Any, images: str, methods: Sequence[str], settings: Mapping[str, Any]) -> str:
+    """The 16-hex-digit digest naming one scoring: weights digest, model configuration, images
+    digest (:func:`samples_digest`), separation methods, segmenter settings and :data:`SCORES_VERSION`.
+
+    Examples
+    --------
+    >>> a = scores_key("w", {"diameter": None}, "images", ["borders"], {"diameter": None})
+    >>> a == scores_key("w", {"diameter": None}, "images", ["borders"], {"diameter": None}), len(a)
     (True, 16)
-    >>> a == scores_key("w", {"diameter": 24.0}, ["a", "b"], ["borders"], {"diameter": None})
+    >>> a == scores_key("w", {"diameter": 24.0}, "images", ["borders"], {"diameter": None})
     False
     """
     config = _plain(config)
@@ -86,7 +107,7 @@ def scores_key(
             "version": SCORES_VERSION,
             "weights": weights,
             "config": config,
-            "images": sorted(image_ids),
+            "images": images,
             "methods": list(methods),
             "settings": dict(settings),
         },
@@ -212,10 +233,9 @@ class ScoreCache:
         """:func:`evaluate_scores`, read from the cache when this scoring is in it."""
         samples = list(samples)
         settings = {**segmenter_options, "count_pixels": count_pixels}
-        weights = weights_digest(model)
-        ids = [s.image_id for s in samples]
+        weights, images = weights_digest(model), samples_digest(samples)
         label = label or str(getattr(model, "name", "model"))
-        path = self.path(label, scores_key(weights, config, ids, methods, settings))
+        path = self.path(label, scores_key(weights, config, images, methods, settings))
         rescore = rescore_requested() if self.rescore is None else self.rescore
         if rescore or not path.is_file():
             metrics, probabilities = evaluate_scores(
@@ -233,7 +253,8 @@ class ScoreCache:
         description = path.with_suffix(".json")
         if rescore or not description.is_file():
             # What the digest in the file name stands for, for a reader of the folder.
-            facts = {"network": label, "weights_sha256": weights, "images": len(ids), "methods": list(methods)}
+            facts = {"network": label, "weights_sha256": weights, "images": len(samples), "images_sha256": images}
+            facts["methods"] = list(methods)
             facts |= {"settings": settings, "config": _plain(config), "scores_version": SCORES_VERSION}
             description.write_text(json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n")
         return result
