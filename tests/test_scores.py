@@ -29,6 +29,16 @@ def _samples() -> list[Sample]:
     return out
 
 
+def _score_once(model, folder: Path, monkeypatch: pytest.MonkeyPatch):
+    """A cache in ``folder`` (no rescoring asked for) holding one scoring of ``model`` on :func:`_samples`:
+    ``(cache, samples, metrics, probabilities)``."""
+    monkeypatch.delenv(scores.RESCORE_ENV, raising=False)
+    cache = scores.ScoreCache(folder)
+    samples = _samples()
+    metrics, probabilities = cache.evaluate(model, tiny_config(), samples, methods=METHODS, label="tiny")
+    return cache, samples, metrics, probabilities
+
+
 def _forbid_scoring(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("scored again although the scores are cached")
@@ -39,10 +49,7 @@ def _forbid_scoring(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_cached_scoring_equals_the_fresh_one_to_the_last_bit(
     tiny_unet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(scores.RESCORE_ENV, raising=False)
-    cache = scores.ScoreCache(tmp_path / "scores")
-    samples = _samples()
-    fresh, fresh_probs = cache.evaluate(tiny_unet, tiny_config(), samples, methods=METHODS, label="tiny")
+    cache, samples, fresh, fresh_probs = _score_once(tiny_unet, tmp_path / "scores", monkeypatch)
     written = list((tmp_path / "scores").glob("tiny-*.csv"))
     assert len(written) == 1 and len(fresh) == len(samples) * len(METHODS)
     described = json.loads(written[0].with_suffix(".json").read_text())
@@ -70,10 +77,7 @@ def test_other_weights_settings_or_images_are_scored_anew(
 
     from nucleilib.models import build_unet
 
-    monkeypatch.delenv(scores.RESCORE_ENV, raising=False)
-    cache = scores.ScoreCache(tmp_path)
-    samples = _samples()
-    cache.evaluate(tiny_unet, tiny_config(), samples, methods=METHODS, label="tiny")
+    cache, samples, _, _ = _score_once(tiny_unet, tmp_path, monkeypatch)
     tf.keras.utils.set_random_seed(1)
     other = build_unet(tiny_config())
     cache.evaluate(other, tiny_config(), samples, methods=METHODS, label="tiny")
@@ -87,10 +91,7 @@ def test_other_weights_settings_or_images_are_scored_anew(
 
 
 def test_rescoring_scores_again_and_rewrites(tiny_unet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    samples = _samples()
-    monkeypatch.delenv(scores.RESCORE_ENV, raising=False)
-    cache = scores.ScoreCache(tmp_path)
-    cache.evaluate(tiny_unet, tiny_config(), samples, methods=METHODS, label="tiny")
+    cache, samples, _, _ = _score_once(tiny_unet, tmp_path, monkeypatch)
     (path,) = tmp_path.glob("tiny-*.csv")
     stale = pd.read_csv(path).assign(dsb_score=-1.0)
     stale.to_csv(path, index=False)
@@ -108,10 +109,7 @@ def test_rescoring_scores_again_and_rewrites(tiny_unet, tmp_path: Path, monkeypa
 def test_a_damaged_cached_scoring_is_named_with_what_to_do(
     tiny_unet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(scores.RESCORE_ENV, raising=False)
-    cache = scores.ScoreCache(tmp_path)
-    samples = _samples()
-    cache.evaluate(tiny_unet, tiny_config(), samples, methods=METHODS, label="tiny")
+    cache, samples, _, _ = _score_once(tiny_unet, tmp_path, monkeypatch)
     (path,) = tmp_path.glob("tiny-*.csv")
     path.write_text("not,a\n")
     with pytest.raises(ValueError, match=rf"{path.name}.*delete the file to score again"):

@@ -63,7 +63,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     from .runner import parse_parameter_value, run_study
 
     start = time.perf_counter()
-    if getattr(args, "rescore", False):
+    if args.rescore:
         import os
 
         from .scores import RESCORE_ENV

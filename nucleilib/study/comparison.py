@@ -33,7 +33,7 @@ import pandas as pd
 from .. import evaluation
 from ..data import Sample
 from ..models import ModelConfig
-from .scores import ScoreCache, evaluate_scores, micro_from_counts, without_counts
+from .scores import ScoreCache, evaluate_cached, micro_from_counts, without_counts
 
 #: The network every other is compared with (the chapter's name for it).
 REFERENCE = "U-Net"
@@ -286,9 +286,7 @@ def evaluate_one(
     run (even for the shipped model, whose defaults rescale and give stained images as their
     haematoxylin channel). With a ``cache``, a scoring made before is read, not computed again."""
     config = dataclasses.replace(model_config, colour_input="rgb")
-    if cache is not None:
-        return cache.evaluate(model, config, test_samples, methods=["borders"], diameter=None)
-    return evaluate_scores(model, config, test_samples, methods=["borders"], diameter=None)
+    return evaluate_cached(cache, model, config, test_samples, methods=["borders"], diameter=None)
 
 
 def cached_evaluation(cache: ScoreCache) -> Callable[..., tuple[pd.DataFrame, Mapping[str, np.ndarray]]]:

@@ -240,9 +240,9 @@ def verify_study(
     The chapters run (all, or ``only``) into ``artefacts/lab/verify-<profile>``, emptied first and
     then given a copy of ``artefacts/<profile>`` with its trained models but without the cached
     scores (:mod:`nucleilib.study.scores`), so nothing is trained, every network segments its
-    test images again, and the published run is never written to. Every CSV and JSON file the run wrote is compared
-    with the committed one (:func:`compare_folders`); the table is also saved as
-    ``verify-report.csv`` in that folder.
+    test images again, and the published run is never written to. Every CSV and JSON file the
+    run wrote is compared with the committed one (:func:`compare_folders`); the table is also
+    saved as ``verify-report.csv`` in that folder.
 
     With ``retrain``, the run goes into ``artefacts/lab/retrain-<profile>`` and is given the
     committed artefacts *without* the model cache, so every chapter trains its models again from
@@ -403,6 +403,7 @@ def retrain_drift(
     from . import manifest as mf
     from .profiles import SCRATCH
     from .runner import project_root
+    from .scores import micro_from_counts
 
     project = project_root(root)
     budget, split, folder = committed_model(contender, seed, profile=profile, root=project)
@@ -439,8 +440,8 @@ def retrain_drift(
         "committed stopped by time": bool(record.get("stopped_by_time", False)),
     }
     for label, model in (("committed", kept), ("retrained", again.model)):
-        metrics, probs = cmp.evaluate_one(model, config, test)
-        row[f"IoU {label}"] = cmp.micro_pixels(probs, test).iou
+        metrics, _ = cmp.evaluate_one(model, config, test)
+        row[f"IoU {label}"] = micro_from_counts(metrics).iou
         row[f"DSB {label}"] = float(metrics["dsb_score"].mean())
     row["DSB change"] = row["DSB retrained"] - row["DSB committed"]
     row["IoU change"] = row["IoU retrained"] - row["IoU committed"]

@@ -48,6 +48,13 @@ def rescore_requested() -> bool:
     return os.environ.get(RESCORE_ENV, "").strip().lower() in {"1", "true", "yes"}
 
 
+def _add_array(digest: Any, array: Any) -> None:
+    """Feed an array's dtype, shape and bytes to a hashlib digest."""
+    array = np.ascontiguousarray(array)
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+
+
 def weights_digest(model: Any) -> str:
     """SHA-256 of a Keras model's weights (every array's dtype, shape and bytes, in order).
 
@@ -61,9 +68,7 @@ def weights_digest(model: Any) -> str:
     """
     digest = hashlib.sha256()
     for array in model.get_weights():
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
+        _add_array(digest, array)
     return digest.hexdigest()
 
 
@@ -82,10 +87,8 @@ def samples_digest(samples: Sequence[Any]) -> str:
     digest = hashlib.sha256()
     for sample in sorted(samples, key=lambda s: s.image_id):
         digest.update(sample.image_id.encode())
-        for array in (sample.image, sample.labels):
-            array = np.ascontiguousarray(array)
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(array.tobytes())
+        _add_array(digest, sample.image)
+        _add_array(digest, sample.labels)
     return digest.hexdigest()
 
 
@@ -258,6 +261,25 @@ class ScoreCache:
             facts |= {"settings": settings, "config": _plain(config), "scores_version": SCORES_VERSION}
             description.write_text(json.dumps(facts, indent=2, sort_keys=True, default=str) + "\n")
         return result
+
+
+def evaluate_cached(
+    cache: ScoreCache | None,
+    model: Any,
+    config: Any,
+    samples: Sequence[Any],
+    *,
+    methods: Sequence[str],
+    label: str | None = None,
+    count_pixels: bool = True,
+    **segmenter_options: Any,
+) -> tuple[pd.DataFrame, LazyProbabilities]:
+    """:meth:`ScoreCache.evaluate` with a ``cache``, :func:`evaluate_scores` (no cache, ``label`` unused) without."""
+    if cache is None:
+        return evaluate_scores(model, config, samples, methods=methods, count_pixels=count_pixels, **segmenter_options)
+    return cache.evaluate(
+        model, config, samples, methods=methods, label=label, count_pixels=count_pixels, **segmenter_options
+    )
 
 
 def _plain(config: Any) -> Any:

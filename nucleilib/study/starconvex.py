@@ -222,6 +222,7 @@ def stardist_grouped_evaluation(
     and scored again when ``NUCLEI_RESCORE`` asks to (:func:`nucleilib.study.scores.rescore_requested`)."""
     grp.check_folds(folds, groups)
     settings = stardist_settings(budget)
+    rescore = rescore_requested()
     frames = []
     for k, fold in enumerate(folds):
         if only is not None and k not in only:
@@ -232,7 +233,7 @@ def stardist_grouped_evaluation(
         model, folder, record = train_fold(settings, fit, [samples[i] for i in val_ids], cache_root, f"{name}-fold{k}")
         key = hashlib.sha256(json.dumps([SCORES_VERSION, sorted(fold["test"])]).encode()).hexdigest()[:12]
         cached = folder / f"scores-{key}.csv"
-        if cached.is_file() and not rescore_requested():
+        if cached.is_file() and not rescore:
             metrics = read_scores(cached, fold["test"])
         else:
             metrics = score(model, [samples[i] for i in fold["test"]], settings)

@@ -16,7 +16,6 @@ paper's Gaussian pre-filter (:func:`gaussian_ablation`) and ships the model
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -300,16 +299,21 @@ def gaussian_ablation(
         Indexed by ``sigma``: ``epochs``, ``test IoU``, ``test DSB score``.
     """
     from ..training import train
-    from .scores import evaluate_scores
+    from .scores import evaluate_cached
 
     rows = []
     for sigma in sigmas:
         short = ablation_config(config, sigma, steps=steps, minutes=minutes)
         trained = train(short, train_samples, val_samples, cache_root, name=f"ablation-sigma{sigma}")
-        evaluate = (
-            evaluate_scores if scores is None else functools.partial(scores.evaluate, label=f"ablation-sigma{sigma}")
+        metrics, _ = evaluate_cached(
+            scores,
+            trained.model,
+            short.model,
+            test_samples,
+            methods=[method],
+            label=f"ablation-sigma{sigma}",
+            count_pixels=False,
         )
-        metrics, _ = evaluate(trained.model, short.model, test_samples, methods=[method], count_pixels=False)
         rows.append(
             {
                 "sigma": sigma,
@@ -435,7 +439,7 @@ def rescaling_effect(
         images alone; one column per setting.
     """
     from ..preprocess import classify_modality
-    from .scores import evaluate_scores
+    from .scores import evaluate_cached
 
     stained = {s.image_id for s in samples if classify_modality(s.image) == "stained tissue"}
     names = {"dsb_score": "DSB", "ap50": "AP@0.5", "iou": "IoU", "predict_s": "s per image"}
@@ -451,8 +455,9 @@ def rescaling_effect(
     columns = {}
     for label, setting in settings.items():
         config = dataclasses.replace(model_config, diameter=float(diameter), colour_input=setting)
-        evaluate = evaluate_scores if scores is None else scores.evaluate
-        rows, _ = evaluate(model, config, samples, methods=[separation], count_pixels=False, diameter="auto")
+        rows, _ = evaluate_cached(
+            scores, model, config, samples, methods=[separation], count_pixels=False, diameter="auto"
+        )
         columns[label] = means(rows)
     plain = own_scale[own_scale["method"] == separation].set_index("image_id").loc[[s.image_id for s in samples]]
     return pd.DataFrame({"own scale": means(plain.reset_index()), **columns})
